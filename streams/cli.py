@@ -1,0 +1,56 @@
+"""The ``lapse`` command line.
+
+Each sub-command lives in the module that owns its concept and is imported only when it is run,
+so ``lapse replay`` never pays for importing Faust, and a broken optional dependency cannot take
+the whole command line down.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# name -> "module:attribute" of a click.Command (or click.Group)
+COMMANDS: dict[str, str] = {
+    "kafka": "streams.infra_cmd:kafka",
+    "topics": "streams.topics:topics_cmd",
+    "replay": "streams.engine.replay:replay_cmd",
+    "policy": "streams.engine.policy_cmd:policy_cmd",
+    "worker": "streams.service.worker_cmd:worker_cmd",
+    "adapt": "streams.adapters.cli:adapt_cmd",
+    "simulate": "models.simulate_cmd:simulate_cmd",
+    "evaluate": "models.evaluate_cmd:evaluate_cmd",
+    "keys": "streams.publish.keys_cmd:keys_cmd",
+    "produce": "streams.produce_cmd:produce_cmd",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attr = target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                raise click.ClickException(f"'lapse {cmd_name}' is not available in this build ({exc})")
+            raise
+        return getattr(module, attr)
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name="lapse")
+def main() -> None:
+    """lapse: decide in real time when an authenticated session must end."""
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
