@@ -40,9 +40,15 @@ class LazyGroup(click.Group):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                raise click.ClickException(f"'lapse {cmd_name}' is not available in this build ({exc})")
-            raise
+            if not (exc.name and module_name.startswith(exc.name)):
+                raise
+            missing = str(exc)
+
+            @click.command(cmd_name, help=f"(not available in this build: {missing})")
+            def unavailable() -> None:
+                raise click.ClickException(f"'lapse {cmd_name}' is not available in this build ({missing})")
+
+            return unavailable
         return getattr(module, attr)
 
 

@@ -1,0 +1,69 @@
+"""The revocations-topic wire format, shared by the publisher (``streams.publish``) and enforcement points.
+
+One Kafka message per decision; key = session id, value = UTF-8 JSON::
+
+    {"decision": {...decision JSON, see docs/contracts.md...}, "set": "<compact JWS>"}
+
+Only the signed ``set`` is authoritative. The ``decision`` copy is unsigned convenience data for
+logs and dashboards; an enforcement point must never act on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+#: JOSE ``typ`` of a Security Event Token (RFC 8417 section 2.3).
+SET_TYP = "secevent+jwt"
+#: JOSE ``typ`` of an OIDC Back-Channel Logout token.
+LOGOUT_TYP = "logout+jwt"
+
+CAEP = "https://schemas.openid.net/secevent/caep/event-type/"
+SESSION_REVOKED = CAEP + "session-revoked"
+RISK_LEVEL_CHANGE = CAEP + "risk-level-change"
+ASSURANCE_LEVEL_CHANGE = CAEP + "assurance-level-change"
+BACKCHANNEL_LOGOUT = "http://schemas.openid.net/event/backchannel-logout"
+
+#: Signature algorithms lapse signs with / enforcement points accept, by JWK key type.
+#: "EdDSA" (RFC 8037) is what today's JOSE libraries verify; "Ed25519" is its fully-specified
+#: RFC 9864 name. Both are bound to an Ed25519 OKP key, never anything else.
+ALGS_BY_KTY: dict[str, frozenset[str]] = {
+    "OKP": frozenset({"EdDSA", "Ed25519"}),
+    "RSA": frozenset({"RS256"}),
+}
+ALLOWED_ALGS = frozenset().union(*ALGS_BY_KTY.values())
+MIN_RSA_BITS = 2048
+
+#: Largest message value an enforcement point will parse (a SET is well under 2 KiB).
+MAX_MESSAGE_BYTES = 64 * 1024
+
+RISK_LEVELS = ("LOW", "MEDIUM", "HIGH")
+
+
+class MalformedMessage(ValueError):
+    """A revocations-topic message that is not ``{"decision": {...}, "set": "<JWS>"}``."""
+
+
+def encode(decision: dict[str, Any], token: str) -> bytes:
+    """The wire bytes of one revocation message."""
+    return orjson.dumps({"decision": decision, "set": token})
+
+
+def decode(value: bytes | None) -> tuple[dict[str, Any] | None, str]:
+    """Split a message value into (unsigned decision copy, compact JWS). Raises MalformedMessage."""
+    if value is None:
+        raise MalformedMessage("empty message (tombstone)")
+    if len(value) > MAX_MESSAGE_BYTES:
+        raise MalformedMessage(f"message of {len(value)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedMessage(f"not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise MalformedMessage("message is not a JSON object")
+    token = doc.get("set")
+    if not isinstance(token, str) or not token:
+        raise MalformedMessage("message has no 'set' string")
+    decision = doc.get("decision")
+    return (decision if isinstance(decision, dict) else None), token

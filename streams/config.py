@@ -1,0 +1,123 @@
+"""Settings of a lapse process, read once from the environment and an optional TOML file.
+
+Precedence: environment variable > ``[lapse]`` table of the file named by ``LAPSE_CONFIG`` >
+default. Secrets (SASL password, admin token, signing key) are never read from the TOML file's
+literal values unless they point to a file: use ``*_FILE`` variables or the environment.
+
+=================================  ==========================================  =====================
+environment                        meaning                                     default
+=================================  ==========================================  =====================
+LAPSE_BOOTSTRAP                    Kafka bootstrap servers (comma separated)   127.0.0.1:9092
+LAPSE_SECURITY_PROTOCOL            PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL    PLAINTEXT
+LAPSE_SASL_MECHANISM               PLAIN, SCRAM-SHA-256, SCRAM-SHA-512         PLAIN
+LAPSE_SASL_USERNAME                SASL user
+LAPSE_SASL_PASSWORD[_FILE]         SASL password (or a file holding it)
+LAPSE_SSL_CAFILE                   CA bundle for SSL / SASL_SSL
+LAPSE_TOPIC_PREFIX                 prefix of every lapse topic                 lapse.
+LAPSE_PARTITIONS                   partitions of the keyed topics              6
+LAPSE_APP_ID                       Faust app id = consumer group               lapse
+LAPSE_WEB_HOST / LAPSE_WEB_PORT    worker's web server                         127.0.0.1 / 6066
+LAPSE_POLICY                       policy TOML file                            built-in default
+LAPSE_DATA_DIR                     worker's local data (rocksdb, …)            .cache/worker
+LAPSE_STORE                        memory:// or rocksdb://                     memory://
+=================================  ==========================================  =====================
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting has a value lapse cannot use; the message names the setting."""
+
+
+def _read_secret(env: dict[str, str], name: str, file_values: dict[str, Any]) -> str | None:
+    if env.get(name):
+        return env[name]
+    path = env.get(f"{name}_FILE") or file_values.get(f"{name.lower().removeprefix('lapse_')}_file")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    bootstrap: str = "127.0.0.1:9092"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+    topic_prefix: str = "lapse."
+    partitions: int = 6
+    app_id: str = "lapse"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    policy: str | None = None
+    data_dir: str = ".cache/worker"
+    store: str = "memory://"
+
+    @classmethod
+    def load(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        file_values: dict[str, Any] = {}
+        if env.get("LAPSE_CONFIG"):
+            path = Path(env["LAPSE_CONFIG"])
+            try:
+                file_values = tomllib.loads(path.read_text()).get("lapse", {})
+            except OSError as exc:
+                raise ConfigError(f"LAPSE_CONFIG: cannot read {path}: {exc.strerror}") from None
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"LAPSE_CONFIG: {path} is not valid TOML: {exc}") from None
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "sasl_password":
+                continue
+            key = f"LAPSE_{f.name.upper()}"
+            if key in env:
+                values[f.name] = env[key]
+            elif f.name in file_values:
+                values[f.name] = file_values[f.name]
+        values["sasl_password"] = _read_secret(env, "LAPSE_SASL_PASSWORD", file_values)
+        for name in ("partitions", "web_port"):
+            if name in values:
+                try:
+                    values[name] = int(values[name])
+                except (TypeError, ValueError):
+                    raise ConfigError(f"LAPSE_{name.upper()}: expected an integer, got {values[name]!r}") from None
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.security_protocol not in {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}:
+            raise ConfigError(f"LAPSE_SECURITY_PROTOCOL: unknown protocol {self.security_protocol!r}")
+        if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
+            raise ConfigError("LAPSE_SASL_USERNAME and LAPSE_SASL_PASSWORD(_FILE) are required with SASL")
+        if self.partitions < 1:
+            raise ConfigError(f"LAPSE_PARTITIONS: must be >= 1, got {self.partitions}")
+        if not self.bootstrap.strip():
+            raise ConfigError("LAPSE_BOOTSTRAP: empty")
+
+    def kafka_kwargs(self) -> dict[str, Any]:
+        """Connection keyword arguments for aiokafka clients."""
+        kw: dict[str, Any] = {"bootstrap_servers": self.bootstrap, "security_protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL"):
+            kw.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
+                      sasl_plain_password=self.sasl_password)
+        if self.security_protocol.endswith("SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            kw["ssl_context"] = create_ssl_context(cafile=self.ssl_cafile)
+        return kw
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
