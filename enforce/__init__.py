@@ -1,0 +1,16 @@
+"""lapse enforcement SDK: verify lapse's revocation SETs and enforce them at a gateway or app.
+
+Depends only on the wire format (``enforce.wire``), joserfc, orjson and aiokafka; never on the
+engine. ``pip install 'lapse[enforce]'`` adds Starlette for the example app.
+"""
+
+from enforce.client import NotCaughtUp, RevocationClient
+from enforce.middleware import RevocationMiddleware, StepUp, session_from
+from enforce.state import EnforceConfigError, Revocation, RevocationState
+from enforce.verify import JwksError, SetVerificationError, SetVerifier
+
+__all__ = [
+    "EnforceConfigError", "JwksError", "NotCaughtUp", "Revocation", "RevocationClient",
+    "RevocationMiddleware", "RevocationState", "SetVerificationError", "SetVerifier", "StepUp",
+    "session_from",
+]

@@ -19,7 +19,10 @@ LAPSE_APP_ID                       Faust app id = consumer group               l
 LAPSE_WEB_HOST / LAPSE_WEB_PORT    worker's web server                         127.0.0.1 / 6066
 LAPSE_POLICY                       policy TOML file                            built-in default
 LAPSE_DATA_DIR                     worker's local data (rocksdb, …)            .cache/worker
-LAPSE_STORE                        memory:// or rocksdb://                     memory://
+LAPSE_STORE                        memory:// or rocksdict://                   memory://
+LAPSE_SET_ISSUER                   ``iss`` of the signed revocation tokens     https://lapse.local/
+LAPSE_SET_AUDIENCE                 ``aud`` of the signed revocation tokens     lapse-enforcement
+LAPSE_SIGNING_KEY[_FILE]           PEM private key (Ed25519 or RSA >= 2048)    (required by the worker)
 =================================  ==========================================  =====================
 """
 
@@ -64,6 +67,8 @@ class Settings:
     policy: str | None = None
     data_dir: str = ".cache/worker"
     store: str = "memory://"
+    set_issuer: str = "https://lapse.local/"
+    set_audience: str = "lapse-enforcement"
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None) -> "Settings":

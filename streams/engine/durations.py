@@ -36,10 +36,11 @@ def parse_duration(value: object) -> float:
     --------
     >>> parse_duration("30m"), parse_duration("12h"), parse_duration("15s"), parse_duration("1d")
     (1800.0, 43200.0, 15.0, 86400.0)
-    >>> parse_duration(15)
-    Traceback (most recent call last):
-    ...
-    streams.engine.durations.DurationError: expected a duration like "15m", got 15
+    >>> try:
+    ...     parse_duration(15)
+    ... except DurationError as exc:
+    ...     print(exc)
+    expected a duration like "15m", got 15
     """
     if isinstance(value, str):
         m = _RE.match(value)

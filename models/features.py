@@ -1,0 +1,690 @@
+"""Per-event risk features from a small, bounded, JSON-serialisable per-user profile.
+
+Every concept is one class with two methods:
+
+``compute(ctx, out)``
+    reads the profile (never writes it) and puts one or more named floats into ``out``;
+``learn(ctx)``
+    folds the event into the profile.
+
+Computing and learning are separate so that the scorer can follow River's
+``protect_anomaly_detector`` idea: an event that the model flags is *not* learnt, so an attacker
+cannot teach the profile that their country, device or download volume is normal.
+
+The profile is a plain ``dict`` of short keys holding numbers, strings and small lists/dicts; each
+concept bounds its own part (LRU caps, decayed counters), so a profile stays well under 2 KiB and
+can live in the engine's changelog-backed per-user state.
+
+A feature value of ``0.0`` always means "nothing unusual"; larger means riskier.
+
+Examples
+--------
+>>> fx = FeatureExtractor()
+>>> profile = {}
+>>> base = {"type": "login", "user": "u1", "session": "s1", "ip": "10.0.0.1",
+...         "device": "d1", "geo": {"country": "DE", "lat": 52.5, "lon": 13.4, "asn": 3320}}
+>>> for i in range(20):   # twenty ordinary sessions from Berlin, one device
+...     _ = fx.process(dict(base, session=f"s{i}", ts=1_700_000_000 + i * 86_400), profile)
+>>> hijack = dict(base, type="activity", session="s19", ts=1_700_000_000 + 19 * 86_400 + 60,
+...               ip="203.0.113.9", device="d9",
+...               geo={"country": "BR", "lat": -23.5, "lon": -46.6, "asn": 28573})
+>>> f = fx.compute(observe(hijack), profile)
+>>> f["session_device_change"], f["session_country_change"], f["geo_kmh"] > 100_000
+(1.0, 1.0, True)
+>>> round(f["new_country"], 2)   # -log p(new country) after 20 sessions, none new since the first
+2.4
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "FEATURES",
+    "Obs",
+    "Ctx",
+    "observe",
+    "haversine_km",
+    "Novelty",
+    "GeoVelocity",
+    "SessionDrift",
+    "RequestRate",
+    "PrivilegedRate",
+    "BytesOut",
+    "FailedLoginBurst",
+    "HourOfDay",
+    "Unattended",
+    "FeatureExtractor",
+]
+
+IDENTITY = frozenset({"login", "refresh", "reauth", "logout", "login_failed"})
+
+
+# ----------------------------------------------------------------------------------------------
+# event access: works on the engine's Event (attributes) and on canonical dicts alike
+# ----------------------------------------------------------------------------------------------
+def _ts(value: Any) -> float:
+    """Epoch seconds from a number, a datetime or an RFC 3339 string.
+
+    >>> _ts(5), _ts("1970-01-01T00:01:00Z")
+    (5.0, 60.0)
+    """
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    raise TypeError(f"cannot read a timestamp from {value!r}")
+
+
+class Obs:
+    """The fields of one event that the features read (a flat, typed view).
+
+    Built with :func:`observe`; the features never look at the event itself, so the engine's
+    ``Event`` class and canonical dicts both work.
+    """
+
+    __slots__ = ("type", "ts", "user", "session", "ip", "device", "country", "lat", "lon", "asn",
+                 "bytes", "privileged", "action", "channel")
+
+    def __init__(self, type: str, ts: float, user: str | None = None, session: str | None = None,
+                 ip: str | None = None, device: str | None = None, country: str | None = None,
+                 lat: float | None = None, lon: float | None = None, asn: Any = None,
+                 bytes: float = 0.0, privileged: bool = False, action: str | None = None,
+                 channel: str | None = None) -> None:
+        self.type, self.ts, self.user, self.session = type, ts, user, session
+        self.ip, self.device, self.country, self.lat, self.lon, self.asn = ip, device, country, lat, lon, asn
+        self.bytes, self.privileged, self.action, self.channel = bytes, privileged, action, channel
+
+
+def _field(obj: Any, name: str) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def observe(event: Any) -> Obs:
+    """Flatten an event (engine ``Event`` or canonical dict) into an :class:`Obs`.
+
+    >>> o = observe({"type": "activity", "ts": 10, "user": "u", "session": "s", "bytes": 512,
+    ...              "geo": {"country": "FR", "lat": 48.9, "lon": 2.35, "asn": 3215}})
+    >>> (o.type, o.ts, o.country, o.asn, o.bytes, o.privileged)
+    ('activity', 10.0, 'FR', 3215, 512.0, False)
+    """
+    geo = _field(event, "geo")
+    country = lat = lon = asn = None
+    if geo is not None:
+        country, lat, lon, asn = (_field(geo, "country"), _field(geo, "lat"), _field(geo, "lon"),
+                                  _field(geo, "asn"))
+    etype = _field(event, "type")
+    if etype is None:
+        etype = _field(event, "kind")
+    return Obs(
+        type=str(etype),
+        ts=_ts(_field(event, "ts")),
+        user=_field(event, "user"),
+        session=_field(event, "session"),
+        ip=_field(event, "ip"),
+        device=_field(event, "device"),
+        country=country,
+        lat=lat,
+        lon=lon,
+        asn=asn,
+        bytes=float(_field(event, "bytes") or 0.0),
+        privileged=bool(_field(event, "privileged")),
+        action=_field(event, "action"),
+        channel=_field(event, "channel"),
+    )
+
+
+class Ctx:
+    """One event in the light of its user's profile: the observation, the profile and the
+    per-session record (``None`` for an event with no session or a session not seen before)."""
+
+    __slots__ = ("obs", "profile", "sess", "new_session")
+
+    def __init__(self, obs: Obs, profile: dict) -> None:
+        self.obs = obs
+        self.profile = profile
+        sessions = profile.get("s")
+        self.sess = sessions.get(obs.session) if (sessions and obs.session) else None
+        self.new_session = obs.session is not None and self.sess is None
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in km.
+
+    >>> round(haversine_km(52.52, 13.40, 48.86, 2.35))   # Berlin - Paris
+    877
+    """
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 12742.0 * math.asin(min(1.0, math.sqrt(a)))
+
+
+# ----------------------------------------------------------------------------------------------
+# concepts
+# ----------------------------------------------------------------------------------------------
+class Novelty:
+    """A value (IP, ASN, country, device) this user has not used recently.
+
+    Why it signals risk: stolen credentials and tokens are used from the attacker's network,
+    country and machine. How *surprising* a new value is depends on the user: someone on a mobile
+    carrier gets a new IP every day, someone at a desk almost never. So the feature is the
+    surprisal ``-log p(new)`` with ``p(new) = (k + 1) / (n + 2)``, where ``n`` counts the user's
+    sessions (and in-session changes) and ``k`` how many of them brought a value not in the
+    remembered set (a Good-Turing style "rate of novelty"). A known value scores 0.
+
+    State: ``profile[key] = {"v": {value: last_ts}, "n": int, "k": int}``, at most ``cap`` values
+    (least recently used evicted; an evicted value counts as new when it returns).
+
+    Examples
+    --------
+    >>> nov, p = Novelty("ip", "ip", cap=2), {}
+    >>> def ev(ip, s, t):
+    ...     o = Obs("login", t, "u", s, ip=ip); return Ctx(o, p)
+    >>> out = {}; nov.compute(ev("1.1.1.1", "s1", 0), out); out["new_ip"]   # first ever: p(new)=1/2
+    0.693...
+    >>> for i in range(8): nov.learn(ev("1.1.1.1", f"s{i}", i))
+    >>> out = {}; nov.compute(ev("1.1.1.1", "s9", 9), out); out["new_ip"]
+    0.0
+    >>> nov.compute(ev("9.9.9.9", "s9", 9), out); round(out["new_ip"], 3)  # -log(2/10)
+    1.609
+    >>> for ip in ("a", "b", "c"): nov.learn(ev(ip, ip, 10))
+    >>> sorted(p["ip"]["v"])        # bounded: the two most recent
+    ['b', 'c']
+    """
+
+    def __init__(self, attr: str, name: str, cap: int = 8) -> None:
+        self.attr, self.key, self.name, self.cap = attr, name, "new_" + name, cap
+
+    def compute(self, ctx: Ctx, out: dict) -> None:
+        value = getattr(ctx.obs, self.attr)
+        state = ctx.profile.get(self.key)
+        if value is None:
+            out[self.name] = 0.0
+            return
+        if state is None:
+            out[self.name] = math.log(2.0)
+            return
+        if str(value) in state["v"]:
+            out[self.name] = 0.0
+            return
+        out[self.name] = -math.log((state["k"] + 1.0) / (state["n"] + 2.0))
+
+    def learn(self, ctx: Ctx) -> None:
+        value = getattr(ctx.obs, self.attr)
+        if value is None:
+            return
+        value = str(value)
+        state = ctx.profile.get(self.key)
+        if state is None:
+            state = ctx.profile[self.key] = {"v": {}, "n": 0, "k": 0}
+        seen = state["v"]
+        # count a trial once per session, and again whenever the value changes inside it
+        last = ctx.sess[_SESS_SLOT[self.attr]] if (ctx.sess is not None and self.attr in _SESS_SLOT) else None
+        if ctx.new_session or ctx.sess is None or last != value:
+            state["n"] += 1
+            if value not in seen:
+                state["k"] += 1
+            if state["n"] > 1000:  # keep the rate adaptive and the counts small
+                state["n"] //= 2
+                state["k"] = (state["k"] + 1) // 2
+        seen.pop(value, None)
+        seen[value] = ctx.obs.ts  # dict order = recency
+        while len(seen) > self.cap:
+            del seen[next(iter(seen))]
+
+
+class GeoVelocity:
+    """Speed (km/h) needed to get from the user's previous located event to this one.
+
+    Why it signals risk: two places further apart than an airliner can fly in the elapsed time
+    ("impossible travel") mean two different people hold the account or the session. Distances
+    under ``min_km`` are ignored (IP geolocation is city-level at best), and the elapsed time is
+    floored at ``min_dt_s`` so two near-simultaneous events do not divide by zero.
+
+    State: ``profile["g"] = [ts, lat, lon]``.
+
+    Examples
+    --------
+    >>> gv, p = GeoVelocity(), {}
+    >>> gv.learn(Ctx(Obs("login", 0, lat=52.52, lon=13.40), p))           # Berlin
+    >>> out = {}; gv.compute(Ctx(Obs("login", 3600, lat=48.86, lon=2.35), p), out)  # Paris, 1 h
+    >>> round(out["geo_kmh"])
+    877
+    >>> gv.compute(Ctx(Obs("login", 3600, lat=52.50, lon=13.30), p), out)  # same city
+    >>> out["geo_kmh"]
+    0.0
+    """
+
+    def __init__(self, min_km: float = 300.0, min_dt_s: float = 60.0) -> None:
+        self.min_km, self.min_dt_s = min_km, min_dt_s
+
+    def compute(self, ctx: Ctx, out: dict) -> None:
+        o, last = ctx.obs, ctx.profile.get("g")
+        if last is None or o.lat is None or o.lon is None:
+            out["geo_kmh"] = 0.0
+            return
+        km = haversine_km(last[1], last[2], o.lat, o.lon)
+        if km < self.min_km:
+            out["geo_kmh"] = 0.0
+            return
+        out["geo_kmh"] = km / (max(abs(o.ts - last[0]), self.min_dt_s) / 3600.0)
+
+    def learn(self, ctx: Ctx) -> None:
+        o = ctx.obs
+        if o.lat is not None and o.lon is not None:
+            last = ctx.profile.get("g")
+            if last is None or o.ts >= last[0]:
+                ctx.profile["g"] = [o.ts, o.lat, o.lon]
+
+
+# per-session record: [ip, device, country, asn, first_ts, last_activity_ts, last_ts]
+_SESS_SLOT = {"ip": 0, "device": 1, "country": 2, "asn": 3}
+
+
+class SessionDrift:
+    """The session's IP, device, country or network (ASN) changed while it was live.
+
+    Why it signals risk: a session token is bound to one browser or app. The same token arriving
+    from another device, country or network is the signature of a stolen cookie or token
+    (session hijacking). A change of IP alone is common (mobile carriers, Wi-Fi to LTE), a change
+    of device or country is not, so they are separate features.
+
+    State: ``profile["s"] = {session: [ip, device, country, asn, first_ts, last_activity_ts,
+    last_ts]}`` for the ``cap`` most recently used sessions.
+
+    Examples
+    --------
+    >>> sd, p = SessionDrift(), {}
+    >>> sd.learn(Ctx(Obs("login", 0, "u", "s1", ip="1.1.1.1", device="d1", country="DE"), p))
+    >>> out = {}
+    >>> sd.compute(Ctx(Obs("activity", 5, "u", "s1", ip="2.2.2.2", device="d1", country="DE"), p), out)
+    >>> out["session_ip_change"], out["session_device_change"], out["session_country_change"]
+    (1.0, 0.0, 0.0)
+    >>> sd.compute(Ctx(Obs("activity", 5, "u", "s2", ip="9.9.9.9", device="d7", country="US"), p), out)
+    >>> out["session_device_change"]   # a new session has nothing to drift from
+    0.0
+    """
+
+    NAMES = ("session_ip_change", "session_device_change", "session_country_change", "session_asn_change")
+
+    def __init__(self, cap: int = 4) -> None:
+        self.cap = cap
+
+    def compute(self, ctx: Ctx, out: dict) -> None:
+        s, o = ctx.sess, ctx.obs
+        if s is None:
+            for n in self.NAMES:
+                out[n] = 0.0
+            return
+        vals = (o.ip, o.device, o.country, None if o.asn is None else str(o.asn))
+        for i, n in enumerate(self.NAMES):
+            v = vals[i]
+            out[n] = 1.0 if (v is not None and s[i] is not None and s[i] != v) else 0.0
+
+    def learn(self, ctx: Ctx) -> None:
+        o = ctx.obs
+        if o.session is None or o.type == "login_failed":
+            return
+        sessions = ctx.profile.setdefault("s", {})
+        s = ctx.sess
+        asn = None if o.asn is None else str(o.asn)
+        if s is None:
+            s = [o.ip, o.device, o.country, asn, o.ts, o.ts, o.ts]
+            ctx.sess = s
+        else:
+            del sessions[o.session]  # re-insert: dict order = recency
+            if o.ip is not None:
+                s[0] = o.ip
+            if o.device is not None:
+                s[1] = o.device
+            if o.country is not None:
+                s[2] = o.country
+            if asn is not None:
+                s[3] = asn
+            s[6] = max(s[6], o.ts)
+        if o.type in ("activity", "login", "reauth"):
+            s[5] = max(s[5], o.ts)
+        sessions[o.session] = s
+        if o.type == "logout":
+            del sessions[o.session]
+        while len(sessions) > self.cap:
+            del sessions[next(iter(sessions))]
+
+
+class _Window:
+    """The user's current one-minute activity bucket and the EWMA baselines of past buckets.
+
+    ``profile["m"] = [minute, count, privileged, bytes, flagged]``;
+    ``profile["mb"] = [minutes, mean_count, var_count, mean_log_bytes, var_log_bytes, p_priv,
+    mean_event_log_bytes, var_event_log_bytes, byte_events]``.
+    """
+
+    ALPHA = 0.05  # EWMA weight of one active minute (~20-minute memory of active time)
+
+    @staticmethod
+    def current(ctx: Ctx) -> tuple[float, float, float]:
+        """(count, privileged, bytes) of the current minute, this event included."""
+        o, m = ctx.obs, ctx.profile.get("m")
+        minute = int(o.ts // 60)
+        if m is None or m[0] != minute:
+            return 1.0, float(o.privileged), o.bytes
+        return m[1] + 1.0, m[2] + float(o.privileged), m[3] + o.bytes
+
+    @classmethod
+    def learn(cls, ctx: Ctx, flagged: bool) -> None:
+        o, prof = ctx.obs, ctx.profile
+        minute = int(o.ts // 60)
+        m = prof.get("m")
+        if m is not None and minute < m[0]:
+            return  # late event: do not reopen an old bucket
+        mb = prof.get("mb")
+        if mb is None:
+            mb = prof["mb"] = [0, 1.0, 1.0, 0.0, 4.0, 0.02, 0.0, 4.0, 0]
+        if m is None or m[0] != minute:
+            if m is not None and not m[4]:  # close the previous bucket into the baselines
+                a = cls.ALPHA if mb[0] > 20 else 1.0 / (mb[0] + 1.0)
+                mb[0] += 1
+                for i, x in ((1, m[1]), (3, math.log1p(m[3]))):
+                    d = x - mb[i]
+                    mb[i] += a * d
+                    mb[i + 1] = (1 - a) * (mb[i + 1] + a * d * d)
+            m = prof["m"] = [minute, 0.0, 0.0, 0.0, False]
+        m[1] += 1.0
+        m[2] += float(o.privileged)
+        m[3] += o.bytes
+        m[4] = m[4] or flagged
+        if not flagged:
+            a = 0.02
+            mb[5] += a * (float(o.privileged) - mb[5])
+            if o.bytes > 0:
+                x = math.log1p(o.bytes)
+                mb[8] += 1
+                a = max(a, 1.0 / mb[8])
+                d = x - mb[6]
+                mb[6] += a * d
+                mb[7] = (1 - a) * (mb[7] + a * d * d)
+
+
+class RequestRate:
+    """Events in the current minute against the user's own per-minute baseline (EWMA).
+
+    Why it signals risk: scripted abuse (scraping, enumeration, exfiltration through an API with a
+    stolen token) runs far faster than the person whose session it is. The feature is
+    ``log2((count + 1) / (baseline + 1))``, floored at 0: 1.0 means twice the usual rate.
+
+    Examples
+    --------
+    >>> rr, p = RequestRate(), {}
+    >>> for t in range(0, 1200, 30):          # 2 events a minute for 20 minutes
+    ...     _Window.learn(Ctx(Obs("activity", t), p), flagged=False)
+    >>> for t in range(1200, 1220):           # then 20 in one minute
+    ...     _Window.learn(Ctx(Obs("activity", t), p), flagged=False)
+    >>> out = {}; rr.compute(Ctx(Obs("activity", 1221), p), out); round(out["rate_ratio"], 1)
+    2.9
+    """
+
+    def compute(self, ctx: Ctx, out: dict) -> None:
+        count, _, _ = _Window.current(ctx)
+        mb = ctx.profile.get("mb")
+        base = mb[1] if mb else 2.0
+        out["rate_ratio"] = max(0.0, math.log2((count + 1.0) / (base + 1.0)))
+
+    def learn(self, ctx: Ctx) -> None:  # the shared window is learnt by FeatureExtractor
+        pass
+
+
+class PrivilegedRate:
+    """Privileged actions against how often this user performs them.
+
+    Why it signals risk: an attacker in a session goes for admin functions (create keys, change
+    roles, export users) that the account's owner rarely uses. The feature is the surprisal of the
+    privileged actions in the current minute: ``count * -log p_priv`` (0 for unprivileged events),
+    where ``p_priv`` is the user's EWMA fraction of privileged events. An admin who does this all
+    day gets a small value; a sales rep gets a large one.
+
+    Examples
+    --------
+    >>> pr, p = PrivilegedRate(), {}
+    >>> for t in range(300):
+    ...     _Window.learn(Ctx(Obs("activity", t * 20, privileged=False), p), flagged=False)
+    >>> out = {}; pr.compute(Ctx(Obs("activity", 7000, privileged=True), p), out)
+    >>> out["privileged_surprise"] > 5
+    True
+    """
+
+    def compute(self, ctx: Ctx, out: dict) -> None:
+        o = ctx.obs
+        if not o.privileged:
+            out["privileged_surprise"] = 0.0
+            return
+        _, priv, _ = _Window.current(ctx)
+        mb = ctx.profile.get("mb")
+        p = min(max(mb[5] if mb else 0.02, 1e-4), 0.999)
+        out["privileged_surprise"] = priv * -math.log(p)
+
+    def learn(self, ctx: Ctx) -> None:
+        pass
+
+
+class BytesOut:
+    """Bytes sent to the client, per event and per minute, against the user's baseline.
+
+    Why it signals risk: exfiltration moves much more data than the user's normal work. Two
+    features: ``bytes_z`` is the z-score of ``log(1 + bytes)`` of this event against the user's
+    EWMA mean and variance (one huge export); ``bytes_minute`` is
+    ``log2(bytes this minute / typical bytes per active minute)`` (many ordinary-sized downloads in
+    a burst). Both are floored at 0.
+
+    Examples
+    --------
+    >>> bo, p = BytesOut(), {}
+    >>> for t in range(200):
+    ...     _Window.learn(Ctx(Obs("activity", t * 30, bytes=20_000), p), flagged=False)
+    >>> out = {}; bo.compute(Ctx(Obs("activity", 6001, bytes=50_000_000), p), out)
+    >>> out["bytes_z"] > 5, round(out["bytes_minute"], 1)
+    (True, 10.3)
+    """
+
+    def compute(self, ctx: Ctx, out: dict) -> None:
+        o = ctx.obs
+        if o.bytes <= 0:
+            out["bytes_z"] = 0.0
+            out["bytes_minute"] = 0.0
+            return
+        mb = ctx.profile.get("mb")
+        if mb is None:
+            mb = [0, 1.0, 1.0, 0.0, 4.0, 0.02, 0.0, 4.0, 0]
+        sd = math.sqrt(mb[7]) + 0.5
+        out["bytes_z"] = max(0.0, (math.log1p(o.bytes) - mb[6]) / sd)
+        _, _, minute_bytes = _Window.current(ctx)
+        out["bytes_minute"] = max(0.0, (math.log1p(minute_bytes) - mb[3]) / math.log(2.0))
+
+    def learn(self, ctx: Ctx) -> None:
+        pass
+
+
+class FailedLoginBurst:
+    """Failed logins in the minutes before a successful login.
+
+    Why it signals risk: credential stuffing and password guessing leave a trail of failures, and
+    the login that finally succeeds is the attacker's. The feature, on a ``login`` only, is
+    ``log2(1 + f)`` where ``f`` is the failure count decayed with time constant ``tau_s``
+    (a user's own typo or two gives ~1, a burst of 30 gives ~5).
+
+    State: ``profile["f"] = [decayed_count, ts]``.
+
+    Examples
+    --------
+    >>> fl, p = FailedLoginBurst(), {}
+    >>> for t in range(30):
+    ...     fl.learn(Ctx(Obs("login_failed", t * 5), p))
+    >>> out = {}; fl.compute(Ctx(Obs("login", 160, session="s"), p), out); round(out["failed_logins"], 1)
+    4.8
+    >>> fl.compute(Ctx(Obs("login", 160 + 6 * 3600, session="s"), p), out); out["failed_logins"]
+    0.0
+    """
+
+    def __init__(self, tau_s: float = 600.0) -> None:
+        self.tau_s = tau_s
+
+    def _count(self, ctx: Ctx) -> float:
+        f = ctx.profile.get("f")
+        if f is None:
+            return 0.0
+        c = f[0] * math.exp(-max(0.0, ctx.obs.ts - f[1]) / self.tau_s)
+        return c if c > 0.05 else 0.0
+
+    def compute(self, ctx: Ctx, out: dict) -> None:
+        if ctx.obs.type != "login":
+            out["failed_logins"] = 0.0
+            return
+        out["failed_logins"] = math.log2(1.0 + self._count(ctx))
+
+    def learn(self, ctx: Ctx) -> None:
+        t = ctx.obs.type
+        if t == "login_failed":
+            ctx.profile["f"] = [self._count(ctx) + 1.0, ctx.obs.ts]
+        elif t == "login" and "f" in ctx.profile:
+            del ctx.profile["f"]
+
+
+class HourOfDay:
+    """Hour of day (UTC; a user's zone is fixed, so their habit is too) against the user's habit.
+
+    Why it signals risk: people work in a rhythm; activity at 03:00 from someone who never works
+    at night is more likely someone else (or an unattended, hijacked session). The feature is the
+    surprisal of the hour relative to a uniform clock: ``-log p(hour) - log 24`` with additive
+    smoothing, floored at 0. Counts are halved when they pass 200, so the habit can drift and the
+    state stays 24 small numbers.
+
+    Examples
+    --------
+    >>> hd, p = HourOfDay(), {}
+    >>> for day in range(30):
+    ...     for h in range(9, 17):
+    ...         hd.learn(Ctx(Obs("activity", day * 86400 + h * 3600), p))
+    >>> out = {}; hd.compute(Ctx(Obs("activity", 40 * 86400 + 10 * 3600), p), out); out["hour_surprise"]
+    0.0
+    >>> hd.compute(Ctx(Obs("activity", 40 * 86400 + 3 * 3600), p), out); round(out["hour_surprise"], 2)
+    2.51
+    """
+
+    def compute(self, ctx: Ctx, out: dict) -> None:
+        h = ctx.profile.get("h")
+        if h is None:
+            out["hour_surprise"] = 0.0
+            return
+        hour = int(ctx.obs.ts // 3600) % 24
+        total = h[24]
+        p = (h[hour] + 0.5) / (total + 12.0)
+        out["hour_surprise"] = max(0.0, -math.log(p * 24.0))
+
+    def learn(self, ctx: Ctx) -> None:
+        h = ctx.profile.get("h")
+        if h is None:
+            h = ctx.profile["h"] = [0] * 25  # 24 hour counts + their total
+        hour = int(ctx.obs.ts // 3600) % 24
+        h[hour] += 1
+        h[24] += 1
+        if h[24] > 200:
+            for i in range(24):
+                h[i] //= 2
+            h[24] = sum(h[:24])
+
+
+class Unattended:
+    """Session kept alive by background refreshes long after its last human activity.
+
+    Why it signals risk: a browser tab left open on an unlocked machine refreshes its token
+    forever, so the idle timeout never fires although nobody is there. On a ``refresh`` the
+    feature is ``log2(minutes since the session's last activity / grace_min)``, floored at 0.
+
+    Examples
+    --------
+    >>> un, p = Unattended(), {}
+    >>> SessionDrift().learn(Ctx(Obs("login", 0, "u", "s1"), p))
+    >>> out = {}; un.compute(Ctx(Obs("refresh", 4 * 3600, "u", "s1"), p), out); out["unattended"]
+    2.0
+    """
+
+    def __init__(self, grace_min: float = 60.0) -> None:
+        self.grace_min = grace_min
+
+    def compute(self, ctx: Ctx, out: dict) -> None:
+        s = ctx.sess
+        if s is None or ctx.obs.type != "refresh":
+            out["unattended"] = 0.0
+            return
+        minutes = (ctx.obs.ts - s[5]) / 60.0
+        out["unattended"] = max(0.0, math.log2(max(minutes, 1e-9) / self.grace_min))
+
+    def learn(self, ctx: Ctx) -> None:
+        pass
+
+
+# ----------------------------------------------------------------------------------------------
+class FeatureExtractor:
+    """All features for one event, computed against and then (optionally) learnt into a profile.
+
+    ``compute(obs, profile) -> dict`` never mutates; ``learn(obs, profile, flagged)`` folds the
+    event in (baselines are not updated from flagged events; the per-session record and the
+    current minute still are, because they describe *what is happening*, not *what is normal*).
+    """
+
+    def __init__(self) -> None:
+        self.novelty = [Novelty("ip", "ip", 8), Novelty("asn", "asn", 6), Novelty("country", "country", 6),
+                        Novelty("device", "device", 6)]
+        self.geo = GeoVelocity()
+        self.drift = SessionDrift()
+        self.concepts = [*self.novelty, self.geo, self.drift, RequestRate(), PrivilegedRate(), BytesOut(),
+                         FailedLoginBurst(), HourOfDay(), Unattended()]
+        self.hour = self.concepts[-2]
+        self.fail = self.concepts[-3]
+
+    def compute(self, obs: Obs, profile: dict) -> dict[str, float]:
+        ctx = Ctx(obs, profile)
+        out: dict[str, float] = {}
+        for c in self.concepts:
+            c.compute(ctx, out)
+        return out
+
+    def learn(self, obs: Obs, profile: dict, flagged: bool = False) -> None:
+        ctx = Ctx(obs, profile)
+        profile["n"] = profile.get("n", 0) + 1
+        if obs.type == "login_failed":
+            self.fail.learn(ctx)  # failures are evidence, never a baseline
+            return
+        if not flagged:
+            for c in self.novelty:
+                c.learn(ctx)
+            self.geo.learn(ctx)
+            self.hour.learn(ctx)
+            self.fail.learn(ctx)
+        _Window.learn(ctx, flagged)
+        if flagged and ctx.sess is not None:
+            # keep the session record pinned to its pre-attack attributes, but note the time
+            ctx.sess[6] = max(ctx.sess[6], obs.ts)
+            return
+        self.drift.learn(ctx)
+
+    def process(self, event: Any, profile: dict, flagged: bool = False) -> dict[str, float]:
+        """Compute then learn; convenience for tests and notebooks."""
+        obs = observe(event)
+        out = self.compute(obs, profile)
+        self.learn(obs, profile, flagged)
+        return out
+
+
+FEATURES: tuple[str, ...] = (
+    "new_ip", "new_asn", "new_country", "new_device", "geo_kmh",
+    *SessionDrift.NAMES,
+    "rate_ratio", "privileged_surprise", "bytes_z", "bytes_minute", "failed_logins", "hour_surprise",
+    "unattended",
+)

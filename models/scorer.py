@@ -1,0 +1,170 @@
+"""``AdaptiveScorer``: the engine's scorer protocol on top of features, detectors and calibration.
+
+``scorer.process(event, profile, session_state) -> Score | None``
+
+* ``profile`` is the per-user dict stored in the engine's per-user state (changelog-backed): the
+  scorer owns it and keeps it small (see :mod:`models.features`).
+* The global part (calibrators, optional River model, counters) lives in the scorer itself and is
+  saved with :meth:`AdaptiveScorer.snapshot` / :meth:`AdaptiveScorer.restore` (pickle; river is
+  pinned exactly because pickled River models do not survive its native changes).
+
+Scoring is a cascade, to stay inside the per-event budget:
+
+1. the per-user :class:`~models.detectors.UserBaseline` on every event (a few microseconds);
+2. optionally (``detector="baseline+hst"``), a global River model (``MinMaxScaler |
+   HalfSpaceTrees``) only on events the baseline already finds unusual
+   (value >= ``gate``), and it learns on one in ``learn_every`` unflagged events.
+
+The reported value is the larger of the two calibrated values. No score (``None``) before the
+calibrator's warm-up, for identity events without a session, and for IDS alerts (the policy
+handles those).
+
+Examples
+--------
+>>> sc = AdaptiveScorer(warmup=50)
+>>> profile = {}
+>>> ev = {"type": "activity", "user": "u1", "session": "s1", "ip": "10.0.0.1", "device": "d1",
+...       "geo": {"country": "DE", "lat": 52.5, "lon": 13.4, "asn": 3320}, "bytes": 2000}
+>>> sc.process(dict(ev, ts=0), profile, None) is None       # warm-up: no decision
+True
+>>> for i in range(1, 400):
+...     _ = sc.process(dict(ev, ts=i * 30, session=f"s{i // 40}"), profile, None)
+>>> quiet = sc.process(dict(ev, ts=12_000, session="s9"), profile, None)
+>>> hijack = sc.process(dict(ev, ts=12_030, session="s9", ip="203.0.113.5", device="d66",
+...     geo={"country": "BR", "lat": -23.5, "lon": -46.6, "asn": 28573}), profile, None)
+>>> quiet.value, hijack.value > 0.5
+(0.0, True)
+>>> sorted(hijack.evidence)[:3]
+['geo_kmh', 'new_country', 'session_country_change']
+>>> restored = AdaptiveScorer.from_snapshot(sc.snapshot())
+>>> restored.process(dict(ev, ts=12_060, session="s9"), dict(profile), None).value == \\
+...     sc.process(dict(ev, ts=12_060, session="s9"), dict(profile), None).value
+True
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from typing import Any
+
+import river
+
+from models.calibration import TailCalibrator
+from models.detectors import UserBaseline, make_detector
+from models.features import FeatureExtractor, observe
+
+try:  # the engine defines the protocol's Score; fall back to an equivalent while it is absent
+    from streams.engine.scoring import Score  # type: ignore[attr-defined]
+except Exception:  # pragma: no cover - depends on the engine being present
+
+    @dataclass(slots=True)
+    class Score:  # type: ignore[no-redef]
+        value: float
+        raw: float
+        evidence: dict[str, Any] = field(default_factory=dict)
+
+
+__all__ = ["AdaptiveScorer", "Score", "SNAPSHOT_VERSION"]
+
+SNAPSHOT_VERSION = 1
+_SKIP = frozenset({"alert", "user_disabled", "credential_change", "role_change"})
+
+
+class AdaptiveScorer:
+    """Per-user features + per-user baseline (+ optional global River model), calibrated.
+
+    Parameters
+    ----------
+    detector
+        ``"baseline"`` (per-user only) or ``"baseline+<name>"`` with a name from
+        :data:`models.detectors.DETECTORS` (e.g. ``"baseline+hst"``).
+    warmup
+        Events the calibrator must see before any score is returned.
+    protect_at
+        Calibrated value at and above which an event is not learnt (neither the profile's
+        baselines nor the global model/calibrators).
+    gate
+        Calibrated baseline value from which the global model is consulted.
+    learn_every
+        The global model learns one in this many unflagged events.
+    evidence_top
+        How many contributing features are named in ``Score.evidence``.
+    """
+
+    def __init__(self, detector: str = "baseline", warmup: int = 1000, protect_at: float = 0.5,
+                 gate: float = 0.3, learn_every: int = 4, evidence_top: int = 4, decades: float = 6.0,
+                 seed: int = 42) -> None:
+        self.detector = detector
+        self.warmup, self.protect_at, self.gate = warmup, protect_at, gate
+        self.learn_every, self.evidence_top = learn_every, evidence_top
+        self.fx = FeatureExtractor()
+        self.baseline = UserBaseline()
+        self.cal = TailCalibrator(warmup=warmup, decades=decades)
+        name = detector.partition("+")[2]
+        self.global_model = make_detector(name, seed=seed) if name else None
+        self.global_cal = TailCalibrator(warmup=max(warmup // learn_every, 50), decades=decades) if name else None
+        self.n = 0
+        self.flagged = 0
+
+    # -- protocol ------------------------------------------------------------------------------
+    def process(self, event: Any, profile: dict, session_state: Any = None) -> Score | None:
+        obs = observe(event)
+        if obs.user is None or obs.type in _SKIP:
+            return None
+        fx = self.fx
+        x = fx.compute(obs, profile)
+        contrib = self.baseline.contributions(x)
+        raw = sum(contrib.values(), 0.0)
+        value = self.cal.value(raw)
+        g_value = None
+        gm = self.global_model
+        if gm is not None:
+            if value is not None and value >= self.gate:
+                g_value = self.global_cal.value(gm.score_one(x))
+                if g_value is not None and g_value > value:
+                    value = g_value
+        flagged = value is not None and value >= self.protect_at and obs.type != "reauth"
+        fx.learn(obs, profile, flagged)
+        self.n += 1
+        if flagged:
+            self.flagged += 1
+        else:
+            self.cal.learn_one(raw)
+            if gm is not None and self.n % self.learn_every == 0:
+                self.global_cal.learn_one(gm.score_one(x))
+                gm.learn_one(x)
+        if value is None or obs.session is None or obs.type in ("login_failed", "logout"):
+            return None
+        top = sorted(contrib.items(), key=lambda kv: kv[1], reverse=True)[: self.evidence_top]
+        evidence: dict[str, Any] = {k: round(x[k], 3) for k, _ in top}
+        if g_value is not None:
+            evidence["global"] = round(g_value, 3)
+        return Score(value=round(value, 4), raw=round(raw, 4), evidence=evidence)
+
+    # -- model state ---------------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        """The global model state as bytes (the per-user state is in the engine's tables)."""
+        state = {"version": SNAPSHOT_VERSION, "river": river.__version__, "detector": self.detector,
+                 "params": (self.warmup, self.protect_at, self.gate, self.learn_every, self.evidence_top),
+                 "cal": self.cal, "global_model": self.global_model, "global_cal": self.global_cal,
+                 "n": self.n, "flagged": self.flagged}
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, blob: bytes) -> None:
+        """Replace the global state with a snapshot; refuses one from another river version."""
+        state = pickle.loads(blob)
+        if state.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"snapshot version {state.get('version')!r} != {SNAPSHOT_VERSION}")
+        if state.get("river") != river.__version__:
+            raise ValueError(f"snapshot made with river {state.get('river')}, running {river.__version__}")
+        self.detector = state["detector"]
+        self.warmup, self.protect_at, self.gate, self.learn_every, self.evidence_top = state["params"]
+        self.cal, self.global_model, self.global_cal = state["cal"], state["global_model"], state["global_cal"]
+        self.n, self.flagged = state["n"], state["flagged"]
+
+    @classmethod
+    def from_snapshot(cls, blob: bytes) -> AdaptiveScorer:
+        sc = cls()
+        sc.restore(blob)
+        return sc

@@ -1,0 +1,92 @@
+"""Outputs of the engine: decisions (revocations topic) and audit records, with stable ids."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = ["Output", "stable_id", "rfc3339", "decision", "audit"]
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One message to publish: ``kind`` is ``"decision"`` or ``"audit"``; ``key`` the Kafka key."""
+
+    kind: str
+    key: str
+    value: dict[str, Any]
+
+
+def stable_id(*parts: object) -> str:
+    """32 hex digits of blake2b over the parts: same inputs, same id, in every run.
+
+    Examples
+    --------
+    >>> stable_id("s1", "idle_timeout", "1970-01-01T00:30:00Z")
+    '536b149c7e61be533908cf65c640de93'
+    """
+    return hashlib.blake2b("\x1f".join(map(str, parts)).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def rfc3339(ts: float) -> str:
+    """Epoch seconds to RFC 3339 UTC with ``Z`` (milliseconds only when needed).
+
+    Examples
+    --------
+    >>> rfc3339(1767225600.0), rfc3339(1767225600.25)
+    ('2026-01-01T00:00:00Z', '2026-01-01T00:00:00.250Z')
+    """
+    dt = datetime.fromtimestamp(ts, timezone.utc)
+    if dt.microsecond:
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def decision(action: str, reason: str, session: str, user: str, at: float, trigger: str, *,
+             sso_session: str | None = None, app: str | None = None, policy: tuple[str, ...] | list[str] = (),
+             policy_version: str = "", score: float | None = None,
+             evidence: dict[str, Any] | None = None) -> Output:
+    """A decision keyed by session; ``id`` = hash(session, reason, trigger).
+
+    Examples
+    --------
+    >>> out = decision("revoke", "idle_timeout", "s1", "u1", 1800.0, "idle@1800", policy=["defaults"])
+    >>> out.kind, out.key, out.value["at"], out.value["id"] == stable_id("s1", "idle_timeout", "idle@1800")
+    ('decision', 's1', '1970-01-01T00:30:00Z', True)
+    """
+    return Output("decision", session, {
+        "id": stable_id(session, reason, trigger),
+        "action": action,
+        "reason": reason,
+        "session": session,
+        "user": user,
+        "sso_session": sso_session,
+        "app": app,
+        "at": rfc3339(at),
+        "policy": list(policy),
+        "policy_version": policy_version,
+        "score": score,
+        "evidence": evidence or {},
+    })
+
+
+def audit(kind: str, user: str, session: str | None, at: float, trigger: str,
+          detail: dict[str, Any] | None = None) -> Output:
+    """An audit record keyed by user; ``id`` = hash(session or user, kind, trigger).
+
+    Examples
+    --------
+    >>> a = audit("session_start", "u1", "s1", 0.0, "login@0")
+    >>> a.kind, a.key, a.value["kind"], a.value["at"]
+    ('audit', 'u1', 'session_start', '1970-01-01T00:00:00Z')
+    """
+    return Output("audit", user, {
+        "id": stable_id(session or user, kind, trigger),
+        "kind": kind,
+        "user": user,
+        "session": session,
+        "at": rfc3339(at),
+        "detail": detail or {},
+    })

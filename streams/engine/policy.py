@@ -1,0 +1,695 @@
+"""Session policy: TOML validated on load, strictest-wins limits, presets from published figures.
+
+A session's limits are the smallest ``idle`` and ``absolute`` over ``[defaults]`` and every rule
+whose conditions all hold. Static conditions (``roles``, ``network``, ``channel``, ``app``, ``aal``)
+are matched once per attribute tuple and cached; activity conditions (``privileged``,
+``bytes_over``, ``rate_over``, ``risk``) are evaluated at a given time on the session itself.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import ipaddress
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from .durations import DurationError, format_duration, parse_duration
+from .windows import window_estimate, window_until
+
+__all__ = [
+    "PRESETS",
+    "Preset",
+    "Policy",
+    "PolicyError",
+    "Rule",
+    "Limits",
+    "IdsPolicy",
+    "AdaptivePolicy",
+    "ActivityPolicy",
+    "load_policy",
+    "loads_policy",
+    "policy_from_dict",
+    "default_policy",
+    "RATE_WINDOW_S",
+]
+
+RATE_WINDOW_S = 60.0
+INF = math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    """Published session limits (seconds; ``None`` = the source sets none) and where they come from."""
+
+    idle: float | None
+    absolute: float | None
+    citation: str
+
+
+PRESETS: dict[str, Preset] = {
+    "nist-800-63b-aal1": Preset(None, 30 * 86400.0,
+        "NIST SP 800-63B (rev. 3, 2017) §4.1.3: AAL1 reauthentication at least once per 30 days"),
+    "nist-800-63b-aal2": Preset(1800.0, 12 * 3600.0,
+        "NIST SP 800-63B (rev. 3, 2017) §4.2.3: AAL2 reauthentication every 12 hours and after 30 minutes of inactivity"),
+    "nist-800-63b-aal3": Preset(900.0, 12 * 3600.0,
+        "NIST SP 800-63B (rev. 3, 2017) §4.3.3: AAL3 reauthentication every 12 hours and after 15 minutes of inactivity"),
+    "nist-800-63b-4-aal2": Preset(3600.0, 24 * 3600.0,
+        "NIST SP 800-63B-4 (2025), AAL2 reauthentication: every 24 hours, inactivity timeout 1 hour"),
+    "nist-800-63b-4-aal3": Preset(900.0, 12 * 3600.0,
+        "NIST SP 800-63B-4 (2025), AAL3 reauthentication: every 12 hours, inactivity timeout 15 minutes"),
+    "pci-dss-4": Preset(900.0, None,
+        "PCI DSS v4.0 requirement 8.2.8: re-authenticate after more than 15 minutes of session idle time"),
+    "psd2": Preset(300.0, None,
+        "Commission Delegated Regulation (EU) 2018/389 (PSD2 RTS on SCA), Art. 4(3)(d): no activity for more than 5 minutes"),
+    "owasp-high-value": Preset(300.0, None,
+        "OWASP Session Management Cheat Sheet, Session Expiration: 2-5 minutes idle for high-value applications"),
+    "owasp-low-risk": Preset(1800.0, None,
+        "OWASP Session Management Cheat Sheet, Session Expiration: 15-30 minutes idle for low-risk applications"),
+}
+
+RISK_BANDS = ("elevated", "high")
+
+
+class PolicyError(ValueError):
+    """Every problem found in a policy, each naming its key.
+
+    Examples
+    --------
+    >>> try:
+    ...     loads_policy('[[rules]]\\nname = "a"\\nidle = 15\\n[ids]\\nrevoke = ["bad"]')
+    ... except PolicyError as exc:
+    ...     print("\\n".join(exc.errors))
+    rules[0].idle: expected a duration like "15m", got 15
+    ids.revoke[0]: expected one of critical, high, medium, low, got 'bad'
+    """
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = list(errors)
+        super().__init__("invalid policy:\n  " + "\n  ".join(self.errors))
+
+
+class SessionLike(Protocol):
+    """What the policy reads from a session (see :class:`streams.engine.state.SessionState`)."""
+
+    roles: tuple[str, ...] | None
+    ip: str | None
+    channel: str | None
+    app: str | None
+    aal: int | None
+    priv_last: float | None
+    rate_w: list[float] | None
+    bytes_w: list[float] | None
+    risk: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One ``[[rules]]`` entry (``defaults`` is a rule without conditions)."""
+
+    name: str
+    idle: float | None = None
+    absolute: float | None = None
+    preset: str | None = None
+    roles: frozenset[str] | None = None
+    network: str | None = None
+    network_negated: bool = False
+    channel: str | None = None
+    app: str | None = None
+    aal: int | None = None
+    privileged: bool | None = None
+    privileged_within: float = 900.0
+    bytes_over: int | None = None
+    rate_over: float | None = None
+    risk: str | None = None
+    index: int = -1
+
+    @property
+    def dynamic(self) -> bool:
+        """True when the rule has an activity condition (evaluated in time, per session)."""
+        return self.privileged is not None or self.bytes_over is not None or self.rate_over is not None or self.risk is not None
+
+    def conditions(self) -> dict[str, Any]:
+        """The rule's conditions as written (for ``explain`` and evidence)."""
+        out: dict[str, Any] = {}
+        if self.roles is not None:
+            out["roles"] = sorted(self.roles)
+        if self.network is not None:
+            out["network"] = ("!" if self.network_negated else "") + self.network
+        for k in ("channel", "app", "aal", "privileged", "bytes_over", "rate_over", "risk"):
+            v = getattr(self, k)
+            if v is not None:
+                out[k] = v
+        if self.privileged is not None:
+            out["privileged_within"] = format_duration(self.privileged_within)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Effective limits of a session at one moment.
+
+    ``rules`` names ``defaults`` and every matching rule in policy order; ``idle_by``/``absolute_by``
+    name the rule that set each limit; ``conditions`` lists ``(rule, condition)`` activity conditions
+    that hold; ``until`` is when one of them next stops holding (``inf`` if none).
+    """
+
+    idle: float | None
+    absolute: float | None
+    rules: tuple[str, ...]
+    idle_by: str
+    absolute_by: str
+    conditions: tuple[tuple[str, str], ...] = ()
+    until: float = INF
+
+
+@dataclass(frozen=True, slots=True)
+class IdsPolicy:
+    revoke: frozenset[str] = frozenset({"critical", "high"})
+    step_up: frozenset[str] = frozenset({"medium"})
+    lookback: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptivePolicy:
+    enabled: bool = False
+    step_up_at: float = 0.9
+    revoke_at: float = 0.99
+    elevated_at: float = 0.7
+    warmup: int = 20
+    idle_factor: float = 0.5
+
+    def band(self, score: float | None) -> int:
+        """0 normal, 1 elevated, 2 high."""
+        if score is None:
+            return 0
+        if score >= self.step_up_at:
+            return 2
+        return 1 if score >= self.elevated_at else 0
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityPolicy:
+    automatic: tuple[str, ...] = ()
+    privileged: tuple[str, ...] = ()
+    bytes_window: float = 300.0
+    _auto_re: Any = field(default=None, compare=False, repr=False)
+    _priv_re: Any = field(default=None, compare=False, repr=False)
+
+
+def _compile(patterns: tuple[str, ...]) -> Any:
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+
+
+@dataclass(frozen=True, slots=True)
+class _Static:
+    limits: Limits
+    dynamic: tuple[Rule, ...]
+
+
+class Policy:
+    """A validated policy. Build with :func:`load_policy`, :func:`loads_policy` or :func:`policy_from_dict`.
+
+    Examples
+    --------
+    >>> p = loads_policy('''
+    ... [defaults]
+    ... preset = "nist-800-63b-aal2"
+    ... [[rules]]
+    ... name = "admins"
+    ... roles = ["admin"]
+    ... idle = "15m"
+    ... ''')
+    >>> lim = p.static_limits(("admin",), None, None, None, None)
+    >>> lim.idle, lim.absolute, lim.rules, lim.idle_by
+    (900.0, 43200.0, ('defaults', 'admins'), 'admins')
+    """
+
+    def __init__(self, defaults: Rule, rules: tuple[Rule, ...], networks: dict[str, tuple[Any, ...]],
+                 ids: IdsPolicy, adaptive: AdaptivePolicy, activity: ActivityPolicy, normalised: dict[str, Any],
+                 source: str = "<policy>") -> None:
+        self.defaults = defaults
+        self.rules = rules
+        self.networks = networks
+        self.ids = ids
+        self.adaptive = adaptive
+        self.activity = activity
+        self.normalised = normalised
+        self.source = source
+        self.version = hashlib.blake2b(orjson.dumps(normalised, option=orjson.OPT_SORT_KEYS), digest_size=6).hexdigest()
+        self.has_dynamic = any(r.dynamic for r in rules)
+        self.tracks_privileged = any(r.privileged is not None for r in rules)
+        self.tracks_bytes = any(r.bytes_over is not None for r in rules)
+        self.tracks_rate = any(r.rate_over is not None for r in rules)
+        self.uses_risk = any(r.risk is not None for r in rules)
+        self._cache: dict[tuple[Any, ...], _Static] = {}
+        self._ip_cache: dict[str | None, frozenset[str]] = {}
+
+    def __repr__(self) -> str:
+        return f"Policy(source={self.source!r}, version={self.version!r}, rules={[r.name for r in self.rules]})"
+
+    # -- activity patterns -------------------------------------------------------------------------
+    def is_automatic(self, action: str | None, resource: str | None) -> bool:
+        """True when ``action`` or ``resource`` matches an ``[activity] automatic`` pattern."""
+        rx = self.activity._auto_re
+        return rx is not None and ((action is not None and rx.match(action) is not None)
+                                   or (resource is not None and rx.match(resource) is not None))
+
+    def is_privileged(self, action: str | None, resource: str | None) -> bool:
+        """True when ``action`` or ``resource`` matches an ``[activity] privileged`` pattern."""
+        rx = self.activity._priv_re
+        return rx is not None and ((action is not None and rx.match(action) is not None)
+                                   or (resource is not None and rx.match(resource) is not None))
+
+    # -- matching ----------------------------------------------------------------------------------
+    def networks_of(self, ip: str | None) -> frozenset[str]:
+        """Names of the ``[networks]`` that contain ``ip`` (cached)."""
+        got = self._ip_cache.get(ip)
+        if got is not None:
+            return got
+        names: set[str] = set()
+        if ip:
+            try:
+                addr = ipaddress.ip_address(ip)
+            except ValueError:
+                addr = None
+            if addr is not None:
+                for name, nets in self.networks.items():
+                    if any(addr.version == n.version and addr in n for n in nets):
+                        names.add(name)
+        out = frozenset(names)
+        if len(self._ip_cache) >= 65536:
+            self._ip_cache.clear()
+        self._ip_cache[ip] = out
+        return out
+
+    def _static_match(self, rule: Rule, roles: tuple[str, ...] | None, ip: str | None, channel: str | None,
+                      app: str | None, aal: int | None) -> bool:
+        if rule.roles is not None and not (roles and not rule.roles.isdisjoint(roles)):
+            return False
+        if rule.network is not None and (rule.network in self.networks_of(ip)) == rule.network_negated:
+            return False
+        if rule.channel is not None and rule.channel != channel:
+            return False
+        if rule.app is not None and rule.app != app:
+            return False
+        if rule.aal is not None and rule.aal != aal:
+            return False
+        return True
+
+    def _static(self, roles: tuple[str, ...] | None, ip: str | None, channel: str | None, app: str | None,
+                aal: int | None) -> _Static:
+        key = (roles, ip, channel, app, aal)
+        got = self._cache.get(key)
+        if got is not None:
+            return got
+        d = self.defaults
+        idle, absolute, idle_by, abs_by = d.idle, d.absolute, "defaults", "defaults"
+        names = ["defaults"]
+        dyn = []
+        for r in self.rules:
+            if not self._static_match(r, roles, ip, channel, app, aal):
+                continue
+            if r.dynamic:
+                dyn.append(r)
+                continue
+            names.append(r.name)
+            if r.idle is not None and (idle is None or r.idle < idle):
+                idle, idle_by = r.idle, r.name
+            if r.absolute is not None and (absolute is None or r.absolute < absolute):
+                absolute, abs_by = r.absolute, r.name
+        got = _Static(Limits(idle, absolute, tuple(names), idle_by, abs_by), tuple(dyn))
+        if len(self._cache) >= 65536:
+            self._cache.clear()
+        self._cache[key] = got
+        return got
+
+    def static_limits(self, roles: tuple[str, ...] | None, ip: str | None, channel: str | None, app: str | None,
+                      aal: int | None) -> Limits:
+        """Limits from static conditions only (activity conditions ignored)."""
+        return self._static(roles, ip, channel, app, aal).limits
+
+    def condition_holds(self, rule: Rule, s: SessionLike, t: float) -> tuple[bool, float, list[str]]:
+        """Whether all of ``rule``'s activity conditions hold on ``s`` at ``t``; until when; which."""
+        until = INF
+        names: list[str] = []
+        if rule.privileged is not None:
+            active = s.priv_last is not None and t < s.priv_last + rule.privileged_within
+            if active != rule.privileged:
+                return False, t, names
+            if active:
+                until = min(until, s.priv_last + rule.privileged_within)  # type: ignore[operator]
+            names.append("privileged")
+        if rule.bytes_over is not None:
+            w = self.activity.bytes_window
+            if window_estimate(s.bytes_w, t, w) <= rule.bytes_over:
+                return False, t, names
+            until = min(until, window_until(s.bytes_w, t, rule.bytes_over, w))
+            names.append("bytes_over")
+        if rule.rate_over is not None:
+            if window_estimate(s.rate_w, t, RATE_WINDOW_S) <= rule.rate_over:
+                return False, t, names
+            until = min(until, window_until(s.rate_w, t, rule.rate_over, RATE_WINDOW_S))
+            names.append("rate_over")
+        if rule.risk is not None:
+            if self.adaptive.band(s.risk) < RISK_BANDS.index(rule.risk) + 1:
+                return False, t, names
+            names.append("risk")
+        return True, until, names
+
+    def limits(self, s: SessionLike, t: float) -> Limits:
+        """Effective limits of session ``s`` at time ``t`` (strictest over every matching rule).
+
+        The static part is cached per attribute tuple, so a policy without activity conditions
+        costs one dict lookup here.
+        """
+        st = self._static(s.roles, s.ip, s.channel, s.app, s.aal)
+        if not st.dynamic:
+            return st.limits
+        base = st.limits
+        idle, absolute, idle_by, abs_by = base.idle, base.absolute, base.idle_by, base.absolute_by
+        extra: list[Rule] = []
+        conds: list[tuple[str, str]] = []
+        until = INF
+        for r in st.dynamic:
+            ok, r_until, names = self.condition_holds(r, s, t)
+            if not ok:
+                continue
+            extra.append(r)
+            conds.extend((r.name, c) for c in names)
+            until = min(until, r_until)
+            if r.idle is not None and (idle is None or r.idle < idle):
+                idle, idle_by = r.idle, r.name
+            if r.absolute is not None and (absolute is None or r.absolute < absolute):
+                absolute, abs_by = r.absolute, r.name
+        if not extra:
+            return base
+        order = {r.name: r.index for r in self.rules}
+        names_all = tuple(sorted(base.rules + tuple(r.name for r in extra), key=lambda n: order.get(n, -1)))
+        return Limits(idle, absolute, names_all, idle_by, abs_by, tuple(conds), until)
+
+    def explain_rules(self, s: SessionLike, t: float) -> list[dict[str, Any]]:
+        """For each rule: does it match, and why not (first failing condition)."""
+        out = []
+        nets = sorted(self.networks_of(s.ip))
+        for r in self.rules:
+            why: list[str] = []
+            if r.roles is not None and not (s.roles and not r.roles.isdisjoint(s.roles)):
+                why.append(f"roles {sorted(r.roles)} not in session roles {list(s.roles or ())}")
+            if r.network is not None and (r.network in self.networks_of(s.ip)) == r.network_negated:
+                why.append(f"network {'!' if r.network_negated else ''}{r.network}: ip {s.ip} is in {nets or 'no named network'}")
+            for k in ("channel", "app", "aal"):
+                want = getattr(r, k)
+                if want is not None and want != getattr(s, k):
+                    why.append(f"{k} {want!r} != {getattr(s, k)!r}")
+            dyn: list[str] = []
+            if r.dynamic and not why:
+                ok, _until, dyn = self.condition_holds(r, s, t)
+                if not ok:
+                    why.append("activity conditions do not hold: " + ", ".join(
+                        f"{k}={v}" for k, v in r.conditions().items()
+                        if k in ("privileged", "bytes_over", "rate_over", "risk")))
+            out.append({"rule": r.name, "matches": not why, "why_not": why, "activity_conditions": dyn,
+                        "idle": format_duration(r.idle) if r.idle is not None else None,
+                        "absolute": format_duration(r.absolute) if r.absolute is not None else None,
+                        "conditions": r.conditions()})
+        return out
+
+
+# -- loading and validation -----------------------------------------------------------------------
+
+_TOP = {"defaults", "networks", "rules", "ids", "adaptive", "activity"}
+_RULE_KEYS = {"name", "idle", "absolute", "preset", "roles", "network", "channel", "app", "aal", "privileged",
+              "privileged_within", "bytes_over", "rate_over", "risk"}
+
+
+class _V:
+    """Collects errors while reading a policy dict."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def err(self, key: str, msg: str) -> None:
+        self.errors.append(f"{key}: {msg}")
+
+    def table(self, data: Any, key: str) -> dict[str, Any]:
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            self.err(key, f"expected a table, got {type(data).__name__}")
+            return {}
+        return data
+
+    def unknown(self, data: dict[str, Any], allowed: set[str], prefix: str) -> None:
+        for k in data:
+            if k not in allowed:
+                self.err(f"{prefix}{k}", f"unknown key (expected one of {', '.join(sorted(allowed))})")
+
+    def duration(self, data: dict[str, Any], k: str, prefix: str, default: float | None = None,
+                 allow_none: bool = False) -> float | None:
+        if k not in data:
+            return default
+        v = data[k]
+        if allow_none and v == "none":
+            return None
+        try:
+            out = parse_duration(v)
+        except DurationError as exc:
+            self.err(prefix + k, str(exc))
+            return default
+        if out <= 0:
+            self.err(prefix + k, f"must be positive, got {v!r}")
+            return default
+        return out
+
+    def number(self, data: dict[str, Any], k: str, prefix: str, default: float, lo: float = 0.0,
+               hi: float = INF, integer: bool = False) -> float:
+        if k not in data:
+            return default
+        v = data[k]
+        ok_type = isinstance(v, int) if integer else isinstance(v, (int, float))
+        if isinstance(v, bool) or not ok_type:
+            self.err(prefix + k, f"expected {'an integer' if integer else 'a number'}, got {v!r}")
+            return default
+        if not lo <= v <= hi:
+            self.err(prefix + k, f"expected a value between {lo:g} and {hi:g}, got {v!r}")
+            return default
+        return v
+
+    def string(self, data: dict[str, Any], k: str, prefix: str) -> str | None:
+        v = data.get(k)
+        if v is not None and not isinstance(v, str):
+            self.err(prefix + k, f"expected a string, got {v!r}")
+            return None
+        return v
+
+    def strings(self, data: dict[str, Any], k: str, prefix: str) -> tuple[str, ...] | None:
+        if k not in data:
+            return None
+        v = data[k]
+        if not isinstance(v, list):
+            self.err(prefix + k, f"expected a list of strings, got {v!r}")
+            return None
+        out = []
+        for i, x in enumerate(v):
+            if not isinstance(x, str):
+                self.err(f"{prefix}{k}[{i}]", f"expected a string, got {x!r}")
+            else:
+                out.append(x)
+        return tuple(out)
+
+
+def _limits_with_preset(v: _V, data: dict[str, Any], prefix: str, idle: float | None,
+                        absolute: float | None) -> tuple[float | None, float | None, str | None]:
+    preset = v.string(data, "preset", prefix)
+    if preset is not None:
+        p = PRESETS.get(preset)
+        if p is None:
+            v.err(prefix + "preset", f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+        else:
+            idle, absolute = p.idle, p.absolute
+    idle = v.duration(data, "idle", prefix, idle, allow_none=True)
+    absolute = v.duration(data, "absolute", prefix, absolute, allow_none=True)
+    return idle, absolute, preset
+
+
+def policy_from_dict(data: dict[str, Any], source: str = "<dict>") -> Policy:
+    """Validate a decoded policy and build a :class:`Policy`; raise :class:`PolicyError` listing every error.
+
+    Explicit ``idle``/``absolute`` keys override a ``preset`` in the same table.
+    """
+    v = _V()
+    if not isinstance(data, dict):
+        raise PolicyError([f"(top): expected a table, got {type(data).__name__}"])
+    v.unknown(data, _TOP, "")
+
+    dd = v.table(data.get("defaults"), "defaults")
+    v.unknown(dd, {"idle", "absolute", "preset"}, "defaults.")
+    d_idle, d_abs, d_preset = _limits_with_preset(v, dd, "defaults.", 1800.0, 12 * 3600.0)
+    defaults = Rule("defaults", d_idle, d_abs, d_preset)
+
+    networks: dict[str, tuple[Any, ...]] = {}
+    for name, cidrs in v.table(data.get("networks"), "networks").items():
+        if not isinstance(cidrs, list):
+            cidrs = [cidrs]
+        nets = []
+        for i, c in enumerate(cidrs):
+            try:
+                nets.append(ipaddress.ip_network(c, strict=False))
+            except (ValueError, TypeError):
+                v.err(f"networks.{name}[{i}]", f"expected a CIDR like \"10.0.0.0/8\", got {c!r}")
+        networks[name] = tuple(nets)
+
+    act = v.table(data.get("activity"), "activity")
+    v.unknown(act, {"automatic", "privileged", "bytes_window"}, "activity.")
+    auto_p = v.strings(act, "automatic", "activity.") or ()
+    priv_p = v.strings(act, "privileged", "activity.") or ()
+    bytes_window = v.duration(act, "bytes_window", "activity.", 300.0) or 300.0
+    activity = ActivityPolicy(auto_p, priv_p, bytes_window, _compile(auto_p), _compile(priv_p))
+
+    rules: list[Rule] = []
+    raw_rules = data.get("rules", [])
+    if not isinstance(raw_rules, list):
+        v.err("rules", "expected an array of tables ([[rules]])")
+        raw_rules = []
+    seen: set[str] = {"defaults"}
+    for i, rd in enumerate(raw_rules):
+        pre = f"rules[{i}]."
+        if not isinstance(rd, dict):
+            v.err(f"rules[{i}]", "expected a table")
+            continue
+        v.unknown(rd, _RULE_KEYS, pre)
+        name = v.string(rd, "name", pre)
+        if name is None:
+            if "name" not in rd:
+                v.err(pre + "name", "missing")
+            name = f"rule{i}"
+        elif name in seen:
+            v.err(pre + "name", f"duplicate rule name {name!r}")
+        seen.add(name)
+        idle, absolute, preset = _limits_with_preset(v, rd, pre, None, None)
+        if idle is None and absolute is None and not any(k in rd for k in ("idle", "absolute", "preset")):
+            v.err(f"rules[{i}]", "sets no limit (give idle, absolute or preset)")
+        roles = v.strings(rd, "roles", pre)
+        network = v.string(rd, "network", pre)
+        negated = False
+        if network is not None:
+            negated = network.startswith("!")
+            network = network.lstrip("!").strip()
+            if network not in networks:
+                v.err(pre + "network", f"unknown network {network!r} (define it under [networks])")
+        channel = v.string(rd, "channel", pre)
+        if channel is not None and channel not in ("web", "mobile", "api"):
+            v.err(pre + "channel", f"expected web, mobile or api, got {channel!r}")
+        aal = None
+        if "aal" in rd:
+            aal = int(v.number(rd, "aal", pre, 0, 1, 3, integer=True)) or None
+        privileged = rd.get("privileged")
+        if privileged is not None and not isinstance(privileged, bool):
+            v.err(pre + "privileged", f"expected true or false, got {privileged!r}")
+            privileged = None
+        within = v.duration(rd, "privileged_within", pre, 900.0) or 900.0
+        if "privileged_within" in rd and privileged is None:
+            v.err(pre + "privileged_within", "only meaningful with privileged = true")
+        bytes_over = int(v.number(rd, "bytes_over", pre, -1, 0, integer=True)) if "bytes_over" in rd else None
+        if bytes_over == -1:
+            bytes_over = None
+        rate_over = float(v.number(rd, "rate_over", pre, -1, 0)) if "rate_over" in rd else None
+        if rate_over == -1:
+            rate_over = None
+        risk = v.string(rd, "risk", pre)
+        if risk is not None and risk not in RISK_BANDS:
+            v.err(pre + "risk", f"expected \"elevated\" or \"high\", got {risk!r}")
+            risk = None
+        rules.append(Rule(name, idle, absolute, preset, frozenset(roles) if roles is not None else None, network,
+                          negated, channel, v.string(rd, "app", pre), aal, privileged, within, bytes_over,
+                          rate_over, risk, i))
+
+    ids_d = v.table(data.get("ids"), "ids")
+    v.unknown(ids_d, {"revoke", "step_up", "lookback"}, "ids.")
+    sev = {}
+    for k, default in (("revoke", ("critical", "high")), ("step_up", ("medium",))):
+        vals = v.strings(ids_d, k, "ids.")
+        if vals is None:
+            vals = default
+        for j, s in enumerate(vals):
+            if s not in ("critical", "high", "medium", "low"):
+                v.err(f"ids.{k}[{j}]", f"expected one of critical, high, medium, low, got {s!r}")
+        sev[k] = frozenset(x for x in vals if x in ("critical", "high", "medium", "low"))
+    for s in sev["revoke"] & sev["step_up"]:
+        v.err("ids.step_up", f"severity {s!r} is also in ids.revoke")
+    ids = IdsPolicy(sev["revoke"], sev["step_up"], v.duration(ids_d, "lookback", "ids.", 3600.0) or 3600.0)
+
+    ad = v.table(data.get("adaptive"), "adaptive")
+    v.unknown(ad, {"enabled", "step_up_at", "revoke_at", "elevated_at", "warmup", "idle_factor"}, "adaptive.")
+    enabled = ad.get("enabled", False)
+    if not isinstance(enabled, bool):
+        v.err("adaptive.enabled", f"expected true or false, got {enabled!r}")
+        enabled = False
+    adaptive = AdaptivePolicy(
+        enabled,
+        float(v.number(ad, "step_up_at", "adaptive.", 0.9, 0, 1)),
+        float(v.number(ad, "revoke_at", "adaptive.", 0.99, 0, 1)),
+        float(v.number(ad, "elevated_at", "adaptive.", 0.7, 0, 1)),
+        int(v.number(ad, "warmup", "adaptive.", 20, 0, integer=True)),
+        float(v.number(ad, "idle_factor", "adaptive.", 0.5, 0.01, 1)),
+    )
+    if adaptive.step_up_at > adaptive.revoke_at:
+        v.err("adaptive.step_up_at", f"must not exceed revoke_at ({adaptive.revoke_at}), got {adaptive.step_up_at}")
+    if adaptive.elevated_at > adaptive.step_up_at:
+        v.err("adaptive.elevated_at", f"must not exceed step_up_at ({adaptive.step_up_at}), got {adaptive.elevated_at}")
+
+    if v.errors:
+        raise PolicyError(v.errors)
+    normalised = {
+        "defaults": {"idle": d_idle, "absolute": d_abs},
+        "networks": {k: [str(n) for n in ns] for k, ns in networks.items()},
+        "rules": [{"name": r.name, "idle": r.idle, "absolute": r.absolute, **r.conditions()} for r in rules],
+        "ids": {"revoke": sorted(ids.revoke), "step_up": sorted(ids.step_up), "lookback": ids.lookback},
+        "adaptive": {k: getattr(adaptive, k) for k in AdaptivePolicy.__slots__},
+        "activity": {"automatic": list(auto_p), "privileged": list(priv_p), "bytes_window": bytes_window},
+    }
+    return Policy(defaults, tuple(rules), networks, ids, adaptive, activity, normalised, source)
+
+
+def loads_policy(text: str, source: str = "<string>") -> Policy:
+    """Parse and validate TOML text."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError([f"{source}: not valid TOML: {exc}"]) from None
+    return policy_from_dict(data, source)
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load a policy file (``None``: the shipped ``streams/policy.default.toml``)."""
+    if path is None:
+        return default_policy()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError([f"{p}: cannot read: {exc.strerror or exc}"]) from None
+    return loads_policy(text, str(p))
+
+
+def default_policy() -> Policy:
+    """The shipped default policy.
+
+    Examples
+    --------
+    >>> p = default_policy()
+    >>> p.static_limits(None, "10.1.2.3", "web", None, None).idle, p.static_limits(None, "8.8.8.8", "web", None, None).idle
+    (1800.0, 1200.0)
+    """
+    text = resources.files("streams").joinpath("policy.default.toml").read_text(encoding="utf-8")
+    return loads_policy(text, "policy.default.toml")

@@ -1,0 +1,377 @@
+"""The Faust shell around the engine: topics, tables, agents, the expiry timer, web views.
+
+The engine decides; Faust moves the data and keeps the state durable. Everything a worker runs is
+declared once, in ``Service.__init__``; the logic lives in plain methods the agents and the timer
+call.
+
+Dataflow (each arrow is a Kafka topic)::
+
+    identity, activity ──► user agent ──► revocations (keyed by session), audit (keyed by user)
+          ▲                   │  ▲
+          │                   │  └── user-requests (alerts resolved to a user, admin requests,
+          │                   │                     events that arrived on the wrong partition)
+          │                   └────► sightings (ip:<addr>, session:<id> -> user, session)
+    ids-alerts ──► alert agent ──► sightings ──► sighting agent ──► user-requests
+
+Commit order of one batch (the invariant that makes delivery at-least-once and never lossy):
+
+1. **decide** — the engine handles every event of the batch; it mutates state in memory only;
+2. **produce** — decisions, audit records, sightings and dead letters are sent;
+3. **await** — the broker acknowledged every one of them (a failure raises: the batch is retried);
+4. **changelog** — the touched users' states are written to the table (changelog topic);
+5. **offsets** — Faust acks the batch's events; its commit flushes the producer (so the changelog
+   is durable) before it commits the offsets.
+
+A crash before 3 re-processes the batch and re-decides the same decisions (same ids). A crash
+between 3 and 5 re-processes events against state that already saw them: the engine re-issues
+the same ids. A decision is never lost; a duplicate always carries the id of the original.
+The expiry timer follows the same order (2-4) with no offsets involved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import faust
+import orjson
+
+from streams.config import Settings
+from streams.engine import Engine, Event, Output
+from streams.service import codecs
+from streams.service.deadletter import dead_letter
+from streams.service.ingest import DEFAULT_MAX_SKEW_S, Rejected, decode
+from streams.service.metrics import Metrics
+from streams.service.partitioning import partition_for
+from streams.service.store import TableStore
+from streams.topics import spec
+
+log = logging.getLogger("lapse.service")
+
+#: events per batch and how long a batch may wait to fill
+BATCH_MAX = 2000
+BATCH_WITHIN_S = 0.05
+#: expiry timer tick (the issue asks for <= 1 s)
+TICK_S = 0.25
+#: sightings kept per ip/session key
+MAX_SIGHTINGS_PER_KEY = 64
+
+
+def faust_broker_urls(bootstrap: str) -> list[str]:
+    """``"a:9092,b:9092"`` -> ``["kafka://a:9092", "kafka://b:9092"]``.
+
+    >>> faust_broker_urls("127.0.0.1:9092, 10.0.0.2:9093")
+    ['kafka://127.0.0.1:9092', 'kafka://10.0.0.2:9093']
+    """
+    return [f"kafka://{b.strip()}" for b in bootstrap.split(",") if b.strip()]
+
+
+def broker_credentials(settings: Settings) -> Any:
+    if settings.security_protocol == "PLAINTEXT":
+        return None
+    ssl_context = None
+    if settings.security_protocol.endswith("SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        ssl_context = create_ssl_context(cafile=settings.ssl_cafile)
+    if settings.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(username=settings.sasl_username, password=settings.sasl_password,
+                                     ssl_context=ssl_context, mechanism=settings.sasl_mechanism)
+    return faust.SSLCredentials(ssl_context)
+
+
+class Service:
+    """One lapse worker: a Faust app with its topics, tables, agents, timer and web views.
+
+    Parameters
+    ----------
+    settings : Settings
+        Broker, topics, web server.
+    engine_factory : callable
+        ``engine_factory(store) -> Engine``; the store is the changelog-backed user table.
+    encode_decision : callable
+        ``encode_decision(decision: dict) -> bytes``: the revocations-topic message (signed SET).
+    clock : callable
+        Wall clock (seconds); injected so tests and benchmarks can read it.
+    """
+
+    def __init__(self, settings: Settings, engine_factory: Callable[[TableStore], Engine],
+                 encode_decision: Callable[[dict], bytes], *, clock: Callable[[], float] = time.time,
+                 max_skew_s: float = DEFAULT_MAX_SKEW_S) -> None:
+        if not callable(engine_factory):
+            raise TypeError("Service: engine_factory must be callable(store) -> Engine")
+        if not callable(encode_decision):
+            raise TypeError("Service: encode_decision must be callable(decision) -> bytes")
+        self.settings = settings
+        self.clock = clock
+        self.max_skew_s = max_skew_s
+        self.encode_decision = encode_decision
+        self.metrics = Metrics()
+        self.ready = False
+        self.n_partitions = settings.partitions
+        self._assigned_user_partitions: set[int] = set()
+        self._sighting_sent: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+
+        app = self.app = faust.App(
+            settings.app_id,
+            broker=faust_broker_urls(settings.bootstrap),
+            broker_credentials=broker_credentials(settings),
+            store=settings.store,
+            datadir=settings.data_dir,
+            topic_partitions=settings.partitions,
+            topic_replication_factor=1,
+            topic_allow_declare=True,
+            processing_guarantee="at_least_once",
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            producer_linger_ms=2,
+            producer_max_request_size=2 * 1024 * 1024,
+            broker_commit_interval=1.0,
+            stream_buffer_maxsize=8192,
+            web_enabled=True,
+            web_bind=settings.web_host,
+            web_host=settings.web_host,
+            web_port=settings.web_port,
+            key_serializer=codecs.KEY,
+            value_serializer="raw",
+            table_standby_replicas=0,
+        )
+        t = settings.topic
+        raw = dict(key_serializer=codecs.KEY, value_serializer="raw")
+        self.user_inputs = app.topic(t("identity"), t("activity"), t("user-requests"), **raw)
+        self.alerts_in = app.topic(t("ids-alerts"), **raw)
+        self.sightings_topic = app.topic(t("sightings"), key_serializer=codecs.KEY, value_serializer=codecs.JSON)
+        self.user_requests = app.topic(t("user-requests"), **raw)
+        self.revocations = app.topic(t("revocations"), **raw)
+        self.audit = app.topic(t("audit"), key_serializer=codecs.KEY, value_serializer=codecs.JSON)
+        self.dead_letters = app.topic(t("dead-letters"), key_serializer=codecs.KEY, value_serializer=codecs.JSON,
+                                      partitions=spec("dead-letters").partitions)
+
+        # use_partitioner: a key's changelog partition is the one Kafka's default partitioner gives
+        # it, which is also its input partition — so timer-driven writes (no current event) land
+        # where recovery will look for them.
+        self.users = app.Table("users", partitions=settings.partitions, key_serializer=codecs.KEY,
+                               value_serializer=codecs.USER_STATE, use_partitioner=True)
+        self.sightings = app.Table("sightings", partitions=settings.partitions, key_serializer=codecs.KEY,
+                                   value_serializer=codecs.JSON, use_partitioner=True)
+
+        self.store = TableStore(self.users, owns=self.owns_user)
+        self.engine = engine_factory(self.store)
+
+        app.agent(self.user_inputs, name="lapse.users")(self._user_agent)
+        app.agent(self.alerts_in, name="lapse.alerts")(self._alert_agent)
+        app.agent(self.sightings_topic, name="lapse.sightings")(self._sighting_agent)
+        app.timer(TICK_S, name="lapse.expiry")(self._expiry_tick)
+        app.on_partitions_assigned.connect(self._on_assigned)
+        app.on_partitions_revoked.connect(self._on_revoked)
+        app.on_rebalance_complete.connect(self._on_rebalance_complete)
+        from streams.service import web
+
+        web.register(self)
+
+    # ------------------------------------------------------------------ partitions
+
+    def owns_user(self, user: str) -> bool:
+        return partition_for(user.encode(), self.n_partitions) in self._assigned_user_partitions
+
+    async def _on_assigned(self, app: Any, assigned: set, **kwargs: Any) -> None:
+        identity = self.settings.topic("identity")
+        self._assigned_user_partitions = {tp.partition for tp in assigned if tp.topic == identity}
+        self.ready = False
+
+    async def _on_revoked(self, app: Any, revoked: set, **kwargs: Any) -> None:
+        self.ready = False
+
+    async def _on_rebalance_complete(self, app: Any, **kwargs: Any) -> None:
+        """Tables are recovered: rebuild the deadline index from the users this worker owns."""
+        t0 = time.perf_counter()
+        self.engine.rebuild_deadlines()
+        self.ready = True
+        log.info("lapse: deadline index rebuilt over partitions %s in %.3fs",
+                 sorted(self._assigned_user_partitions), time.perf_counter() - t0)
+
+    # ------------------------------------------------------------------ agents
+
+    async def _user_agent(self, stream: Any) -> None:
+        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            await self.process_user_batch(batch)
+
+    async def process_user_batch(self, batch: Iterable[Any]) -> None:
+        now = self.clock()
+        outputs: list[Output] = []
+        sends: list[Any] = []
+        engine, store, metrics = self.engine, self.store, self.metrics
+        oldest_ts = None
+        n = 0
+        for ev in batch:
+            msg = ev.message
+            n += 1
+            metrics.saw(msg.topic, msg.partition, now)
+            if oldest_ts is None:
+                oldest_ts = msg.timestamp
+            result = decode(msg.value, now, self.max_skew_s)
+            if isinstance(result, Rejected):
+                sends.append(await self._dead_letter(msg, result))
+                continue
+            event: Event = result
+            metrics.events_in.labels(msg.topic, event.type).inc()
+            user = event.user
+            if user is None:  # alerts without user reach the user agent only through user-requests
+                sends.append(await self._dead_letter(msg, Rejected("no user to route the event to", "user")))
+                continue
+            if partition_for(user.encode(), self.n_partitions) != msg.partition:
+                # produced with another partitioner or key: forward once to the user's partition
+                metrics.forwarded.inc()
+                sends.append(await self.user_requests.send(key=user, value=msg.value))
+                continue
+            outputs.extend(engine.handle(event, now))
+            store.touch(user)
+            sends.extend(await self._sighting_sends(event))
+        metrics.batch_size.observe(n)
+        outputs.extend(engine.expire(now))
+        await self._publish(outputs, sends, now, oldest_ts)
+
+    async def _alert_agent(self, stream: Any) -> None:
+        """IDS alerts arrive keyed by IP: fan them out to the sighting keys (and users) they name."""
+        async for batch in stream.take_events(500, within=BATCH_WITHIN_S):
+            now = self.clock()
+            sends = []
+            for ev in batch:
+                msg = ev.message
+                self.metrics.saw(msg.topic, msg.partition, now)
+                result = decode(msg.value, now, self.max_skew_s)
+                if isinstance(result, Rejected):
+                    sends.append(await self._dead_letter(msg, result))
+                    continue
+                alert: Event = result
+                self.metrics.events_in.labels(msg.topic, alert.type).inc()
+                if alert.type != "alert":
+                    sends.append(await self._dead_letter(msg, Rejected(f"expected an alert on this topic, got {alert.type!r}", "type")))
+                    continue
+                body = alert.raw or orjson.loads(msg.value)
+                if alert.user:
+                    sends.append(await self.user_requests.send(key=alert.user, value=orjson.dumps(body)))
+                for key in self._alert_keys(alert):
+                    sends.append(await self.sightings_topic.send(key=key, value={"kind": "alert", "alert": body,
+                                                                                   "received": now}))
+            await self._await_all(sends)
+
+    @staticmethod
+    def _alert_keys(alert: Event) -> list[str]:
+        keys = []
+        for ip in (alert.src_ip, alert.dest_ip):
+            if ip:
+                keys.append(f"ip:{ip}")
+        if alert.session and not alert.user:
+            keys.append(f"session:{alert.session}")
+        return keys
+
+    async def _sighting_agent(self, stream: Any) -> None:
+        """Keep ``ip:/session: -> [(user, session, ts)]`` and resolve alerts into per-user requests."""
+        lookback = self.engine.policy.ids.lookback
+        async for batch in stream.take_events(1000, within=BATCH_WITHIN_S):
+            sends = []
+            for ev in batch:
+                key, value = ev.key, ev.value
+                if not isinstance(value, dict):
+                    continue
+                entries = self.sightings.get(key) or []
+                if value.get("kind") == "sighting":
+                    ts = float(value["ts"])
+                    entries = [e for e in entries if not (e[0] == value["user"] and e[1] == value["session"])
+                               and e[2] >= ts - lookback]
+                    entries.append([value["user"], value["session"], ts])
+                    self.sightings[key] = entries[-MAX_SIGHTINGS_PER_KEY:]
+                elif value.get("kind") == "alert":
+                    body = value["alert"]
+                    try:
+                        from streams.engine import parse_event
+
+                        alert_ts = parse_event(body).ts
+                    except Exception:  # validated at the edge; a bad record here is dropped loudly
+                        log.exception("lapse: unusable alert record on %s", key)
+                        continue
+                    for user, session, ts in entries:
+                        if ts >= alert_ts - lookback:
+                            target = dict(body, user=user, session=session)
+                            target.setdefault("matched", key)
+                            sends.append(await self.user_requests.send(key=user, value=orjson.dumps(target)))
+            await self._await_all(sends)
+
+    async def _sighting_sends(self, event: Event) -> list[Any]:
+        """Tell the sighting index who uses this IP/session (on change, and refreshed well within lookback)."""
+        if event.session is None or event.type not in ("login", "refresh", "reauth", "activity"):
+            return []
+        refresh = max(1.0, self.engine.policy.ids.lookback / 4)
+        out = []
+        for key in ((f"ip:{event.ip}",) if event.ip else ()) + (f"session:{event.session}",):
+            memo = (key, event.user, event.session)
+            last = self._sighting_sent.get(memo)
+            if last is not None and event.ts - last < refresh and event.ts >= last:
+                continue
+            self._sighting_sent[memo] = event.ts
+            self._sighting_sent.move_to_end(memo)
+            if len(self._sighting_sent) > 200_000:  # a cache: losing entries costs one extra message
+                self._sighting_sent.popitem(last=False)
+            out.append(await self.sightings_topic.send(
+                key=key, value={"kind": "sighting", "user": event.user, "session": event.session, "ts": event.ts}))
+        return out
+
+    # ------------------------------------------------------------------ timer
+
+    async def _expiry_tick(self) -> None:
+        if not self.ready:
+            return
+        now = self.clock()
+        outputs = self.engine.expire(now)
+        if outputs:
+            await self._publish(outputs, [], now, None)
+        self.metrics.live_sessions.set(getattr(self.engine, "live_sessions", lambda: 0)())
+
+    # ------------------------------------------------------------------ publish
+
+    async def _publish(self, outputs: list[Output], sends: list[Any], now: float, inbound_ts_ms: float | None) -> None:
+        """Steps 2-4 of the commit order: produce, await acknowledgement, then write the changelog."""
+        metrics = self.metrics
+        for out in outputs:
+            if out.kind == "decision":
+                d = out.value
+                # 2. produce
+                sends.append(await self.revocations.send(key=out.key, value=self.encode_decision(d)))
+                metrics.decisions.labels(d["action"], d["reason"]).inc()
+                if d["reason"] in ("idle_timeout", "absolute_timeout"):
+                    metrics.lateness.observe(max(0.0, now - _epoch(d["at"])))
+                elif inbound_ts_ms:
+                    metrics.decision_latency.observe(max(0.0, now - inbound_ts_ms / 1000))
+                if d.get("score") is not None:
+                    metrics.scores.observe(d["score"])
+                self.store.touch(d.get("user"))
+            else:
+                sends.append(await self.audit.send(key=out.key, value=out.value))
+                metrics.audit.labels(out.value.get("kind", "?")).inc()
+                self.store.touch(out.value.get("user"))
+        # 3. await: every decision and audit record is acknowledged by the broker
+        await self._await_all(sends)
+        # 4. changelog: only now may state that reflects these decisions become durable
+        self.store.flush()
+
+    @staticmethod
+    async def _await_all(sends: list[Any]) -> None:
+        if sends:
+            await asyncio.gather(*sends)
+
+    async def _dead_letter(self, msg: Any, rejected: Rejected) -> Any:
+        self.metrics.invalid.labels(msg.topic, rejected.reason.split(":")[0][:40]).inc()
+        record = dead_letter(msg.value, reason=rejected.reason, field=rejected.field, topic=msg.topic,
+                             partition=msg.partition, offset=msg.offset, now=self.clock())
+        return await self.dead_letters.send(key=msg.topic, value=record)
+
+
+def _epoch(at: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()

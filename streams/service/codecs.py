@@ -1,0 +1,53 @@
+"""Faust codecs for lapse's keys and table values (orjson, compact dicts from the engine)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from faust.serializers import codecs
+
+
+class Utf8Key(codecs.Codec):
+    """Keys are UTF-8 strings on the wire (the user id, ``ip:<addr>``, ``session:<id>``)."""
+
+    def _dumps(self, obj: Any) -> bytes:
+        if isinstance(obj, bytes):
+            return obj
+        return str(obj).encode()
+
+    def _loads(self, s: bytes) -> Any:
+        return s.decode() if isinstance(s, (bytes, bytearray)) else s
+
+
+class OrjsonValue(codecs.Codec):
+    """JSON values through orjson (plain dicts and lists)."""
+
+    def _dumps(self, obj: Any) -> bytes:
+        return orjson.dumps(obj)
+
+    def _loads(self, s: bytes) -> Any:
+        return None if s is None else orjson.loads(s)
+
+
+class UserStateValue(codecs.Codec):
+    """The engine's ``UserState`` as its ``to_dict()`` in orjson."""
+
+    def _dumps(self, obj: Any) -> bytes:
+        return orjson.dumps(obj.to_dict())
+
+    def _loads(self, s: bytes) -> Any:
+        if s is None:
+            return None
+        from streams.engine.state import UserState
+
+        return UserState.from_dict(orjson.loads(s))
+
+
+KEY = "lapse-key"
+JSON = "lapse-json"
+USER_STATE = "lapse-user-state"
+
+codecs.register(KEY, Utf8Key())
+codecs.register(JSON, OrjsonValue())
+codecs.register(USER_STATE, UserStateValue())

@@ -1,0 +1,36 @@
+"""Dead-letter records: what could not be used, where it came from, and why.
+
+A record keeps the original bytes (base64), so nothing is lost and an operator can replay it
+after a fix. Raw payloads larger than ``MAX_RAW`` are cut (the record says so and keeps the
+original size): a dead-letter topic must never refuse the record that explains a failure.
+
+>>> rec = dead_letter(b"{oops", reason="invalid JSON", field=None, topic="lapse.identity",
+...                   partition=2, offset=41, now=0.0)
+>>> rec["reason"], rec["partition"], rec["offset"], rec["raw_bytes"]
+('invalid JSON', 2, 41, 5)
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timezone
+from typing import Any
+
+MAX_RAW = 64 * 1024
+
+
+def dead_letter(raw: bytes | None, *, reason: str, field: str | None, topic: str, partition: int,
+                offset: int, now: float, stage: str = "ingest") -> dict[str, Any]:
+    raw = raw or b""
+    return {
+        "reason": reason,
+        "field": field,
+        "stage": stage,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "at": datetime.fromtimestamp(now, timezone.utc).isoformat().replace("+00:00", "Z"),
+        "raw_bytes": len(raw),
+        "raw_truncated": len(raw) > MAX_RAW,
+        "raw_b64": base64.b64encode(raw[:MAX_RAW]).decode(),
+    }

@@ -1,0 +1,98 @@
+"""The engine's per-user store over a Faust table, with writes staged until decisions are out.
+
+The engine mutates ``UserState`` objects in place. This store remembers which users a batch (or a
+timer tick) touched and writes them to the changelog-backed table only when ``flush()`` is called
+— after the decisions of that batch were acknowledged by the broker. See
+``streams.service.pipeline`` for the whole commit order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any
+
+
+class TableStore(MutableMapping):
+    """``MutableMapping[user, UserState]`` over a Faust table (or any mapping, for tests).
+
+    ``owns(user)`` says whether the user's partition is assigned to this worker: iteration (used
+    to rebuild the deadline index) only yields owned users, so a worker never expires sessions of
+    a partition that moved away.
+
+    Examples
+    --------
+    >>> table = {"alice": {"n": 1}}
+    >>> store = TableStore(table, owns=lambda user: True)
+    >>> store["bob"] = {"n": 0}
+    >>> sorted(store), "bob" in table
+    (['alice', 'bob'], False)
+    >>> store.touch("alice"); store.flush()
+    2
+    >>> sorted(table)
+    ['alice', 'bob']
+    """
+
+    def __init__(self, table: MutableMapping, owns: Callable[[str], bool]) -> None:
+        self.table = table
+        self.owns = owns
+        self._pending: dict[str, Any] = {}
+        self._deleted: set[str] = set()
+
+    def __getitem__(self, user: str) -> Any:
+        state = self._pending.get(user)
+        if state is not None:
+            return state
+        if user in self._deleted:
+            raise KeyError(user)
+        return self.table[user]
+
+    def __setitem__(self, user: str, state: Any) -> None:
+        self._pending[user] = state
+        self._deleted.discard(user)
+
+    def __delitem__(self, user: str) -> None:
+        if user not in self._pending and user not in self.table:
+            raise KeyError(user)
+        self._pending.pop(user, None)
+        self._deleted.add(user)
+
+    def __contains__(self, user: object) -> bool:
+        if user in self._pending:
+            return True
+        return user not in self._deleted and user in self.table
+
+    def __iter__(self) -> Iterator[str]:
+        for user in list(self.table.keys()):
+            if user not in self._deleted and user not in self._pending and self.owns(user):
+                yield user
+        yield from list(self._pending)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def touch(self, user: str | None) -> None:
+        """Mark ``user``'s state as changed in place (it will be written on ``flush``)."""
+        if user is None or user in self._pending or user in self._deleted:
+            return
+        try:
+            self._pending[user] = self.table[user]
+        except KeyError:
+            pass
+
+    @property
+    def dirty(self) -> int:
+        return len(self._pending) + len(self._deleted)
+
+    def flush(self) -> int:
+        """Write staged states to the table (each write is a changelog record); returns the count."""
+        n = 0
+        pending, deleted = self._pending, self._deleted
+        self._pending, self._deleted = {}, set()
+        for user, state in pending.items():
+            self.table[user] = state
+            n += 1
+        for user in deleted:
+            if user in self.table:
+                del self.table[user]
+                n += 1
+        return n

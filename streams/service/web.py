@@ -1,0 +1,37 @@
+"""HTTP views on the worker's Faust web server (127.0.0.1 by default).
+
+``/health``  200 while the worker runs, with each partition's last-inbound age (a consumer that
+             silently stopped shows as a growing age);
+``/ready``   200 once partitions are assigned and tables recovered, else 503;
+``/metrics`` Prometheus exposition.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from streams.service.app import Service
+
+
+def register(service: "Service") -> None:
+    app = service.app
+
+    @app.page("/health")
+    async def health(self: Any, request: Any) -> Any:
+        return self.json({
+            "status": "ok",
+            "ready": service.ready,
+            "partitions": sorted(service._assigned_user_partitions),
+            "last_inbound_age_s": service.metrics.inbound_ages(service.clock()),
+            "policy_version": getattr(service.engine.policy, "version", None),
+        })
+
+    @app.page("/ready")
+    async def ready(self: Any, request: Any) -> Any:
+        body = {"ready": service.ready, "partitions": sorted(service._assigned_user_partitions)}
+        return self.json(body, status=200 if service.ready else 503)
+
+    @app.page("/metrics")
+    async def metrics(self: Any, request: Any) -> Any:
+        return self.bytes(service.metrics.exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")

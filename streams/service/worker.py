@@ -1,0 +1,40 @@
+"""Assemble a worker from settings: policy, signing key, scorer, engine, Faust service."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from streams.config import Settings
+from streams.engine import Engine, load_policy
+from streams.service.app import Service
+
+
+def default_policy_path() -> str:
+    from pathlib import Path
+
+    return str(Path(__file__).resolve().parents[1] / "policy.default.toml")
+
+
+def make_scorer(policy):
+    """The adaptive scorer when the policy enables it (models/ is optional at import time)."""
+    if not getattr(getattr(policy, "adaptive", None), "enabled", False):
+        return None
+    from models.scorer import AdaptiveScorer
+
+    return AdaptiveScorer.from_policy(policy) if hasattr(AdaptiveScorer, "from_policy") else AdaptiveScorer()
+
+
+def build_service(settings: Settings | None = None, *, clock: Callable[[], float] = time.time) -> Service:
+    from streams.publish.keys import load_signing_key
+    from streams.publish.set import SetSigner, encode_message
+
+    settings = settings or Settings.load()
+    policy = load_policy(settings.policy or default_policy_path())
+    signer = SetSigner(load_signing_key(), issuer=settings.set_issuer, audience=settings.set_audience)
+    scorer = make_scorer(policy)
+
+    def engine_factory(store):
+        return Engine(policy, store=store, scorer=scorer)
+
+    return Service(settings, engine_factory, lambda decision: encode_message(decision, signer), clock=clock)
