@@ -49,7 +49,7 @@ class RevocationClient:
         absolute_timeout_s: float | None = None,
         clock: Callable[[], float] = time.time,
         poll_timeout_ms: int = 200,
-        max_records: int = 2000,
+        max_records: int = 500,
         on_applied: Callable[[str, bytes | None], None] | None = None,
         **consumer_options: Any,
     ) -> None:
@@ -141,7 +141,9 @@ class RevocationClient:
             waiter.cancel()
             if self._task in done:
                 self._task.result()  # re-raise what killed the consumer loop
-            raise NotCaughtUp(f"not caught up on {self.topic!r} after {timeout} s (targets {self._targets})")
+            if self._targets is None:
+                raise NotCaughtUp(f"topic {self.topic!r} has no partitions after {timeout} s (does it exist?)")
+            raise NotCaughtUp(f"not caught up on {self.topic!r} after {timeout} s (end offsets {self._targets})")
 
     # -- the loop -----------------------------------------------------------------------------
     async def _end_targets(self) -> dict[TopicPartition, int] | None:
@@ -180,11 +182,18 @@ class RevocationClient:
         while True:
             try:
                 batches = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
+                n = 0
                 for msgs in batches.values():
                     for msg in msgs:
                         outcome = self.state.apply(msg.value)
                         if self.on_applied is not None:
-                            self.on_applied(outcome, msg.key)
+                            try:
+                                self.on_applied(outcome, msg.key)
+                            except Exception:
+                                log.exception("on_applied callback failed")
+                        n += 1
+                        if n % 64 == 0:
+                            await asyncio.sleep(0)  # verifying is CPU work: let requests through
                 if batches:
                     self.last_message_at = time.time()
                 if not self._caught_up.is_set():
@@ -194,6 +203,10 @@ class RevocationClient:
             except KafkaError as exc:
                 self._kafka_errors += 1
                 log.warning("revocations consumer error (retrying): %r", exc)
+                await asyncio.sleep(0.5)
+            except Exception:  # never let one bad message stop enforcement
+                self._kafka_errors += 1
+                log.exception("revocations consumer loop error (continuing)")
                 await asyncio.sleep(0.5)
             if time.monotonic() - last_sweep > 5.0:
                 self.state.sweep()

@@ -65,8 +65,8 @@ class UserBaseline:
     session_country_change  4
     rate_ratio              1.5 x (r - 1.5), r = log2 of rate over baseline, if r > 1.5
     privileged_surprise     0.5 x (s - 3) if s > 3
-    bytes_z                 (z - 3) if z > 3
-    bytes_minute            (b - 3) if b > 3 (8x the usual bytes per minute)
+    bytes_z                 0.5 x (z - 3) if z > 3 (one big file is normal now and then)
+    bytes_minute            (b - 6) if b > 6 (64x the usual bytes per minute)
     failed_logins           2 x (f - 2) if f > 2 (more than ~3 recent failures)
     hour_surprise           0.7 x (h - 1) if h > 1
     unattended              2 x u
@@ -122,10 +122,10 @@ class UserBaseline:
             c["privileged_surprise"] = 0.5 * (v - 3.0)
         v = x["bytes_z"]
         if v > 3.0:
-            c["bytes_z"] = v - 3.0
+            c["bytes_z"] = 0.5 * (v - 3.0)
         v = x["bytes_minute"]
-        if v > 3.0:
-            c["bytes_minute"] = v - 3.0
+        if v > 6.0:
+            c["bytes_minute"] = v - 6.0
         v = x["failed_logins"]
         if v > 2.0:
             c["failed_logins"] = 2.0 * (v - 2.0)

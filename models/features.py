@@ -59,6 +59,7 @@ __all__ = [
     "FeatureExtractor",
 ]
 
+WARM = 5  # closed minutes / byte-carrying events a rate or volume baseline needs before it speaks
 IDENTITY = frozenset({"login", "refresh", "reauth", "logout", "login_failed"})
 
 
@@ -431,10 +432,12 @@ class RequestRate:
     """
 
     def compute(self, ctx: Ctx, out: dict) -> None:
-        count, _, _ = _Window.current(ctx)
         mb = ctx.profile.get("mb")
-        base = mb[1] if mb else 2.0
-        out["rate_ratio"] = max(0.0, math.log2((count + 1.0) / (base + 1.0)))
+        if mb is None or mb[0] < WARM or ctx.obs.type != "activity":
+            out["rate_ratio"] = 0.0  # no baseline yet: say nothing rather than guess
+            return
+        count, _, _ = _Window.current(ctx)
+        out["rate_ratio"] = max(0.0, math.log2((count + 1.0) / (mb[1] + 1.0)))
 
     def learn(self, ctx: Ctx) -> None:  # the shared window is learnt by FeatureExtractor
         pass
@@ -461,7 +464,7 @@ class PrivilegedRate:
 
     def compute(self, ctx: Ctx, out: dict) -> None:
         o = ctx.obs
-        if not o.privileged:
+        if not o.privileged or o.type != "activity":
             out["privileged_surprise"] = 0.0
             return
         _, priv, _ = _Window.current(ctx)
@@ -494,17 +497,20 @@ class BytesOut:
 
     def compute(self, ctx: Ctx, out: dict) -> None:
         o = ctx.obs
-        if o.bytes <= 0:
+        if o.bytes <= 0 or o.type != "activity":
             out["bytes_z"] = 0.0
             out["bytes_minute"] = 0.0
             return
         mb = ctx.profile.get("mb")
-        if mb is None:
-            mb = [0, 1.0, 1.0, 0.0, 4.0, 0.02, 0.0, 4.0, 0]
-        sd = math.sqrt(mb[7]) + 0.5
-        out["bytes_z"] = max(0.0, (math.log1p(o.bytes) - mb[6]) / sd)
-        _, _, minute_bytes = _Window.current(ctx)
-        out["bytes_minute"] = max(0.0, (math.log1p(minute_bytes) - mb[3]) / math.log(2.0))
+        if mb is None or mb[8] < WARM:
+            out["bytes_z"] = 0.0
+        else:
+            out["bytes_z"] = max(0.0, (math.log1p(o.bytes) - mb[6]) / (math.sqrt(mb[7]) + 0.5))
+        if mb is None or mb[0] < WARM:
+            out["bytes_minute"] = 0.0
+        else:
+            _, _, minute_bytes = _Window.current(ctx)
+            out["bytes_minute"] = max(0.0, (math.log1p(minute_bytes) - mb[3]) / math.log(2.0))
 
     def learn(self, ctx: Ctx) -> None:
         pass
@@ -667,7 +673,8 @@ class FeatureExtractor:
             self.geo.learn(ctx)
             self.hour.learn(ctx)
             self.fail.learn(ctx)
-        _Window.learn(ctx, flagged)
+        if obs.type == "activity":
+            _Window.learn(ctx, flagged)
         if flagged and ctx.sess is not None:
             # keep the session record pinned to its pre-attack attributes, but note the time
             ctx.sess[6] = max(ctx.sess[6], obs.ts)

@@ -54,15 +54,13 @@ from models.calibration import TailCalibrator
 from models.detectors import UserBaseline, make_detector
 from models.features import FeatureExtractor, observe
 
-try:  # the engine defines the protocol's Score; fall back to an equivalent while it is absent
-    from streams.engine.scoring import Score  # type: ignore[attr-defined]
-except Exception:  # pragma: no cover - depends on the engine being present
+@dataclass(frozen=True, slots=True)
+class Score:
+    """The engine's ``ScoreLike`` (``value``, ``evidence``) plus the uncalibrated ``raw`` score."""
 
-    @dataclass(slots=True)
-    class Score:  # type: ignore[no-redef]
-        value: float
-        raw: float
-        evidence: dict[str, Any] = field(default_factory=dict)
+    value: float
+    raw: float
+    evidence: dict[str, Any] = field(default_factory=dict)
 
 
 __all__ = ["AdaptiveScorer", "Score", "SNAPSHOT_VERSION"]

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "models.evaluate_cmd:evaluate_cmd",
     "keys": "streams.publish.keys_cmd:keys_cmd",
     "produce": "streams.produce_cmd:produce_cmd",
+    "demo": "streams.demo:demo_cmd",
 }
 
 

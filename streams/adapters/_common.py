@@ -36,8 +36,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UTC_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z\Z")
 # Anything ISO-8601-like with an explicit offset: ``+00:00``, ``+0000`` (Suricata), ``Z``.
 _WITH_OFFSET = re.compile(
-    r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(\.\d{1,9})?(Z|[+-]\d\d:?\d\d)\Z", re.IGNORECASE
+    r"(\d{4}-\d\d-\d\d)[Tt ]((?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d)(\.\d{1,9})?([Zz]|[+-]\d\d:?\d\d)\Z"
 )
+_ZERO_OFFSETS = frozenset({"Z", "z", "+00:00", "+0000", "-00:00", "-0000"})
 
 
 def load_object(raw: bytes) -> dict[str, Any]:
@@ -140,7 +141,7 @@ def opt_num(doc: dict[str, Any], key: str, path: str) -> int | float | None:
 def rfc3339(value: object, path: str) -> str:
     """Normalise a vendor timestamp to RFC 3339 in UTC with ``Z``.
 
-    Accepts RFC 3339 and the ISO 8601 variants vendors write (Suricata's ``+0000`` offset, a space
+    Fractional seconds are kept as written. Accepts RFC 3339 and the ISO 8601 variants vendors write (Suricata's ``+0000`` offset, a space
     instead of ``T``); a time without an offset is an error, since its zone is unknowable.
 
     Examples
@@ -166,16 +167,32 @@ def rfc3339(value: object, path: str) -> str:
     if m is None:
         raise AdapterError(f"not an RFC 3339 time with offset: {value[:40]!r}", path)
     date, clock, frac, offset = m.groups()
-    frac = (frac or "")[:7]  # datetime keeps microseconds
-    if offset in ("Z", "z"):
-        offset = "+00:00"
-    elif ":" not in offset:
-        offset = f"{offset[:3]}:{offset[3:]}"
+    frac = frac or ""
     try:
-        dt = datetime.fromisoformat(f"{date}T{clock}{frac}{offset}").astimezone(UTC)
+        if offset in _ZERO_OFFSETS:
+            datetime.fromisoformat(date)  # checks the calendar; the clock is checked by the regex
+            return f"{date}T{clock}{frac}Z"
+        shift = _OFFSETS.get(offset)
+        if shift is None:
+            shift = _offset(offset)
+        utc = datetime.fromisoformat(f"{date}T{clock}") - shift
     except (ValueError, OverflowError):
         raise AdapterError(f"invalid time: {value[:40]!r}", path) from None
-    return _format_utc(dt)
+    return f"{utc.isoformat()}{frac}Z"
+
+
+_OFFSETS: dict[str, timedelta] = {}
+
+
+def _offset(text: str) -> timedelta:
+    """``+HH:MM`` / ``+HHMM`` as a timedelta (cached: a stream has few distinct offsets)."""
+    hours, minutes = int(text[1:3]), int(text[-2:])
+    if hours > 23 or minutes > 59:
+        raise ValueError(text)
+    shift = timedelta(hours=hours, minutes=minutes) * (-1 if text[0] == "-" else 1)
+    if len(_OFFSETS) < 256:
+        _OFFSETS[text] = shift
+    return shift
 
 
 def epoch_ms(value: object, path: str) -> str:

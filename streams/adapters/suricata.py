@@ -9,7 +9,7 @@ Examples
 ...        b' "src_ip": "203.0.113.9", "dest_ip": "10.0.0.5", "alert": {"severity": 1,'
 ...        b' "signature": "ET EXPLOIT x", "category": "Attempted Administrator Privilege Gain"}}')
 >>> adapt(raw)
-[{'type': 'alert', 'ts': '2024-05-01T09:00:00.250Z', 'severity': 1, 'signature': 'ET EXPLOIT x', 'category': 'Attempted Administrator Privilege Gain', 'src_ip': '203.0.113.9', 'dest_ip': '10.0.0.5'}]
+[{'type': 'alert', 'ts': '2024-05-01T09:00:00.250000Z', 'severity': 1, 'signature': 'ET EXPLOIT x', 'category': 'Attempted Administrator Privilege Gain', 'src_ip': '203.0.113.9', 'dest_ip': '10.0.0.5'}]
 """
 
 from __future__ import annotations

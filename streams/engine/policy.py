@@ -419,8 +419,7 @@ class Policy:
                         f"{k}={v}" for k, v in r.conditions().items()
                         if k in ("privileged", "bytes_over", "rate_over", "risk")))
             out.append({"rule": r.name, "matches": not why, "why_not": why, "activity_conditions": dyn,
-                        "idle": format_duration(r.idle) if r.idle is not None else None,
-                        "absolute": format_duration(r.absolute) if r.absolute is not None else None,
+                        "idle": format_duration(r.idle), "absolute": format_duration(r.absolute),
                         "conditions": r.conditions()})
         return out
 

@@ -161,9 +161,12 @@ def load_signing_key(
 # -- generation --------------------------------------------------------------------------------
 def _inside_git_worktree_unignored(path: Path) -> bool:
     """True when ``path`` would land in a git work tree and is not git-ignored."""
+    anchor = path.parent
+    while not anchor.exists() and anchor != anchor.parent:
+        anchor = anchor.parent
     try:
         top = subprocess.run(
-            ["git", "-C", str(path.parent), "rev-parse", "--show-toplevel"],
+            ["git", "-C", str(anchor), "rev-parse", "--show-toplevel"],
             capture_output=True, text=True, timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
@@ -171,7 +174,7 @@ def _inside_git_worktree_unignored(path: Path) -> bool:
     if top.returncode != 0:
         return False
     ignored = subprocess.run(
-        ["git", "-C", str(path.parent), "check-ignore", "-q", str(path)],
+        ["git", "-C", str(anchor), "check-ignore", "-q", str(path.absolute())],
         capture_output=True, timeout=10,
     )
     return ignored.returncode != 0
@@ -194,12 +197,12 @@ def generate_key(
         raise KeyConfigError(f"unknown key type {kty!r}; use ed25519 or rsa")
     if path.exists() and not force:
         raise KeyConfigError(f"{path} already exists; refusing to overwrite a key (pass --force to replace it)")
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if _inside_git_worktree_unignored(path):
         raise KeyConfigError(
             f"{path} is inside a git work tree and not git-ignored; keep keys out of the repository "
             "(secrets/ is ignored: `--out secrets/signing.pem`)"
         )
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     data = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )

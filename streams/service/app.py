@@ -59,6 +59,8 @@ BATCH_WITHIN_S = 0.05
 TICK_S = 0.25
 #: sightings kept per ip/session key
 MAX_SIGHTINGS_PER_KEY = 64
+#: how long (wall clock) an alert waits in the IDS join for sightings that travelled slower
+ALERT_GRACE_S = 120.0
 
 
 def faust_broker_urls(bootstrap: str) -> list[str]:
@@ -115,6 +117,9 @@ class Service:
         self.n_partitions = settings.partitions
         self._assigned_user_partitions: set[int] = set()
         self._sighting_sent: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+        self._partition_cache: dict[str, int] = {}
+        self._user_requests_name = settings.topic("user-requests")
+        self._live_sessions_at = 0.0
 
         app = self.app = faust.App(
             settings.app_id,
@@ -154,10 +159,8 @@ class Service:
         # use_partitioner: a key's changelog partition is the one Kafka's default partitioner gives
         # it, which is also its input partition — so timer-driven writes (no current event) land
         # where recovery will look for them.
-        self.users = app.Table("users", partitions=settings.partitions, key_serializer=codecs.KEY,
-                               value_serializer=codecs.USER_STATE, use_partitioner=True)
-        self.sightings = app.Table("sightings", partitions=settings.partitions, key_serializer=codecs.KEY,
-                                   value_serializer=codecs.JSON, use_partitioner=True)
+        self.users = _table(app, "users", settings.partitions, codecs.USER_STATE)
+        self.sightings = _table(app, "sightings", settings.partitions, codecs.JSON)
 
         self.store = TableStore(self.users, owns=self.owns_user)
         self.engine = engine_factory(self.store)
@@ -176,7 +179,7 @@ class Service:
     # ------------------------------------------------------------------ partitions
 
     def owns_user(self, user: str) -> bool:
-        return partition_for(user.encode(), self.n_partitions) in self._assigned_user_partitions
+        return self.partition_of(user) in self._assigned_user_partitions
 
     async def _on_assigned(self, app: Any, assigned: set, **kwargs: Any) -> None:
         identity = self.settings.topic("identity")
@@ -200,6 +203,30 @@ class Service:
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             await self.process_user_batch(batch)
 
+    def partition_of(self, user: str) -> int:
+        p = self._partition_cache.get(user)
+        if p is None:
+            if len(self._partition_cache) > 500_000:  # a pure-function cache, safe to drop
+                self._partition_cache.clear()
+            p = self._partition_cache[user] = partition_for(user.encode(), self.n_partitions)
+        return p
+
+    def _decode_user_message(self, msg: Any, now: float) -> Event | Rejected:
+        """Canonical event bytes, or (on user-requests) an envelope ``{"kind": "target", ...}``."""
+        value = msg.value
+        if msg.topic == self._user_requests_name and value and value[:9] == b'{"kind":"':
+            try:
+                env = orjson.loads(value)
+                if env.get("kind") == "target":
+                    alert = decode(orjson.dumps(env["alert"]), now, self.max_skew_s)
+                    if isinstance(alert, Rejected):
+                        return alert
+                    return alert.targeted(env["user"], env.get("session"))
+                return Rejected(f"unknown request kind {env.get('kind')!r}", "kind")
+            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                return Rejected(f"malformed request envelope: {exc}", None)
+        return decode(value, now, self.max_skew_s)
+
     async def process_user_batch(self, batch: Iterable[Any]) -> None:
         now = self.clock()
         outputs: list[Output] = []
@@ -213,24 +240,25 @@ class Service:
             metrics.saw(msg.topic, msg.partition, now)
             if oldest_ts is None:
                 oldest_ts = msg.timestamp
-            result = decode(msg.value, now, self.max_skew_s)
+            result = self._decode_user_message(msg, now)
             if isinstance(result, Rejected):
                 sends.append(await self._dead_letter(msg, result))
                 continue
             event: Event = result
             metrics.events_in.labels(msg.topic, event.type).inc()
             user = event.user
-            if user is None:  # alerts without user reach the user agent only through user-requests
+            if user is None:  # alerts without a user reach this agent only resolved, through user-requests
                 sends.append(await self._dead_letter(msg, Rejected("no user to route the event to", "user")))
                 continue
-            if partition_for(user.encode(), self.n_partitions) != msg.partition:
+            if self.partition_of(user) != msg.partition:
                 # produced with another partitioner or key: forward once to the user's partition
                 metrics.forwarded.inc()
                 sends.append(await self.user_requests.send(key=user, value=msg.value))
                 continue
             outputs.extend(engine.handle(event, now))
             store.touch(user)
-            sends.extend(await self._sighting_sends(event))
+            if event.session is not None and event.type != "alert":
+                sends.extend(await self._sighting_sends(event))
         metrics.batch_size.observe(n)
         outputs.extend(engine.expire(now))
         await self._publish(outputs, sends, now, oldest_ts)
@@ -250,68 +278,81 @@ class Service:
                 alert: Event = result
                 self.metrics.events_in.labels(msg.topic, alert.type).inc()
                 if alert.type != "alert":
-                    sends.append(await self._dead_letter(msg, Rejected(f"expected an alert on this topic, got {alert.type!r}", "type")))
+                    sends.append(await self._dead_letter(
+                        msg, Rejected(f"expected an alert on this topic, got {alert.type!r}", "type")))
                     continue
-                body = alert.raw or orjson.loads(msg.value)
+                body = alert.raw if alert.raw is not None else orjson.loads(msg.value)
                 if alert.user:
-                    sends.append(await self.user_requests.send(key=alert.user, value=orjson.dumps(body)))
+                    env = {"kind": "target", "user": alert.user, "session": alert.session, "alert": body}
+                    sends.append(await self.user_requests.send(key=alert.user, value=orjson.dumps(env)))
                 for key in self._alert_keys(alert):
-                    sends.append(await self.sightings_topic.send(key=key, value={"kind": "alert", "alert": body,
-                                                                                   "received": now}))
+                    sends.append(await self.sightings_topic.send(
+                        key=key, value={"kind": "alert", "alert": body, "ts": alert.ts, "received": now}))
             await self._await_all(sends)
 
-    @staticmethod
-    def _alert_keys(alert: Event) -> list[str]:
+    def _alert_keys(self, alert: Event) -> list[str]:
+        ids = self.engine.policy.ids
+        if alert.severity not in ids.revoke and alert.severity not in ids.step_up:
+            return []
         keys = []
+        if alert.session and not alert.user:
+            keys.append(f"session:{alert.session}")
         for ip in (alert.src_ip, alert.dest_ip):
             if ip:
                 keys.append(f"ip:{ip}")
-        if alert.session and not alert.user:
-            keys.append(f"session:{alert.session}")
         return keys
 
     async def _sighting_agent(self, stream: Any) -> None:
-        """Keep ``ip:/session: -> [(user, session, ts)]`` and resolve alerts into per-user requests."""
-        lookback = self.engine.policy.ids.lookback
+        """The IDS join, sharded by ``ip:<addr>`` / ``session:<id>``.
+
+        Table value: ``{"s": [[user, session, ts], ...], "a": [[alert, alert_ts, received], ...]}``.
+        A sighting and an alert meet whichever arrives first: recent alerts wait ``ALERT_GRACE_S``
+        for sightings of uses that happened before them (the two travel different paths).
+        """
         async for batch in stream.take_events(1000, within=BATCH_WITHIN_S):
             sends = []
+            now = self.clock()
+            lookback = self.engine.policy.ids.lookback
             for ev in batch:
                 key, value = ev.key, ev.value
-                if not isinstance(value, dict):
+                if not isinstance(value, dict) or not isinstance(key, str):
                     continue
-                entries = self.sightings.get(key) or []
+                entry = self.sightings.get(key) or {"s": [], "a": []}
+                bounded = key.startswith("ip:")
                 if value.get("kind") == "sighting":
-                    ts = float(value["ts"])
-                    entries = [e for e in entries if not (e[0] == value["user"] and e[1] == value["session"])
-                               and e[2] >= ts - lookback]
-                    entries.append([value["user"], value["session"], ts])
-                    self.sightings[key] = entries[-MAX_SIGHTINGS_PER_KEY:]
+                    user, session, ts = value["user"], value["session"], float(value["ts"])
+                    newest = max([ts] + [e[2] for e in entry["s"]])
+                    entry["s"] = [e for e in entry["s"] if (e[0], e[1]) != (user, session)
+                                  and (not bounded or e[2] >= newest - lookback)]
+                    entry["s"].append([user, session, ts])
+                    entry["s"] = entry["s"][-MAX_SIGHTINGS_PER_KEY:]
+                    for alert, alert_ts, _ in entry["a"]:
+                        if ts <= alert_ts and (not bounded or ts >= alert_ts - lookback):
+                            sends.append(await self._target(alert, user, session, key))
                 elif value.get("kind") == "alert":
-                    body = value["alert"]
-                    try:
-                        from streams.engine import parse_event
-
-                        alert_ts = parse_event(body).ts
-                    except Exception:  # validated at the edge; a bad record here is dropped loudly
-                        log.exception("lapse: unusable alert record on %s", key)
-                        continue
-                    for user, session, ts in entries:
-                        if ts >= alert_ts - lookback:
-                            target = dict(body, user=user, session=session)
-                            target.setdefault("matched", key)
-                            sends.append(await self.user_requests.send(key=user, value=orjson.dumps(target)))
+                    alert, alert_ts = value["alert"], float(value["ts"])
+                    for user, session, ts in entry["s"]:
+                        if not bounded or ts >= alert_ts - lookback:
+                            sends.append(await self._target(alert, user, session, key))
+                    entry["a"].append([alert, alert_ts, now])
+                entry["a"] = [a for a in entry["a"] if a[2] >= now - ALERT_GRACE_S][-16:]
+                self.sightings[key] = entry
             await self._await_all(sends)
 
+    async def _target(self, alert: dict, user: str, session: str, key: str) -> Any:
+        env = {"kind": "target", "user": user, "session": session, "alert": alert, "via": key}
+        return await self.user_requests.send(key=user, value=orjson.dumps(env))
+
     async def _sighting_sends(self, event: Event) -> list[Any]:
-        """Tell the sighting index who uses this IP/session (on change, and refreshed well within lookback)."""
-        if event.session is None or event.type not in ("login", "refresh", "reauth", "activity"):
-            return []
-        refresh = max(1.0, self.engine.policy.ids.lookback / 4)
+        """Tell the IDS join who uses this IP and session: on change, and refreshed every
+        ``max(5 s, lookback / 20)`` of event time (so the join is exact to within that margin)."""
+        refresh = max(5.0, self.engine.policy.ids.lookback / 20)
         out = []
-        for key in ((f"ip:{event.ip}",) if event.ip else ()) + (f"session:{event.session}",):
+        keys = (f"session:{event.session}", f"ip:{event.ip}") if event.ip else (f"session:{event.session}",)
+        for key in keys:
             memo = (key, event.user, event.session)
             last = self._sighting_sent.get(memo)
-            if last is not None and event.ts - last < refresh and event.ts >= last:
+            if last is not None and 0 <= event.ts - last < refresh:
                 continue
             self._sighting_sent[memo] = event.ts
             self._sighting_sent.move_to_end(memo)
@@ -330,7 +371,9 @@ class Service:
         outputs = self.engine.expire(now)
         if outputs:
             await self._publish(outputs, [], now, None)
-        self.metrics.live_sessions.set(getattr(self.engine, "live_sessions", lambda: 0)())
+        if now - self._live_sessions_at > 5.0:  # a scan: every few seconds, not every tick
+            self._live_sessions_at = now
+            self.metrics.live_sessions.set(self.engine.live_sessions())
 
     # ------------------------------------------------------------------ publish
 
@@ -369,6 +412,18 @@ class Service:
         record = dead_letter(msg.value, reason=rejected.reason, field=rejected.field, topic=msg.topic,
                              partition=msg.partition, offset=msg.offset, now=self.clock())
         return await self.dead_letters.send(key=msg.topic, value=record)
+
+
+def _table(app: faust.App, name: str, partitions: int, value_codec: str) -> Any:
+    """A changelog-backed table with our codecs.
+
+    Faust derives a table's serializers from ``key_type``/``value_type`` models; ours are plain
+    codecs, set before the store and the changelog topic (both created lazily) exist.
+    """
+    table = app.Table(name, partitions=partitions, use_partitioner=True)
+    table.key_serializer = codecs.KEY
+    table.value_serializer = value_codec
+    return table
 
 
 def _epoch(at: str) -> float:

@@ -42,8 +42,8 @@ class TableStore(MutableMapping):
         state = self._pending.get(user)
         if state is not None:
             return state
-        if user in self._deleted:
-            raise KeyError(user)
+        if user in self._deleted or not self.owns(user):
+            raise KeyError(user)  # another worker's partition: never act on a stale copy
         return self.table[user]
 
     def __setitem__(self, user: str, state: Any) -> None:
@@ -59,7 +59,7 @@ class TableStore(MutableMapping):
     def __contains__(self, user: object) -> bool:
         if user in self._pending:
             return True
-        return user not in self._deleted and user in self.table
+        return user not in self._deleted and user in self.table and self.owns(user)  # type: ignore[arg-type]
 
     def __iter__(self) -> Iterator[str]:
         for user in list(self.table.keys()):

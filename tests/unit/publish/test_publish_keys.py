@@ -41,6 +41,10 @@ def test_generate_refuses_unignored_repo_path():
     with pytest.raises(KeyConfigError, match="git"):
         generate_key(repo_file)
     assert not os.path.exists(repo_file)
+    new_dir = os.path.join(os.path.dirname(__file__), "not-a-dir-yet", "k.pem")
+    with pytest.raises(KeyConfigError, match="git"):
+        generate_key(new_dir)
+    assert not os.path.exists(os.path.dirname(new_dir))
 
 
 def test_env_sources(tmp_path):

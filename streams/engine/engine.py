@@ -1,0 +1,546 @@
+"""The session engine: events in, decisions and audit records out. Pure and deterministic.
+
+No Kafka, no asyncio, no wall clock: every call is given ``now``. :class:`Replay` runs the engine
+on event time with a :class:`~streams.engine.sightings.SightingIndex` to resolve IDS alerts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import MutableMapping
+from typing import Any
+
+import orjson
+
+from .deadlines import DeadlineIndex
+from .decisions import Output, audit, decision, rfc3339, stable_id
+from .events import Event
+from .policy import RATE_WINDOW_S, Limits, Policy
+from .scoring import Scorer
+from .sightings import SightingIndex
+from .state import SessionState, UserState
+from .windows import window_add
+
+__all__ = ["Engine", "Replay"]
+
+INF = math.inf
+_IDENTITY_SESSION = frozenset({"login", "refresh", "reauth"})
+
+
+def _trigger_of(ev: Event) -> str:
+    """A stable identity for the event that caused something (its ``id`` if it has one)."""
+    raw = ev.raw or {}
+    eid = raw.get("id")
+    if isinstance(eid, (str, int)) and not isinstance(eid, bool):
+        return f"{ev.type}:{eid}"
+    return f"{ev.type}:" + stable_id(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode("utf-8", "replace"))
+
+
+class Engine:
+    """Session lifecycle and decisions.
+
+    Parameters
+    ----------
+    policy : Policy
+    store : MutableMapping[str, UserState], optional
+        Keyed by user; the engine assigns ``store[user] = state`` after each change so a
+        changelog-backed table sees it. Defaults to a dict.
+    scorer : Scorer, optional
+        Used only when ``policy.adaptive.enabled``.
+    tombstone_s : float
+        How long an ended session is kept (to re-issue its revocation on enforcement gaps).
+
+    Examples
+    --------
+    >>> from streams.engine import loads_policy, parse_event
+    >>> eng = Engine(loads_policy('[defaults]\\nidle = "30m"\\nabsolute = "12h"'))
+    >>> outs = eng.handle(parse_event({"type": "login", "ts": 0, "user": "u1", "session": "s1"}), 0.0)
+    >>> [(o.kind, o.value["kind"]) for o in outs]
+    [('audit', 'session_start')]
+    >>> eng.expire(1799.0)
+    []
+    >>> [(o.value["action"], o.value["reason"], o.value["at"]) for o in eng.expire(1800.0) if o.kind == "decision"]
+    [('revoke', 'idle_timeout', '1970-01-01T00:30:00Z')]
+    """
+
+    def __init__(self, policy: Policy, store: MutableMapping[str, UserState] | None = None,
+                 scorer: Scorer | None = None, *, tombstone_s: float = 3600.0) -> None:
+        self.policy = policy
+        self.store: MutableMapping[str, UserState] = store if store is not None else {}
+        self.scorer = scorer
+        self.tombstone_s = tombstone_s
+        self.deadlines = DeadlineIndex()
+        self.counts: dict[str, int] = {"events": 0, "decisions": 0, "audits": 0, "automatic": 0,
+                                       "enforcement_gaps": 0, "ignored": 0}
+        self._auto = bool(policy.activity.automatic)
+
+    # -- public API -----------------------------------------------------------------------------
+    def handle(self, ev: Event, now: float) -> list[Output]:
+        """Apply one event (its ``user`` known) at clock ``now``; return what to publish."""
+        self.counts["events"] += 1
+        user = ev.user
+        if user is None:
+            self.counts["ignored"] += 1
+            return []
+        outs: list[Output] = []
+        t = ev.type
+        if t == "activity":
+            self._session_event(ev, now, outs)
+        elif t in _IDENTITY_SESSION:
+            self._session_event(ev, now, outs)
+        elif t == "alert":
+            self._alert(ev, now, outs)
+        elif t == "logout":
+            self._logout(ev, now, outs)
+        elif t == "user_disabled" or t == "credential_change":
+            self._account(ev, now, outs)
+        elif t == "role_change":
+            self._role_change(ev, now, outs)
+        else:  # login_failed: only the scorer learns from it
+            us = self.store.get(user)
+            if us is None:
+                us = UserState()
+            self._score(ev, us, None, now, outs)
+            self.store[user] = us
+        self._count(outs)
+        return outs
+
+    def handle_alert(self, targets: list[Event], now: float) -> list[Output]:
+        """Apply the resolved copies of one alert together: every implicated session is revoked
+        for ``ids_alert`` before SSO siblings are taken down for ``sso_logout``."""
+        outs: list[Output] = []
+        defer: list[tuple[SessionState, UserState]] = []
+        for ev in targets:
+            self.counts["events"] += 1
+            if ev.user is not None:
+                self._alert(ev, now, outs, defer)
+        for s, us in defer:
+            self._cascade(s, us, s.terminal["id"], s.ended, now, outs)  # type: ignore[index, arg-type]
+            if s.user in self.store or us.sessions:
+                self.store[s.user] = us
+        self._count(outs)
+        return outs
+
+    def expire(self, now: float) -> list[Output]:
+        """Act on every deadline at or before ``now`` (O(expired * log n))."""
+        outs: list[Output] = []
+        store = self.store
+        for key, at in self.deadlines.pop_due(now):
+            us = store.get(key[0])
+            if us is None:
+                continue
+            s = us.sessions.get(key[1])
+            if s is None:
+                continue
+            self._due(s, us, at, max(at, now) if now != INF else at, outs)
+            if key[0] in store:
+                store[key[0]] = us
+        self._count(outs)
+        return outs
+
+    def rebuild_deadlines(self) -> None:
+        """Recompute every deadline from the store (after changelog recovery)."""
+        self.deadlines.clear()
+        for us in self.store.values():
+            for s in us.sessions.values():
+                if s.ended is not None:
+                    self.deadlines.set(s.key, s.ended + self.tombstone_s)
+                else:
+                    s.lim = self.policy.limits(s, s.last_seen)
+                    self._schedule(s)
+
+    def set_policy(self, policy: Policy, now: float) -> list[Output]:
+        """Switch policy atomically; live sessions are re-evaluated (a tighter limit applies at once)."""
+        self.policy = policy
+        self._auto = bool(policy.activity.automatic)
+        outs: list[Output] = []
+        for user in list(self.store):
+            us = self.store[user]
+            for s in us.sessions.values():
+                if s.ended is None:
+                    self._apply_limits(s, now, outs, f"policy:{policy.version}")
+                    self._schedule(s)
+            self.store[user] = us
+        self._count(outs)
+        outs.extend(self.expire(now))
+        return outs
+
+    def live_sessions(self) -> int:
+        return sum(1 for us in self.store.values() for s in us.sessions.values() if s.ended is None)
+
+    # -- internals ------------------------------------------------------------------------------
+    def _count(self, outs: list[Output]) -> None:
+        if outs:
+            n = sum(1 for o in outs if o.kind == "decision")
+            self.counts["decisions"] += n
+            self.counts["audits"] += len(outs) - n
+
+    def _schedule(self, s: SessionState) -> None:
+        lim: Limits = s.lim
+        idle = lim.idle
+        due = s.last_active + idle * s.shorten if idle is not None else INF
+        if lim.absolute is not None:
+            a = s.auth_at + lim.absolute
+            if a < due:
+                due = a
+        if due < s.lim_since:
+            due = s.lim_since
+        if lim.until < due:
+            due = lim.until
+        if due == INF:
+            self.deadlines.discard(s.key)
+        else:
+            self.deadlines.set(s.key, due)
+
+    def _apply_limits(self, s: SessionState, t: float, outs: list[Output], trigger: str) -> None:
+        """Recompute limits at ``t``; audit when they tighten or relax."""
+        lim = self.policy.limits(s, t)
+        old = s.lim
+        if lim is old:
+            return
+        s.lim = lim
+        if lim.conditions or s.cond_since:
+            cs = s.cond_since or {}
+            now_rules = {r for r, _ in lim.conditions}
+            for r in now_rules:
+                cs.setdefault(r, t)
+            for r in [r for r in cs if r not in now_rules]:
+                del cs[r]
+            s.cond_since = cs or None
+        if old is None:
+            return
+        oi = INF if old.idle is None else old.idle
+        ni = INF if lim.idle is None else lim.idle
+        oa = INF if old.absolute is None else old.absolute
+        na = INF if lim.absolute is None else lim.absolute
+        if ni < oi or na < oa:
+            s.lim_since = t
+            outs.append(audit("policy_tightened", s.user, s.session, t, f"{trigger}@{t!r}", self._limits_detail(s, lim)))
+        elif ni > oi or na > oa:
+            outs.append(audit("policy_relaxed", s.user, s.session, t, f"{trigger}@{t!r}", self._limits_detail(s, lim)))
+
+    def _limits_detail(self, s: SessionState, lim: Limits) -> dict[str, Any]:
+        d: dict[str, Any] = {"idle": lim.idle, "absolute": lim.absolute, "rules": list(lim.rules),
+                             "idle_by": lim.idle_by, "absolute_by": lim.absolute_by,
+                             "policy_version": self.policy.version}
+        if lim.conditions:
+            cs = s.cond_since or {}
+            d["conditions"] = [{"rule": r, "condition": c, "since": rfc3339(cs[r]) if r in cs else None}
+                               for r, c in lim.conditions]
+        return d
+
+    def _new_session(self, ev: Event, us: UserState, outs: list[Output], adopted: bool) -> SessionState:
+        s = SessionState(ev.session, ev.user, ev.ts)  # type: ignore[arg-type]
+        us.sessions[ev.session] = s  # type: ignore[index]
+        s.sso = ev.sso_session
+        s.app = ev.app
+        s.roles = ev.roles
+        s.aal = ev.aal
+        detail: dict[str, Any] = {"type": ev.type}
+        if adopted:
+            detail["adopted"] = True
+        outs.append(audit("session_start", s.user, s.session, ev.ts, f"start@{ev.ts!r}", detail))
+        return s
+
+    def _session_event(self, ev: Event, now: float, outs: list[Output]) -> None:
+        """login / refresh / reauth / activity for one session."""
+        user = ev.user
+        store = self.store
+        us = store.get(user)  # type: ignore[arg-type]
+        if us is None:
+            us = UserState()
+        s = us.sessions.get(ev.session)  # type: ignore[arg-type]
+        ts = ev.ts
+        etype = ev.type
+        if s is None:
+            s = self._new_session(ev, us, outs, etype != "login")
+        elif s.ended is not None:
+            self._after_end(s, ev, outs)
+            store[user] = us  # type: ignore[index]
+            return
+        s.events_n += 1
+        policy = self.policy
+        automatic = ev.automatic or (self._auto and etype == "activity"
+                                     and policy.is_automatic(ev.action, ev.resource))
+        if ts >= s.last_seen:
+            s.last_seen = ts
+            if ev.ip is not None:
+                s.ip = ev.ip
+            if ev.channel is not None:
+                s.channel = ev.channel
+            if ev.device is not None:
+                s.device = ev.device
+            if etype != "activity":
+                if ev.roles is not None:
+                    s.roles = ev.roles
+                if ev.aal is not None:
+                    s.aal = ev.aal
+                if ev.app is not None:
+                    s.app = ev.app
+                if ev.sso_session is not None:
+                    s.sso = ev.sso_session
+        if automatic:
+            s.auto_n += 1
+            self.counts["automatic"] += 1
+            if s.auto_n == 1:
+                outs.append(audit("automatic_activity", s.user, s.session, ts, f"auto@{ts!r}",
+                                  {"action": ev.action, "resource": ev.resource,
+                                   "note": "background traffic: counted, never resets idle"}))
+        elif ts > s.last_active:
+            s.last_active = ts
+        if etype == "activity":
+            if policy.tracks_privileged and (ev.privileged or policy.is_privileged(ev.action, ev.resource)):
+                if s.priv_last is None or ts > s.priv_last:
+                    if s.priv_last is None or ts >= s.priv_last + 86400:
+                        s.priv_since = ts
+                    s.priv_last = ts
+            if policy.tracks_rate:
+                s.rate_w = window_add(s.rate_w, ts, 1, RATE_WINDOW_S)
+            if policy.tracks_bytes and ev.bytes:
+                s.bytes_w = window_add(s.bytes_w, ts, ev.bytes, policy.activity.bytes_window)
+        elif etype == "reauth" or (etype == "login" and s.events_n > 1):
+            if ts > s.auth_at:
+                s.auth_at = ts
+            s.shorten = 1.0
+            s.risk = None
+            outs.append(audit("session_refresh", s.user, s.session, ts, f"{etype}@{ts!r}", {"type": etype}))
+        elif etype == "refresh":
+            outs.append(audit("session_refresh", s.user, s.session, ts, f"{etype}@{ts!r}", {"type": etype}))
+        if self.scorer is not None and policy.adaptive.enabled:
+            self._score(ev, us, s, now, outs)
+        if s.ended is None:
+            self._apply_limits(s, ts if ts > now else now, outs, f"event:{ts!r}")
+            self._schedule(s)
+        store[user] = us  # type: ignore[index]
+
+    def _after_end(self, s: SessionState, ev: Event, outs: list[Output]) -> None:
+        """Traffic on an ended session: an enforcement point let it through."""
+        if ev.ts < s.ended:  # type: ignore[operator]
+            return  # a late event from before the end: nothing was let through
+        self.counts["enforcement_gaps"] += 1
+        detail: dict[str, Any] = {"event": ev.type, "event_at": rfc3339(ev.ts), "ended_by": s.end_reason,
+                                  "ip": ev.ip, "action": ev.action, "resource": ev.resource}
+        if s.terminal is not None:
+            detail["decision"] = s.terminal["id"]
+            outs.append(Output("decision", s.session, s.terminal))
+        outs.append(audit("enforcement_gap", s.user, s.session, ev.ts, f"gap@{ev.ts!r}", detail))
+
+    def _due(self, s: SessionState, us: UserState, at: float, now: float, outs: list[Output]) -> None:
+        """A deadline of ``s`` came due at ``at``."""
+        if s.ended is not None:
+            del us.sessions[s.session]
+            if not us.sessions and not us.profile:
+                del self.store[s.user]
+            return
+        lim: Limits = s.lim
+        if lim.until <= at:
+            self._apply_limits(s, at, outs, "window")
+            lim = s.lim
+        idle_dl = s.last_active + lim.idle * s.shorten if lim.idle is not None else INF
+        abs_dl = s.auth_at + lim.absolute if lim.absolute is not None else INF
+        dl = min(idle_dl, abs_dl)
+        if max(dl, s.lim_since) <= at:
+            when = max(dl, s.lim_since)
+            kind = "absolute" if abs_dl <= idle_dl else "idle"
+            reason = f"{kind}_timeout"
+            ev: dict[str, Any] = {"limit": kind, "seconds": (lim.idle * s.shorten) if kind == "idle" else lim.absolute,
+                                  "rule": lim.idle_by if kind == "idle" else lim.absolute_by,
+                                  "since": rfc3339(s.last_active if kind == "idle" else s.auth_at)}
+            if kind == "idle" and s.shorten != 1.0:
+                ev["idle_factor"] = s.shorten
+            if s.auto_n:
+                ev["automatic_events"] = s.auto_n
+            if lim.conditions:
+                cs = s.cond_since or {}
+                ev["conditions"] = [{"rule": r, "condition": c, "since": rfc3339(cs[r]) if r in cs else None}
+                                    for r, c in lim.conditions]
+            if s.lim_since > s.started and when == s.lim_since:
+                ev["tightened_at"] = rfc3339(s.lim_since)
+            self._end(s, us, "revoke", reason, when, f"{reason}@{rfc3339(when)}", now, outs, evidence=ev)
+        else:
+            self._schedule(s)
+
+    def _end(self, s: SessionState, us: UserState, action: str, reason: str, at: float, trigger: str,
+             now: float, outs: list[Output], *, score: float | None = None,
+             evidence: dict[str, Any] | None = None, cascade: bool = True) -> None:
+        """Revoke ``s`` (or step it up), then cascade through its SSO session."""
+        lim: Limits | None = s.lim
+        if lim is None:
+            lim = s.lim = self.policy.limits(s, at)
+        out = decision(action, reason, s.session, s.user, at, trigger, sso_session=s.sso, app=s.app,
+                       policy=lim.rules, policy_version=self.policy.version, score=score, evidence=evidence)
+        outs.append(out)
+        if action != "revoke":
+            outs.append(audit("decision", s.user, s.session, at, trigger,
+                              {"action": action, "reason": reason, "decision": out.value["id"]}))
+            return
+        s.ended = at
+        s.end_reason = reason
+        s.terminal = out.value
+        s.rate_w = s.bytes_w = None
+        self.deadlines.set(s.key, max(at, now) + self.tombstone_s)
+        outs.append(audit("session_end", s.user, s.session, at, trigger,
+                          {"reason": reason, "decision": out.value["id"], "events": s.events_n,
+                           "automatic_events": s.auto_n}))
+        if cascade:
+            self._cascade(s, us, out.value["id"], at, now, outs)
+
+    def _cascade(self, s: SessionState, us: UserState, cause: str, at: float, now: float, outs: list[Output]) -> None:
+        """A revoked session that carries an SSO session takes its linked sessions with it."""
+        if s.sso is None:
+            return
+        for other in list(us.sessions.values()):
+            if other is not s and other.ended is None and other.sso == s.sso:
+                self._end(other, us, "revoke", "sso_logout", at, f"sso:{s.sso}:{cause}", now, outs,
+                          evidence={"sso_session": s.sso, "cause": cause, "cause_session": s.session},
+                          cascade=False)
+
+    def _quiet_end(self, s: SessionState, at: float, now: float, outs: list[Output], reason: str) -> None:
+        s.ended = at
+        s.end_reason = reason
+        s.rate_w = s.bytes_w = None
+        self.deadlines.set(s.key, max(at, now) + self.tombstone_s)
+        outs.append(audit("session_end", s.user, s.session, at, f"{reason}@{at!r}",
+                          {"reason": reason, "events": s.events_n, "automatic_events": s.auto_n}))
+
+    def _logout(self, ev: Event, now: float, outs: list[Output]) -> None:
+        us = self.store.get(ev.user)  # type: ignore[arg-type]
+        if us is None:
+            return
+        if ev.session is not None:
+            s = us.sessions.get(ev.session)
+            if s is not None and s.ended is None:
+                self._quiet_end(s, max(ev.ts, s.last_seen), now, outs, "logout")
+        elif ev.sso_session is not None:
+            trig = f"logout:{ev.sso_session}@{ev.ts!r}"
+            for s in list(us.sessions.values()):
+                if s.ended is None and s.sso == ev.sso_session:
+                    self._end(s, us, "revoke", "sso_logout", ev.ts, trig, now, outs,
+                              evidence={"sso_session": ev.sso_session, "cause": "logout"}, cascade=False)
+        self.store[ev.user] = us  # type: ignore[index]
+
+    def _account(self, ev: Event, now: float, outs: list[Output]) -> None:
+        us = self.store.get(ev.user)  # type: ignore[arg-type]
+        if us is None:
+            return
+        trig = f"{ev.type}@{ev.ts!r}"
+        for s in list(us.sessions.values()):
+            if s.ended is None:
+                self._end(s, us, "revoke", "account_event", ev.ts, trig, now, outs,
+                          evidence={"event": ev.type}, cascade=False)
+        self.store[ev.user] = us  # type: ignore[index]
+
+    def _role_change(self, ev: Event, now: float, outs: list[Output]) -> None:
+        us = self.store.get(ev.user)  # type: ignore[arg-type]
+        if us is None or ev.roles is None:
+            return
+        for s in us.sessions.values():
+            if s.ended is None and (ev.session is None or s.session == ev.session):
+                s.roles = ev.roles
+                self._apply_limits(s, max(ev.ts, now), outs, f"role_change:{ev.ts!r}")
+                self._schedule(s)
+        self.store[ev.user] = us  # type: ignore[index]
+
+    def _alert(self, ev: Event, now: float, outs: list[Output],
+               defer: list[tuple[SessionState, UserState]] | None = None) -> None:
+        ids = self.policy.ids
+        sev = ev.severity
+        if sev in ids.revoke:
+            action = "revoke"
+        elif sev in ids.step_up:
+            action = "step_up"
+        else:
+            return
+        user = ev.user
+        us = self.store.get(user)  # type: ignore[arg-type]
+        if us is None:
+            if ev.session is None or action != "revoke":
+                return
+            us = UserState()
+        trig = _trigger_of(ev)
+        evidence = {"severity": sev, "signature": ev.signature, "src_ip": ev.src_ip, "dest_ip": ev.dest_ip}
+        if action == "step_up":
+            trig = "step_up:" + trig
+        if ev.session is not None:
+            s = us.sessions.get(ev.session)
+            if s is None:
+                if action != "revoke":
+                    return
+                # never seen: keep a revoked tombstone so later traffic is caught as a gap
+                s = SessionState(ev.session, user, ev.ts)  # type: ignore[arg-type]
+                us.sessions[ev.session] = s
+                s.lim = self.policy.limits(s, ev.ts)
+            targets = [s] if s.ended is None else []
+        else:
+            targets = [s for s in us.sessions.values() if s.ended is None]
+        for s in targets:  # every implicated session first, then their SSO siblings
+            self._end(s, us, action, "ids_alert", ev.ts, trig, now, outs, evidence=dict(evidence), cascade=False)
+        if action == "revoke":
+            pending = [(s, us) for s in targets]
+            if defer is not None:
+                defer.extend(pending)
+            else:
+                for s, u in pending:
+                    self._cascade(s, u, s.terminal["id"], ev.ts, now, outs)  # type: ignore[index]
+        if us.sessions or us.profile:
+            self.store[user] = us  # type: ignore[index]
+
+    def _score(self, ev: Event, us: UserState, s: SessionState | None, now: float, outs: list[Output]) -> None:
+        if self.scorer is None or not self.policy.adaptive.enabled:
+            return
+        us.events += 1
+        sc = self.scorer.process(ev, us.profile, s)
+        ad = self.policy.adaptive
+        if sc is None or s is None or us.events <= ad.warmup:
+            return
+        value = float(sc.value)
+        s.risk = value
+        if value >= ad.revoke_at:
+            self._end(s, us, "revoke", "anomaly", ev.ts, f"anomaly:{_trigger_of(ev)}", now, outs, score=value,
+                      evidence=dict(sc.evidence))
+        elif value >= ad.step_up_at and s.shorten == 1.0:
+            s.shorten = ad.idle_factor
+            ev_d = dict(sc.evidence)
+            ev_d["idle_factor"] = ad.idle_factor
+            self._end(s, us, "step_up", "anomaly", ev.ts, f"anomaly:{_trigger_of(ev)}", now, outs, score=value,
+                      evidence=ev_d)
+
+
+class Replay:
+    """Engine + SightingIndex on event time: the clock is the newest event time seen.
+
+    Examples
+    --------
+    >>> from streams.engine import loads_policy, parse_event
+    >>> r = Replay(loads_policy('[defaults]\\nidle = "10m"'))
+    >>> _ = r.feed(parse_event({"type": "login", "ts": 0, "user": "u1", "session": "s1", "ip": "10.0.0.7"}))
+    >>> outs = r.feed(parse_event({"type": "alert", "ts": 60, "severity": 1, "src_ip": "10.0.0.7"}))
+    >>> [(o.value["reason"], o.value["session"]) for o in outs if o.kind == "decision"]
+    [('ids_alert', 's1')]
+    """
+
+    def __init__(self, policy: Policy, scorer: Scorer | None = None, *, tombstone_s: float = 3600.0) -> None:
+        self.engine = Engine(policy, scorer=scorer, tombstone_s=tombstone_s)
+        self.sightings = SightingIndex(policy.ids.lookback)
+        self.clock = -INF
+
+    def feed(self, ev: Event) -> list[Output]:
+        """Advance the clock to ``ev.ts`` if newer (expiring deadlines), then apply ``ev``."""
+        eng = self.engine
+        if ev.ts > self.clock:
+            self.clock = ev.ts
+            outs = eng.expire(ev.ts) if eng.deadlines._heap and eng.deadlines._heap[0][0] <= ev.ts else []
+        else:
+            outs = []
+        if ev.type == "alert":
+            outs.extend(eng.handle_alert(self.sightings.resolve(ev), self.clock))
+        else:
+            if ev.session is not None:
+                self.sightings.note(ev)
+            outs.extend(eng.handle(ev, self.clock))
+        return outs
+
+    def drain(self) -> list[Output]:
+        """Advance past every pending deadline (decisions keep their own deadline times)."""
+        outs = self.engine.expire(INF)
+        return outs
