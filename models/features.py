@@ -60,6 +60,8 @@ __all__ = [
 ]
 
 WARM = 5  # closed minutes / byte-carrying events a rate or volume baseline needs before it speaks
+# per-session record: [ip, device, country, asn, first_ts, last_activity_ts, last_ts]
+_SESS_SLOT = {"ip": 0, "device": 1, "country": 2, "asn": 3}
 IDENTITY = frozenset({"login", "refresh", "reauth", "logout", "login_failed"})
 
 
@@ -115,6 +117,16 @@ def observe(event: Any) -> Obs:
     >>> (o.type, o.ts, o.country, o.asn, o.bytes, o.privileged)
     ('activity', 10.0, 'FR', 3215, 512.0, False)
     """
+    if not isinstance(event, dict):
+        ts = event.ts
+        geo = event.geo
+        if geo:
+            country, lat, lon, asn = geo.get("country"), geo.get("lat"), geo.get("lon"), geo.get("asn")
+        else:
+            country = lat = lon = asn = None
+        return Obs(event.type, ts if type(ts) is float else _ts(ts), event.user, event.session, event.ip,
+                   event.device, country, lat, lon, asn, float(event.bytes or 0.0), bool(event.privileged),
+                   event.action, event.channel)
     geo = _field(event, "geo")
     country = lat = lon = asn = None
     if geo is not None:
@@ -227,14 +239,15 @@ class Novelty:
             state = ctx.profile[self.key] = {"v": {}, "n": 0, "k": 0}
         seen = state["v"]
         # count a trial once per session, and again whenever the value changes inside it
-        last = ctx.sess[_SESS_SLOT[self.attr]] if (ctx.sess is not None and self.attr in _SESS_SLOT) else None
-        if ctx.new_session or ctx.sess is None or last != value:
-            state["n"] += 1
-            if value not in seen:
-                state["k"] += 1
-            if state["n"] > 1000:  # keep the rate adaptive and the counts small
-                state["n"] //= 2
-                state["k"] = (state["k"] + 1) // 2
+        last = ctx.sess[_SESS_SLOT[self.attr]] if ctx.sess is not None else None
+        if last == value and value in seen:
+            return  # same value as the session already had: nothing new to learn
+        state["n"] += 1
+        if value not in seen:
+            state["k"] += 1
+        if state["n"] > 1000:  # keep the rate adaptive and the counts small
+            state["n"] //= 2
+            state["k"] = (state["k"] + 1) // 2
         seen.pop(value, None)
         seen[value] = ctx.obs.ts  # dict order = recency
         while len(seen) > self.cap:
@@ -271,6 +284,9 @@ class GeoVelocity:
         if last is None or o.lat is None or o.lon is None:
             out["geo_kmh"] = 0.0
             return
+        if abs(o.lat - last[1]) < 2.0 and abs(o.lon - last[2]) < 2.0:  # < ~250 km: skip the trigonometry
+            out["geo_kmh"] = 0.0
+            return
         km = haversine_km(last[1], last[2], o.lat, o.lon)
         if km < self.min_km:
             out["geo_kmh"] = 0.0
@@ -285,8 +301,6 @@ class GeoVelocity:
                 ctx.profile["g"] = [o.ts, o.lat, o.lon]
 
 
-# per-session record: [ip, device, country, asn, first_ts, last_activity_ts, last_ts]
-_SESS_SLOT = {"ip": 0, "device": 1, "country": 2, "asn": 3}
 
 
 class SessionDrift:
@@ -655,14 +669,21 @@ class FeatureExtractor:
         self.fail = self.concepts[-3]
 
     def compute(self, obs: Obs, profile: dict) -> dict[str, float]:
+        return self.extract(obs, profile)[0]
+
+    def extract(self, obs: Obs, profile: dict) -> tuple[dict[str, float], Ctx]:
+        """Features and the context to hand to :meth:`learn_ctx` afterwards."""
         ctx = Ctx(obs, profile)
         out: dict[str, float] = {}
         for c in self.concepts:
             c.compute(ctx, out)
-        return out
+        return out, ctx
 
     def learn(self, obs: Obs, profile: dict, flagged: bool = False) -> None:
-        ctx = Ctx(obs, profile)
+        self.learn_ctx(Ctx(obs, profile), flagged)
+
+    def learn_ctx(self, ctx: Ctx, flagged: bool = False) -> None:
+        obs, profile = ctx.obs, ctx.profile
         profile["n"] = profile.get("n", 0) + 1
         if obs.type == "login_failed":
             self.fail.learn(ctx)  # failures are evidence, never a baseline

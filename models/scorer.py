@@ -111,7 +111,7 @@ class AdaptiveScorer:
         if obs.user is None or obs.type in _SKIP:
             return None
         fx = self.fx
-        x = fx.compute(obs, profile)
+        x, ctx = fx.extract(obs, profile)
         contrib = self.baseline.contributions(x)
         raw = sum(contrib.values(), 0.0)
         value = self.cal.value(raw)
@@ -123,7 +123,7 @@ class AdaptiveScorer:
                 if g_value is not None and g_value > value:
                     value = g_value
         flagged = value is not None and value >= self.protect_at and obs.type != "reauth"
-        fx.learn(obs, profile, flagged)
+        fx.learn_ctx(ctx, flagged)
         self.n += 1
         if flagged:
             self.flagged += 1

@@ -20,6 +20,7 @@ LAPSE_WEB_HOST / LAPSE_WEB_PORT    worker's web server                         1
 LAPSE_POLICY                       policy TOML file                            built-in default
 LAPSE_DATA_DIR                     worker's local data (rocksdb, …)            .cache/worker
 LAPSE_STORE                        memory:// or rocksdict://                   memory://
+LAPSE_SESSION_TIMEOUT_S            consumer-group session timeout (failover)   10
 LAPSE_SET_ISSUER                   ``iss`` of the signed revocation tokens     https://lapse.local/
 LAPSE_SET_AUDIENCE                 ``aud`` of the signed revocation tokens     lapse-enforcement
 LAPSE_SIGNING_KEY[_FILE]           PEM private key (Ed25519 or RSA >= 2048)    (required by the worker)
@@ -67,6 +68,7 @@ class Settings:
     policy: str | None = None
     data_dir: str = ".cache/worker"
     store: str = "memory://"
+    session_timeout_s: int = 10
     set_issuer: str = "https://lapse.local/"
     set_audience: str = "lapse-enforcement"
 
@@ -92,7 +94,7 @@ class Settings:
             elif f.name in file_values:
                 values[f.name] = file_values[f.name]
         values["sasl_password"] = _read_secret(env, "LAPSE_SASL_PASSWORD", file_values)
-        for name in ("partitions", "web_port"):
+        for name in ("partitions", "web_port", "session_timeout_s"):
             if name in values:
                 try:
                     values[name] = int(values[name])

@@ -144,6 +144,8 @@ class Service:
             key_serializer=codecs.KEY,
             value_serializer="raw",
             table_standby_replicas=0,
+            broker_session_timeout=settings.session_timeout_s,
+            broker_heartbeat_interval=max(1, settings.session_timeout_s // 4),
         )
         t = settings.topic
         raw = dict(key_serializer=codecs.KEY, value_serializer="raw")

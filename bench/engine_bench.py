@@ -1,0 +1,191 @@
+"""Replay rate and memory of the session engine (issue 3, issue 9).
+
+    .venv/bin/python bench/engine_bench.py                    # 1M events over 100k sessions
+    .venv/bin/python bench/engine_bench.py --events 100000    # quicker
+    .venv/bin/python bench/engine_bench.py --activity-rules   # also run with issue 9 conditions and compare
+
+Measures, on the same synthetic JSON lines: a baseline (``orjson.loads`` of each line alone), then
+``parse_event`` + ``Replay.feed`` (policy only: no model). Memory per live session is measured in a
+separate pass with tracemalloc (engine store + deadline index + policy caches; sightings reported
+apart), since tracing slows the timed run down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import sys
+import time
+import tracemalloc
+from datetime import datetime, timezone
+
+import orjson
+
+from streams.engine import Replay, loads_policy, parse_event
+
+T0 = 1_767_225_600.0
+
+POLICY = """
+[defaults]
+idle = "30m"
+absolute = "12h"
+[networks]
+corporate = ["10.0.0.0/8"]
+[[rules]]
+name = "admins"
+roles = ["admin"]
+idle = "15m"
+absolute = "8h"
+[[rules]]
+name = "off-network"
+network = "!corporate"
+idle = "20m"
+[[rules]]
+name = "api-clients"
+channel = "api"
+absolute = "1h"
+"""
+
+ACTIVITY_RULES = """
+[[rules]]
+name = "privileged-use"
+privileged = true
+privileged_within = "15m"
+idle = "10m"
+[[rules]]
+name = "bulk"
+bytes_over = 50000000
+idle = "5m"
+[[rules]]
+name = "chatty"
+rate_over = 300
+idle = "5m"
+[activity]
+automatic = ["poll", "*/heartbeat"]
+privileged = ["admin.*"]
+bytes_window = "5m"
+"""
+
+ACTIONS = ["view", "view", "view", "edit", "search", "poll", "admin.users.list"]
+RESOURCES = ["/home", "/docs/1", "/api/items", "/api/heartbeat", "/reports"]
+
+
+def make_lines(n: int, sessions: int, seed: int = 7) -> list[bytes]:
+    """n events: a login per session, then activity on recently started sessions (plus a few alerts)."""
+    rng = random.Random(seed)
+    per = max(1, n // sessions)
+    dt = 0.02
+    lines: list[bytes] = []
+    stamps: dict[int, str] = {}
+    started = 0
+    meta: list[tuple[str, str, str]] = []
+    for i in range(n):
+        t = T0 + i * dt
+        sec = int(t)
+        ts = stamps.get(sec)
+        if ts is None:
+            stamps.clear()
+            ts = stamps[sec] = datetime.fromtimestamp(sec, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if (i % per == 0 and started < sessions) or started == 0:
+            k = started
+            started += 1
+            ip = f"10.{k % 200}.{(k // 200) % 250}.{k % 7 + 1}" if k % 4 else f"203.0.{k % 250}.{k % 9 + 1}"
+            meta.append((f"u{k % (sessions // 3 + 1)}", f"sess-{k:07d}", ip))
+            ev = {"type": "login", "ts": ts, "user": meta[k][0], "session": meta[k][1], "ip": ip,
+                  "channel": "api" if k % 10 == 0 else "web", "roles": ["admin"] if k % 10 == 1 else ["staff"],
+                  "sso_session": f"sso-{k % 50000}" if k % 5 == 0 else None}
+        elif i % 5000 == 4999:
+            ev = {"type": "alert", "ts": ts, "severity": rng.choice([1, 2, 3, 4]), "signature": "bench",
+                  "src_ip": meta[rng.randrange(started)][2]}
+        else:
+            k = started - 1 - min(started - 1, int(rng.expovariate(1 / 800)))
+            user, sess, ip = meta[k]
+            ev = {"type": "activity", "ts": ts, "user": user, "session": sess, "ip": ip,
+                  "action": rng.choice(ACTIONS), "resource": rng.choice(RESOURCES), "bytes": rng.randrange(100, 100000),
+                  "status": 200}
+        lines.append(orjson.dumps({k2: v for k2, v in ev.items() if v is not None}))
+    return lines
+
+
+def run(lines: list[bytes], policy_text: str) -> tuple[float, Replay, int]:
+    replay = Replay(loads_policy(policy_text))
+    feed = replay.feed
+    decisions = 0
+    gc.collect()
+    t = time.perf_counter()
+    for line in lines:
+        for o in feed(parse_event(line)):
+            if o.kind == "decision":
+                decisions += 1
+    replay.drain()
+    return time.perf_counter() - t, replay, decisions
+
+
+def baseline(lines: list[bytes]) -> float:
+    loads = orjson.loads
+    t = time.perf_counter()
+    for line in lines:
+        loads(line)
+    return time.perf_counter() - t
+
+
+def memory_per_session(lines: list[bytes], policy_text: str) -> tuple[float, float, int]:
+    """Bytes per live session of the engine state (and of the sighting index), with tracemalloc."""
+    policy = loads_policy(policy_text.replace('idle = "30m"', 'idle = "30d"').replace('absolute = "12h"', 'absolute = "30d"'))
+    replay = Replay(policy)
+    events = [parse_event(x) for x in lines]
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.take_snapshot()
+    for ev in events:
+        replay.feed(ev)
+    gc.collect()
+    snap = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    sight_total = eng_total = 0
+    for stat in snap.compare_to(base, "filename"):
+        if stat.traceback[0].filename.endswith("sightings.py"):
+            sight_total += stat.size_diff
+        else:
+            eng_total += stat.size_diff
+    live = replay.engine.live_sessions()
+    return eng_total / max(live, 1), sight_total / max(live, 1), live
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--sessions", type=int, default=None, help="default: events / 10")
+    ap.add_argument("--activity-rules", action="store_true", help="also run with issue 9 activity conditions")
+    ap.add_argument("--no-memory", action="store_true")
+    a = ap.parse_args(argv)
+    sessions = a.sessions or max(1, a.events // 10)
+    print(f"generating {a.events:,} events over {sessions:,} sessions ...", file=sys.stderr)
+    lines = make_lines(a.events, sessions)
+    n = len(lines)
+    b = baseline(lines)
+    print(f"baseline  orjson.loads only        : {n / b:>12,.0f} events/s  ({b:.2f} s)")
+    secs, replay, dec = run(lines, POLICY)
+    rate = n / secs
+    goal = "meets" if rate >= 200_000 else "BELOW"
+    print(f"engine    parse_event + Replay.feed: {rate:>12,.0f} events/s  ({secs:.2f} s, {dec:,} decisions, "
+          f"{replay.engine.counts['audits']:,} audits) -> {goal} goal 200k/s; {b / secs * 100:.0f}% of baseline rate")
+    if a.activity_rules:
+        secs2, replay2, dec2 = run(lines, POLICY + ACTIVITY_RULES)
+        rate2 = n / secs2
+        diff = (rate2 - rate) / rate * 100
+        ok = "within" if abs(diff) <= 10 or rate2 >= rate else "OUTSIDE"
+        print(f"engine    with activity rules      : {rate2:>12,.0f} events/s  ({secs2:.2f} s, {dec2:,} decisions, "
+              f"{replay2.engine.counts['automatic']:,} automatic) -> {diff:+.1f}% ({ok} 10%)")
+    if not a.no_memory:
+        m = min(n, 300_000)
+        per, sight, live = memory_per_session(lines[:m], POLICY + (ACTIVITY_RULES if a.activity_rules else ""))
+        goal = "meets" if per <= 1024 else "ABOVE"
+        print(f"memory    engine state per live session: {per:,.0f} B over {live:,} live sessions "
+              f"(first {m:,} events) -> {goal} goal 1 KiB; sighting index: {sight:,.0f} B per session")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""The worker on the real broker: same decisions as replay, crash recovery, failover, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import orjson
+import pytest
+
+from tests.support.worker import (TopicReader, WorkerProcess, decision_ids, make_key, produce, replay_ids,
+                                  write_policy)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
+
+POLICY = """
+[defaults]
+idle = "{idle}"
+absolute = "5m"
+
+[networks]
+corporate = ["10.0.0.0/8"]
+
+[[rules]]
+name = "admins"
+roles = ["admin"]
+idle = "{admin_idle}"
+
+[ids]
+revoke = ["critical", "high"]
+step_up = ["medium"]
+lookback = "10m"
+
+[adaptive]
+enabled = false
+"""
+
+
+async def _setup(kafka_bootstrap, tmp_path, idle="4s", admin_idle="3s"):
+    from streams.config import Settings
+    from streams.topics import create_topics
+
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    await create_topics(Settings.load({"LAPSE_BOOTSTRAP": kafka_bootstrap, "LAPSE_TOPIC_PREFIX": prefix}))
+    policy = write_policy(tmp_path / "policy.toml", POLICY.format(idle=idle, admin_idle=admin_idle))
+    return prefix, policy, make_key(tmp_path)
+
+
+def _stream(t0: float, users: int, tag: str) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
+    """Two phases of a realistic stream: logins + activity, then alerts and account events."""
+    first, second = [], []
+    for i in range(users):
+        u = f"{tag}-u{i}"
+        roles = ["admin"] if i % 7 == 0 else ["staff"]
+        ip = f"10.9.{i // 250}.{i % 250}"
+        ev = {"type": "login", "ts": t0 + i * 0.001, "user": u, "session": f"{u}-s", "roles": roles, "ip": ip,
+              "channel": "web", "app": "portal"}
+        if i % 10 == 3:
+            ev["sso_session"] = f"{tag}-sso{i}"
+            first.append(("identity", dict(ev, session=f"{u}-s2", app="mail", ts=t0 + i * 0.001 + 0.0005)))
+        first.append(("identity", ev))
+        first.append(("activity", {"type": "activity", "ts": t0 + 0.5 + i * 0.001, "user": u, "session": f"{u}-s",
+                                   "ip": ip, "action": "GET", "resource": "/r", "bytes": 100, "status": 200}))
+    t1 = t0 + 1.5
+    second.append(("ids-alerts", {"type": "alert", "ts": t1, "severity": 1, "signature": "ET TROJAN test",
+                                  "src_ip": f"10.9.0.{5}", "dest_ip": "203.0.113.5"}))
+    second.append(("ids-alerts", {"type": "alert", "ts": t1 + 0.01, "severity": "medium", "signature": "ET SCAN",
+                                  "src_ip": f"10.9.0.{8}"}))
+    second.append(("identity", {"type": "user_disabled", "ts": t1 + 0.02, "user": f"{tag}-u11"}))
+    second.append(("identity", {"type": "logout", "ts": t1 + 0.03, "user": f"{tag}-u13", "sso_session": f"{tag}-sso13"}))
+    second.append(("identity", {"type": "logout", "ts": t1 + 0.04, "user": f"{tag}-u2", "session": f"{tag}-u2-s"}))
+    return first, second
+
+
+async def test_worker_publishes_exactly_the_decision_ids_of_replay(kafka_bootstrap, tmp_path):
+    prefix, policy, key = await _setup(kafka_bootstrap, tmp_path)
+    worker = WorkerProcess(kafka_bootstrap, prefix, f"{prefix}app", policy, key, tmp_path).start()
+    try:
+        await worker.wait_ready()
+        t0 = time.time()
+        first, second = _stream(t0, 60, "eq")
+        expected = replay_ids([e for _, e in first + second], policy, tmp_path)
+        expected_ids = {d["id"] for d in expected}
+        reasons = {d["reason"] for d in expected}
+        assert {"idle_timeout", "ids_alert", "account_event", "sso_logout"} <= reasons
+        assert any(d["action"] == "step_up" for d in expected)
+
+        async with TopicReader(kafka_bootstrap, prefix + "revocations") as rev:
+            await produce(kafka_bootstrap, prefix, first)
+            await asyncio.sleep(1.0)  # let the IDS join learn who uses which IP
+            await produce(kafka_bootstrap, prefix, second)
+            await rev.wait_for(lambda vs: expected_ids <= set(decision_ids(vs)), timeout=60)
+            await asyncio.sleep(3.0)  # nothing extra arrives afterwards
+            got = decision_ids(rev.values())
+        assert set(got) == expected_ids
+        assert len(got) == len(set(got)), "no duplicates without a crash"
+        by_id = {v["decision"]["id"]: v["decision"] for v in rev.values()}
+        for d in expected:
+            assert (by_id[d["id"]]["reason"], by_id[d["id"]]["at"]) == (d["reason"], d["at"])
+    finally:
+        worker.stop()
+
+
+async def test_kill_9_mid_stream_loses_no_decision_and_fires_missed_deadlines_on_recovery(kafka_bootstrap, tmp_path):
+    prefix, policy, key = await _setup(kafka_bootstrap, tmp_path, idle="5s", admin_idle="5s")
+    app_id = f"{prefix}app"
+    worker = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path).start()
+    try:
+        await worker.wait_ready()
+        t0 = time.time()
+        first, second = _stream(t0, 80, "k9")
+        expected = replay_ids([e for _, e in first + second], policy, tmp_path)
+        expected_ids = {d["id"] for d in expected}
+        async with TopicReader(kafka_bootstrap, prefix + "revocations") as rev:
+            await produce(kafka_bootstrap, prefix, first)
+            await asyncio.sleep(1.0)
+            await produce(kafka_bootstrap, prefix, second)
+            await rev.wait_for(lambda vs: len(vs) >= 3, timeout=30)  # some decisions are out
+            worker.kill9()
+            killed_at = time.time()
+            await asyncio.sleep(7.0)  # every idle deadline (5 s) passes while the worker is down
+            restarted = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path, name="w1b").start()
+            try:
+                ready_at = await restarted.wait_ready()
+                await rev.wait_for(lambda vs: expected_ids <= set(decision_ids(vs)), timeout=60)
+                arrivals = {v["decision"]["id"]: t for _, v, t in rev.records if t > killed_at}
+            finally:
+                restarted.stop()
+        got = set(decision_ids(rev.values()))
+        assert got == expected_ids, "every expected decision arrives, nothing unexpected"
+        missed = [d for d in expected if d["reason"] == "idle_timeout" and d["id"] in arrivals]
+        assert missed, "some idle deadlines passed while the worker was down"
+        assert max(arrivals[d["id"]] for d in missed) - ready_at < 5.0, "missed deadlines fire right after recovery"
+    finally:
+        worker.kill9()
+
+
+async def test_second_worker_takes_over_partitions_and_their_deadlines_still_fire(kafka_bootstrap, tmp_path):
+    prefix, policy, key = await _setup(kafka_bootstrap, tmp_path, idle="12s", admin_idle="12s")
+    app_id = f"{prefix}app"
+    w1 = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path, name="w1").start()
+    w2 = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path, name="w2").start()
+    try:
+        await asyncio.gather(w1.wait_ready(), w2.wait_ready())
+        # wait until the group has split the 6 partitions between the two
+        end = time.time() + 60
+        while True:
+            p1 = set(w1.get("/ready")[1]["partitions"]) if w1.get("/ready")[0] == 200 else set()
+            p2 = set(w2.get("/ready")[1]["partitions"]) if w2.get("/ready")[0] == 200 else set()
+            if p1 and p2 and not p1 & p2 and len(p1 | p2) == 6:
+                break
+            assert time.time() < end, "partitions never split between the two workers"
+            await asyncio.sleep(0.3)
+        t0 = time.time()
+        first, _ = _stream(t0, 60, "fo")
+        expected = replay_ids([e for _, e in first], policy, tmp_path)
+        expected_ids = {d["id"] for d in expected}
+        assert {d["reason"] for d in expected} == {"idle_timeout"}
+        async with TopicReader(kafka_bootstrap, prefix + "revocations") as rev:
+            await produce(kafka_bootstrap, prefix, first)
+            await asyncio.sleep(2.0)  # both workers hold live sessions now
+            w2.stop()  # leaves the group: w1 takes over w2's partitions
+            await w1.wait_ready(partitions=6, timeout=60)
+            await rev.wait_for(lambda vs: expected_ids <= set(decision_ids(vs)), timeout=60)
+            await asyncio.sleep(2.0)
+        assert set(decision_ids(rev.values())) == expected_ids
+        assert len(set(w1.get("/ready")[1]["partitions"])) == 6
+    finally:
+        w1.stop()
+        w2.stop()
+
+
+async def test_poison_messages_go_to_dead_letters_and_neighbours_are_processed(kafka_bootstrap, tmp_path):
+    prefix, policy, key = await _setup(kafka_bootstrap, tmp_path, idle="1h", admin_idle="1h")
+    worker = WorkerProcess(kafka_bootstrap, prefix, f"{prefix}app", policy, key, tmp_path).start()
+    try:
+        await worker.wait_ready()
+        now = time.time()
+        login = lambda u: {"type": "login", "ts": now, "user": u, "session": f"{u}-s"}  # noqa: E731
+        items = [
+            ("identity", login("before")),
+            ("identity", b'{"type": "login", "ts": '),  # invalid JSON
+            ("identity", b"x" * (1024 * 1024)),  # a 1 MiB blob
+            ("identity", orjson.dumps({"type": "login", "ts": now, "user": 42, "session": ["s"]})),  # wrong types
+            ("activity", orjson.dumps({"type": "teleport", "ts": now, "user": "u"})),  # unknown type
+            ("identity", orjson.dumps({"type": "login", "ts": now + 86400, "user": "skew", "session": "x"})),
+            ("identity", login("after")),
+            ("identity", {"type": "user_disabled", "ts": now + 1, "user": "after"}),
+        ]
+        async with TopicReader(kafka_bootstrap, prefix + "dead-letters") as dlq, \
+                TopicReader(kafka_bootstrap, prefix + "revocations") as rev, \
+                TopicReader(kafka_bootstrap, prefix + "audit") as audit:
+            await produce(kafka_bootstrap, prefix, items)
+            await dlq.wait_for(lambda vs: len(vs) >= 5, timeout=60)
+            await rev.wait_for(lambda vs: len(vs) >= 1, timeout=60)
+            await audit.wait_for(lambda vs: sum(v.get("kind") == "session_start" for v in vs) >= 2, timeout=30)
+            await asyncio.sleep(1.0)
+        dead = dlq.values()
+        assert len(dead) == 5
+        reasons = [d["reason"] for d in dead]
+        assert any("JSON" in r for r in reasons)
+        assert any(r.startswith("oversized") for r in reasons)
+        assert any(d["field"] == "user" for d in dead)
+        assert any(d["field"] == "type" for d in dead)
+        assert any(r.startswith("clock skew") for r in reasons)
+        big = next(d for d in dead if d["reason"].startswith("oversized"))
+        assert big["raw_bytes"] == 1024 * 1024 and big["raw_truncated"] and big["topic"] == prefix + "identity"
+        assert all({"topic", "partition", "offset", "raw_b64"} <= d.keys() for d in dead)
+        started = {v["session"] for v in audit.values() if v.get("kind") == "session_start"}
+        assert {"before-s", "after-s"} <= started
+        [d] = [v["decision"] for v in rev.values()]
+        assert (d["session"], d["reason"]) == ("after-s", "account_event")
+        assert worker.proc.poll() is None, "the worker is still running"
+    finally:
+        worker.stop()
