@@ -161,7 +161,7 @@ def report(run: Run, labels: list[dict], within_s: float = 120.0) -> dict[str, A
     scores = run.recorder.scores if run.recorder else {}
 
     def max_raw(sid: str, since: float = -math.inf) -> float:
-        return max((r for ts, r, _ in scores.get(sid, ()) if ts >= since - 1e-6), default=0.0)
+        return max((r for ts, r, _ in scores.get(sid, ()) if ts >= since - 0.002), default=0.0)
 
     neg = [max_raw(s) for s in benign]
     kinds: dict[str, Any] = {}
@@ -268,7 +268,7 @@ def compare_detectors(events: list[dict], labels: list[dict], names: tuple[str, 
             if sid is None:
                 continue
             lab = attacked.get(sid)
-            if lab is not None and ts < lab["start_ts"] - 1e-6:
+            if lab is not None and ts < lab["start_ts"] - 0.002:
                 continue
             if raw > best[sid]:
                 best[sid] = raw

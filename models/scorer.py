@@ -66,6 +66,7 @@ class Score:
 __all__ = ["AdaptiveScorer", "Score", "SNAPSHOT_VERSION"]
 
 SNAPSHOT_VERSION = 1
+_EVIDENCE_FROM = 0.3
 _SKIP = frozenset({"alert", "user_disabled", "credential_change", "role_change"})
 
 
@@ -91,7 +92,7 @@ class AdaptiveScorer:
     """
 
     def __init__(self, detector: str = "baseline", warmup: int = 1000, protect_at: float = 0.5,
-                 gate: float = 0.3, learn_every: int = 4, evidence_top: int = 4, decades: float = 6.0,
+                 gate: float = 0.5, learn_every: int = 8, evidence_top: int = 4, decades: float = 6.0,
                  seed: int = 42) -> None:
         self.detector = detector
         self.warmup, self.protect_at, self.gate = warmup, protect_at, gate
@@ -113,8 +114,12 @@ class AdaptiveScorer:
         fx = self.fx
         x, ctx = fx.extract(obs, profile)
         contrib = self.baseline.contributions(x)
-        raw = sum(contrib.values(), 0.0)
-        value = self.cal.value(raw)
+        if contrib:
+            raw = sum(contrib.values(), 0.0)
+            value = self.cal.value(raw)
+        else:  # the common case: nothing unusual at all
+            raw = 0.0
+            value = 0.0 if self.cal.n >= self.warmup else None
         g_value = None
         gm = self.global_model
         if gm is not None:
@@ -134,11 +139,13 @@ class AdaptiveScorer:
                 gm.learn_one(x)
         if value is None or obs.session is None or obs.type in ("login_failed", "logout"):
             return None
-        top = sorted(contrib.items(), key=lambda kv: kv[1], reverse=True)[: self.evidence_top]
-        evidence: dict[str, Any] = {k: round(x[k], 3) for k, _ in top}
-        if g_value is not None:
-            evidence["global"] = round(g_value, 3)
-        return Score(value=round(value, 4), raw=round(raw, 4), evidence=evidence)
+        evidence: dict[str, Any] = {}
+        if value >= _EVIDENCE_FROM:  # only decisions show evidence; skip the sort otherwise
+            top = sorted(contrib.items(), key=lambda kv: kv[1], reverse=True)[: self.evidence_top]
+            evidence = {k: round(x[k], 3) for k, _ in top}
+            if g_value is not None:
+                evidence["global"] = round(g_value, 3)
+        return Score(value, raw, evidence)
 
     # -- model state ---------------------------------------------------------------------------
     def snapshot(self) -> bytes:

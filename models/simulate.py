@@ -275,6 +275,7 @@ def _user_day(seed: int, u: _User, d: int, hours: float, attack_rate: float, att
 
 
 def _label(labels: list, kind: str, u: _User, session: str, start: float, **detail: Any) -> None:
+    start = math.floor(start * 1000) / 1000  # the events carry millisecond timestamps
     labels.append({"kind": kind, "user": u.id, "session": session, "start": rfc3339(start), "start_ts": start,
                    "detail": detail})
 
@@ -360,11 +361,11 @@ def iter_stream(users: int = 1000, hours: float = 48.0, seed: int = 0, attack_ra
     """Yield ``("event", dict)`` in time order, and ``("label", dict)`` as soon as an attack is
     planned (before its events). Memory stays bounded by about two simulated days.
 
-    ``attack_after`` (seconds from the start, default: a quarter of the run, at most 24 h) keeps
+    ``attack_after`` (seconds from the start, default: half the run, at most 24 h) keeps
     the beginning attack-free, so profiles and calibration have history to compare against.
     """
     if attack_after is None:
-        attack_after = min(hours * 3600 / 4, 86400.0)
+        attack_after = min(hours * 3600 / 2, 86400.0)
     people = [_User(seed, i) for i in range(users)]
     heap: list = []
     seq = [0]

@@ -55,6 +55,8 @@ log = logging.getLogger("lapse.service")
 #: events per batch and how long a batch may wait to fill
 BATCH_MAX = 2000
 BATCH_WITHIN_S = 0.05
+#: vendor formats read from ``raw.<format>`` topics (issue 7's adapters)
+RAW_FORMATS = ("okta", "keycloak", "suricata", "cloudtrail")
 #: expiry timer tick (the issue asks for <= 1 s)
 TICK_S = 0.25
 #: sightings kept per ip/session key
@@ -167,6 +169,12 @@ class Service:
         self.store = TableStore(self.users, owns=self.owns_user)
         self.engine = engine_factory(self.store)
 
+        self.raw_inputs = app.topic(*(t(f"raw.{fmt}") for fmt in RAW_FORMATS), **raw)
+        self.identity = app.topic(t("identity"), **raw)
+        self.activity = app.topic(t("activity"), **raw)
+        self._raw_format = {t(f"raw.{fmt}"): fmt for fmt in RAW_FORMATS}
+
+        app.agent(self.raw_inputs, name="lapse.adapters")(self._raw_agent)
         app.agent(self.user_inputs, name="lapse.users")(self._user_agent)
         app.agent(self.alerts_in, name="lapse.alerts")(self._alert_agent)
         app.agent(self.sightings_topic, name="lapse.sightings")(self._sighting_agent)
@@ -200,6 +208,40 @@ class Service:
                  sorted(self._assigned_user_partitions), time.perf_counter() - t0)
 
     # ------------------------------------------------------------------ agents
+
+    async def _raw_agent(self, stream: Any) -> None:
+        """Vendor records -> canonical events on the identity, activity and ids-alerts topics.
+
+        Unmappable records go to dead letters with the adapter's reason and field; deliberately
+        ignored types (e.g. Suricata flow records) are counted, not dead-lettered.
+        """
+        from streams.adapters import adapt
+
+        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            now = self.clock()
+            sends = []
+            for ev in batch:
+                msg = ev.message
+                self.metrics.saw(msg.topic, msg.partition, now)
+                result = adapt(self._raw_format[msg.topic], msg.value or b"")
+                if result.error is not None:
+                    sends.append(await self._dead_letter(
+                        msg, Rejected(result.error.reason, result.error.field), stage="adapter"))
+                    continue
+                if result.skipped is not None:
+                    self.metrics.skipped.labels(msg.topic, result.skipped).inc()
+                    continue
+                for canonical in result.events:
+                    kind = canonical.get("type")
+                    self.metrics.events_in.labels(msg.topic, str(kind)).inc()
+                    if kind == "alert":
+                        topic, key = self.alerts_in, canonical.get("src_ip") or canonical.get("dest_ip") or ""
+                    elif kind == "activity":
+                        topic, key = self.activity, canonical.get("user") or ""
+                    else:
+                        topic, key = self.identity, canonical.get("user") or ""
+                    sends.append(await topic.send(key=key, value=orjson.dumps(canonical)))
+            await self._await_all(sends)
 
     async def _user_agent(self, stream: Any) -> None:
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
@@ -409,10 +451,10 @@ class Service:
         if sends:
             await asyncio.gather(*sends)
 
-    async def _dead_letter(self, msg: Any, rejected: Rejected) -> Any:
+    async def _dead_letter(self, msg: Any, rejected: Rejected, stage: str = "ingest") -> Any:
         self.metrics.invalid.labels(msg.topic, rejected.reason.split(":")[0][:40]).inc()
         record = dead_letter(msg.value, reason=rejected.reason, field=rejected.field, topic=msg.topic,
-                             partition=msg.partition, offset=msg.offset, now=self.clock())
+                             partition=msg.partition, offset=msg.offset, now=self.clock(), stage=stage)
         return await self.dead_letters.send(key=msg.topic, value=record)
 
 

@@ -18,6 +18,8 @@ class Metrics:
                                ["topic", "reason"], registry=r)
         self.decisions = Counter("lapse_decisions", "Decisions published, by action and reason", ["action", "reason"],
                                  registry=r)
+        self.skipped = Counter("lapse_skipped_records", "Vendor records deliberately ignored, by topic and kind",
+                               ["topic", "kind"], registry=r)
         self.audit = Counter("lapse_audit_records", "Audit records published, by kind", ["kind"], registry=r)
         self.forwarded = Counter("lapse_forwarded_events", "Events re-keyed to their user's partition", registry=r)
         self.decision_latency = Histogram("lapse_decision_latency_seconds",

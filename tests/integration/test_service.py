@@ -47,6 +47,14 @@ async def _setup(kafka_bootstrap, tmp_path, idle="4s", admin_idle="3s"):
     return prefix, policy, make_key(tmp_path)
 
 
+def _diff(expected: list[dict], values: list) -> str:
+    got = {v["decision"]["id"]: v["decision"] for v in values}
+    missing = [(d["reason"], d["action"], d["session"], d["at"]) for d in expected if d["id"] not in got]
+    exp = {d["id"] for d in expected}
+    extra = [(d["reason"], d["action"], d["session"], d["at"]) for i, d in got.items() if i not in exp]
+    return f"missing {missing[:10]} extra {extra[:10]}"
+
+
 def _stream(t0: float, users: int, tag: str) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
     """Two phases of a realistic stream: logins + activity, then alerts and account events."""
     first, second = [], []
@@ -90,7 +98,8 @@ async def test_worker_publishes_exactly_the_decision_ids_of_replay(kafka_bootstr
             await produce(kafka_bootstrap, prefix, first)
             await asyncio.sleep(1.0)  # let the IDS join learn who uses which IP
             await produce(kafka_bootstrap, prefix, second)
-            await rev.wait_for(lambda vs: expected_ids <= set(decision_ids(vs)), timeout=60)
+            await rev.wait_for(lambda vs: expected_ids <= set(decision_ids(vs)), timeout=60,
+                               explain=lambda vs: _diff(expected, vs))
             await asyncio.sleep(3.0)  # nothing extra arrives afterwards
             got = decision_ids(rev.values())
         assert set(got) == expected_ids
@@ -212,5 +221,49 @@ async def test_poison_messages_go_to_dead_letters_and_neighbours_are_processed(k
         [d] = [v["decision"] for v in rev.values()]
         assert (d["session"], d["reason"]) == ("after-s", "account_event")
         assert worker.proc.poll() is None, "the worker is still running"
+    finally:
+        worker.stop()
+
+
+async def test_vendor_records_on_raw_topics_are_adapted_and_acted_on(kafka_bootstrap, tmp_path):
+    """Okta sign-ins and a Suricata alert, as the vendors emit them, end a session; junk is dead-lettered."""
+    from datetime import datetime, timezone
+
+    prefix, policy, key = await _setup(kafka_bootstrap, tmp_path, idle="1h", admin_idle="1h")
+    worker = WorkerProcess(kafka_bootstrap, prefix, f"{prefix}app", policy, key, tmp_path).start()
+    try:
+        await worker.wait_ready()
+        iso = lambda t: datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")  # noqa: E731
+        now = time.time()
+        okta = {
+            "uuid": "a1b2c3", "published": iso(now), "eventType": "user.session.start",
+            "actor": {"id": "00u1", "type": "User", "alternateId": "ann@example.com", "displayName": "Ann"},
+            "client": {"ipAddress": "192.0.2.77", "userAgent": {"rawUserAgent": "Mozilla/5.0", "os": "Mac OS X",
+                                                                "browser": "CHROME"},
+                       "geographicalContext": {"country": "Germany", "geolocation": {"lat": 52.5, "lon": 13.4}}},
+            "authenticationContext": {"externalSessionId": "102ann-session"},
+            "outcome": {"result": "SUCCESS"}, "severity": "INFO",
+        }
+        eve_alert = {"timestamp": iso(now + 2).replace("Z", "+0000"), "event_type": "alert", "src_ip": "192.0.2.77",
+                     "src_port": 51515, "dest_ip": "198.51.100.9", "dest_port": 443, "proto": "TCP",
+                     "alert": {"action": "allowed", "gid": 1, "signature_id": 2024217, "rev": 3,
+                               "signature": "ET MALWARE Possible C2 beacon", "category": "A Network Trojan was detected",
+                               "severity": 1}}
+        eve_dns = {"timestamp": iso(now).replace("Z", "+0000"), "event_type": "dns", "src_ip": "192.0.2.77",
+                   "dest_ip": "192.0.2.53", "dns": {"type": "query", "rrname": "example.com"}}
+        async with TopicReader(kafka_bootstrap, prefix + "revocations") as rev, \
+                TopicReader(kafka_bootstrap, prefix + "dead-letters") as dlq:
+            await produce(kafka_bootstrap, prefix, [("raw.okta", orjson.dumps(okta)),
+                                                    ("raw.suricata", orjson.dumps(eve_dns)),
+                                                    ("raw.okta", b'{"eventType": 17}')])
+            await asyncio.sleep(1.5)
+            await produce(kafka_bootstrap, prefix, [("raw.suricata", orjson.dumps(eve_alert))])
+            await rev.wait_for(lambda vs: len(vs) >= 1, timeout=60)
+            await dlq.wait_for(lambda vs: len(vs) >= 1, timeout=30)
+            await asyncio.sleep(1.0)
+        [d] = [v["decision"] for v in rev.values()]
+        assert (d["user"], d["session"], d["reason"]) == ("ann@example.com", "102ann-session", "ids_alert")
+        [dead] = dlq.values()
+        assert dead["stage"] == "adapter" and dead["topic"] == prefix + "raw.okta" and dead["field"]
     finally:
         worker.stop()

@@ -153,11 +153,13 @@ class TopicReader:
     def values(self) -> list[Any]:
         return [v for _, v, _ in self.records]
 
-    async def wait_for(self, predicate: Callable[[list[Any]], bool], timeout: float) -> None:
+    async def wait_for(self, predicate: Callable[[list[Any]], bool], timeout: float,
+                       explain: Callable[[list[Any]], str] | None = None) -> None:
         end = time.time() + timeout
         while not predicate(self.values()):
             if time.time() > end:
-                raise AssertionError(f"timed out after {timeout}s; have {len(self.records)} records")
+                more = explain(self.values()) if explain else ""
+                raise AssertionError(f"timed out after {timeout}s; have {len(self.records)} records. {more}")
             await asyncio.sleep(0.1)
 
 
