@@ -31,7 +31,7 @@ from typing import Any
 from models.features import _ts
 from models.scorer import AdaptiveScorer
 
-__all__ = ["Recorder", "Run", "replay_engine", "replay_model", "report", "roc_auc", "format_report", "adaptive_policy",
+__all__ = ["Recorder", "Run", "replay_engine", "replay_model", "report", "roc_auc", "format_report", "adaptive_policy", "session_max_values", "choose_thresholds",
            "compare_detectors"]
 
 
@@ -306,3 +306,34 @@ def adaptive_policy(path: str | None = None, **adaptive: Any) -> Any:
         ad["elevated_at"] = min(float(ad.get("elevated_at", 0.7)), float(ad["step_up_at"]))
     data["adaptive"] = ad
     return policy_from_dict(data, source)
+
+
+def session_max_values(run: Run, labels: list[dict]) -> tuple[list[float], dict[str, list[float]]]:
+    """Highest calibrated value per benign session, and per attack kind after the attack's start."""
+    scores = run.recorder.scores if run.recorder else {}
+    attacked = {lab["session"] for lab in labels}
+    benign = [max((v for _, _, v in scores.get(s, ())), default=0.0) for s in run.sessions - attacked]
+    kinds: dict[str, list[float]] = defaultdict(list)
+    for lab in labels:
+        kinds[lab["kind"]].append(max((v for ts, _, v in scores.get(lab["session"], ())
+                                       if ts >= lab["start_ts"] - 0.002), default=0.0))
+    return benign, dict(kinds)
+
+
+def choose_thresholds(benign_max: list[float], revoke_rate: float = 0.002, step_up_rate: float = 0.02) -> tuple[float, float]:
+    """The lowest thresholds whose share of benign sessions reaching them stays within the targets
+    (fractions of sessions), rounded up to 0.01; returns ``(step_up_at, revoke_at)``.
+
+    >>> choose_thresholds([0.0] * 980 + [0.5] * 15 + [0.9] * 5, revoke_rate=0.004, step_up_rate=0.01)
+    (0.51, 0.91)
+    """
+    vals = sorted(benign_max, reverse=True)
+    n = len(vals)
+
+    def at(rate: float) -> float:
+        k = int(rate * n)  # this many benign sessions may reach the threshold
+        thr = vals[k] if k < n else 0.0
+        return min(1.0, math.floor(thr * 100 + 1e-9) / 100 + 0.01)
+
+    revoke_at = at(revoke_rate)
+    return min(at(step_up_rate), revoke_at), revoke_at

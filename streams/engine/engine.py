@@ -262,15 +262,19 @@ class Engine:
         policy = self.policy
         automatic = ev.automatic or (self._auto and etype == "activity"
                                      and policy.is_automatic(ev.action, ev.resource))
+        changed = s.lim is None or policy.has_dynamic
         if ts >= s.last_seen:
             s.last_seen = ts
-            if ev.ip is not None:
+            if ev.ip is not None and ev.ip != s.ip:
                 s.ip = ev.ip
-            if ev.channel is not None:
+                changed = True
+            if ev.channel is not None and ev.channel != s.channel:
                 s.channel = ev.channel
+                changed = True
             if ev.device is not None:
                 s.device = ev.device
             if etype != "activity":
+                changed = True
                 if ev.roles is not None:
                     s.roles = ev.roles
                 if ev.aal is not None:
@@ -309,7 +313,8 @@ class Engine:
         if self.scorer is not None and policy.adaptive.enabled:
             self._score(ev, us, s, now, outs)
         if s.ended is None:
-            self._apply_limits(s, ts if ts > now else now, outs, f"event:{ts!r}")
+            if changed or s.risk is not None:
+                self._apply_limits(s, ts if ts > now else now, outs, f"event:{ts!r}")
             self._schedule(s)
         store[user] = us  # type: ignore[index]
 

@@ -224,31 +224,39 @@ def _from_dict(d: dict[str, Any]) -> Event:
     session = d.get("session")
     if session is not None and (type(session) is not str or not session):
         raise InvalidEvent(f"expected a non-empty string, got {session!r}"[:120], "session")
-    ev = Event(etype, ts, user, session, raw=d)
     if etype == "activity":
         if user is None:
             raise InvalidEvent("missing (required for activity)", "user")
         if session is None:
             raise InvalidEvent("missing (required for activity)", "session")
-        _common(d, ev)
-        ev.action = _opt_str(d, "action")
-        ev.resource = _opt_str(d, "resource")
-        b = d.get("bytes")
-        if b is not None:
-            if type(b) is not int or b < 0:
-                raise InvalidEvent(f"expected a non-negative integer, got {b!r}"[:120], "bytes")
-            ev.bytes = b
-        st = d.get("status")
-        if st is not None:
-            if type(st) not in (int, str):
-                raise InvalidEvent(f"expected an integer or string, got {type(st).__name__}", "status")
-            ev.status = st
-        p = d.get("privileged")
-        if p is not None:
-            if type(p) is not bool:
-                raise InvalidEvent(f"expected true or false, got {p!r}"[:120], "privileged")
-            ev.privileged = p
-    elif etype == "alert":
+        # hot path: check the common fields inline, build the Event in one call
+        get = d.get
+        ip, action, resource, b = get("ip"), get("action"), get("resource"), get("bytes")
+        if (ip is not None and type(ip) is not str) or (action is not None and type(action) is not str) \
+                or (resource is not None and type(resource) is not str):
+            for name in ("ip", "action", "resource"):
+                _opt_str(d, name)
+        if b is not None and (type(b) is not int or b < 0):
+            raise InvalidEvent(f"expected a non-negative integer, got {b!r}"[:120], "bytes")
+        st = get("status")
+        if st is not None and type(st) is not int and type(st) is not str:
+            raise InvalidEvent(f"expected an integer or string, got {type(st).__name__}", "status")
+        p = get("privileged")
+        if p is not None and type(p) is not bool:
+            raise InvalidEvent(f"expected true or false, got {p!r}"[:120], "privileged")
+        a = get("automatic")
+        if a is not None and type(a) is not bool:
+            raise InvalidEvent(f"expected true or false, got {a!r}"[:120], "automatic")
+        ch = get("channel")
+        if ch is not None and ch not in CHANNELS:
+            raise InvalidEvent(f"expected web, mobile or api, got {ch!r}"[:120], "channel")
+        geo = get("geo")
+        if geo is not None and type(geo) is not dict:
+            raise InvalidEvent(f"expected an object, got {type(geo).__name__}", "geo")
+        return Event(etype, ts, user, session, None, None, ch, ip, _opt_str(d, "device"), None, None, geo,
+                     action, resource, b, st, p is True, a is True, None, None, None, None, d)
+    ev = Event(etype, ts, user, session, raw=d)
+    if etype == "alert":
         ev.severity = _severity(d.get("severity"))
         ev.signature = _opt_str(d, "signature")
         ev.src_ip = _opt_str(d, "src_ip")

@@ -12,6 +12,8 @@ from typing import Any
 
 from .events import Event
 
+INF = float("inf")
+
 __all__ = ["SightingIndex"]
 
 
@@ -31,10 +33,11 @@ class SightingIndex:
     []
     """
 
-    __slots__ = ("lookback", "_by_key", "_queue", "_noted")
+    __slots__ = ("lookback", "grain", "_by_key", "_queue", "_noted")
 
     def __init__(self, lookback_s: float) -> None:
         self.lookback = float(lookback_s)
+        self.grain = min(60.0, self.lookback / 60.0)
         self._by_key: dict[str, dict[tuple[str, str], float]] = {}
         self._queue: deque[tuple[float, str]] = deque()   # one entry per key, roughly by time
         self._noted = 0
@@ -58,16 +61,25 @@ class SightingIndex:
         if user is None or session is None:
             return
         pair = (user, session)
-        self._put("session:" + session, pair, event.ts)
+        ts = event.ts
+        by_key = self._by_key
+        key = "session:" + session
+        d = by_key.get(key)
+        # refresh a sighting at most once per `grain` seconds (resolve widens its window to match)
+        if d is None or d.get(pair, -INF) < ts - self.grain:
+            self._put(key, pair, ts)
         if event.ip:
-            self._put("ip:" + event.ip, pair, event.ts)
+            key = "ip:" + event.ip
+            d = by_key.get(key)
+            if d is None or d.get(pair, -INF) < ts - self.grain:
+                self._put(key, pair, ts)
         self._noted += 1
         if self._noted & 1023 == 0:
             self.prune(event.ts)
 
     def prune(self, now: float) -> None:
         """Drop sightings older than ``now - lookback`` (amortised: one queue entry per key)."""
-        cutoff = now - self.lookback
+        cutoff = now - self.lookback - self.grain
         q, by_key = self._queue, self._by_key
         while q and q[0][0] < cutoff:
             _, key = q.popleft()
@@ -95,7 +107,7 @@ class SightingIndex:
         a ``session`` alone (resolved to its user), and every session seen on ``src_ip`` or
         ``dest_ip`` within ``lookback`` before the alert. Deduplicated, in a stable order.
         """
-        since = alert.ts - self.lookback
+        since = alert.ts - self.lookback - self.grain
         targets: dict[tuple[str, str | None], None] = {}
         whole_users: set[str] = set()
         if alert.user is not None:

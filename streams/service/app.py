@@ -462,11 +462,15 @@ def _table(app: faust.App, name: str, partitions: int, value_codec: str) -> Any:
     """A changelog-backed table with our codecs.
 
     Faust derives a table's serializers from ``key_type``/``value_type`` models; ours are plain
-    codecs, set before the store and the changelog topic (both created lazily) exist.
+    codecs, set on the table (Faust passes them explicitly when it writes the changelog, and to the
+    store it creates lazily) and on the changelog topic that recovery reads.
     """
     table = app.Table(name, partitions=partitions, use_partitioner=True)
     table.key_serializer = codecs.KEY
     table.value_serializer = value_codec
+    # the table registered a changelog topic with the default (json) serializers: replace it (same
+    # name) before the worker starts, so recovery decodes with our codecs
+    table.changelog_topic = table._new_changelog_topic()
     return table
 
 
