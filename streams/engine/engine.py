@@ -168,6 +168,46 @@ class Engine:
     def live_sessions(self) -> int:
         return sum(1 for us in self.store.values() for s in us.sessions.values() if s.ended is None)
 
+    def manual_revoke(self, user: str, session: str | None, operator: str, reason_text: str, ts: float,
+                      now: float, *, request_id: str | None = None) -> list[Output]:
+        """An operator ends ``session`` (or, with ``None``, every live session of ``user``).
+
+        Reason ``manual``; the evidence names the initiating entity (``admin``), the operator and
+        their note. A single session cascades through its SSO session like any revocation. The
+        decision id is stable per request (``request_id``, else operator and ``ts``), so a
+        re-processed request re-issues the same id. Sessions already ended or unknown: no output.
+
+        >>> from streams.engine import loads_policy, parse_event
+        >>> eng = Engine(loads_policy('[defaults]\\nidle = "30m"'))
+        >>> _ = eng.handle(parse_event({"type": "login", "ts": 0, "user": "u1", "session": "s1"}), 0.0)
+        >>> [(o.value["reason"], o.value["evidence"]["operator"]) for o in
+        ...  eng.manual_revoke("u1", "s1", "ann", "stolen laptop", 5.0, 5.0) if o.kind == "decision"]
+        [('manual', 'ann')]
+        """
+        us = self.store.get(user)
+        if us is None:
+            return []
+        if session is not None:
+            s = us.sessions.get(session)
+            targets = [s] if s is not None and s.ended is None else []
+        else:
+            targets = [s for s in us.sessions.values() if s.ended is None]
+        if not targets:
+            return []
+        outs: list[Output] = []
+        trig = f"manual:{request_id or f'{operator}@{ts!r}'}"
+        evidence = {"initiating_entity": "admin", "operator": operator, "note": reason_text,
+                    "scope": "session" if session is not None else "user"}
+        if request_id:
+            evidence["request"] = request_id
+        for s in targets:
+            if s.ended is None:  # an earlier target's SSO cascade may have ended it already
+                self._end(s, us, "revoke", "manual", max(ts, s.started), trig, now, outs, evidence=dict(evidence),
+                          cascade=session is not None)
+        self.store[user] = us
+        self._count(outs)
+        return outs
+
     # -- internals ------------------------------------------------------------------------------
     def _count(self, outs: list[Output]) -> None:
         if outs:

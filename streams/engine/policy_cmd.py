@@ -1,4 +1,5 @@
-"""``lapse policy check FILE`` and ``lapse policy explain FILE --event JSON``."""
+"""``lapse policy check FILE``, ``lapse policy explain FILE --event JSON``, ``lapse policy publish FILE``
+and ``lapse policy report FILE``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from .state import SessionState
 from .windows import window_add
 from .policy import RATE_WINDOW_S
 
-__all__ = ["policy_cmd", "explain"]
+__all__ = ["policy_cmd", "explain", "publish_cmd", "report_cmd"]
 
 
 def _load(path: str) -> Policy:
@@ -110,3 +111,56 @@ def explain_cmd(file: str, event_json: str) -> None:
         why = "" if r["matches"] else "  because " + "; ".join(r["why_not"])
         click.echo(f"  [{mark}] {r['rule']}: idle {r['idle']}, absolute {r['absolute']}{why}")
     click.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
+
+
+# -- issue 8: operator commands (logic in streams/service/policy_publish.py and streams/compliance.py) --
+
+@policy_cmd.command("publish")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--operator", default=None, help="Who publishes (recorded in the audit trail; default: login name).")
+def publish_cmd(file: str, operator: str | None) -> None:
+    """Validate FILE and publish it to the compacted policy topic; every worker applies it at once.
+
+    A bad file is refused (nothing is sent) with an error naming each bad key. Broker and topic
+    prefix come from the environment (LAPSE_BOOTSTRAP, LAPSE_TOPIC_PREFIX, ...).
+    """
+    import asyncio
+
+    from streams.config import ConfigError, Settings
+    from streams.service.policy_publish import publish
+
+    _load(file)  # refuse a bad file before touching the broker
+    try:
+        settings = Settings.load()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        rec = asyncio.run(publish(settings, file, operator))
+    except PolicyError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"published {file}: version {rec['version']} to {settings.topic('policy')} "
+               f"(by {rec['operator']} at {rec['published_at']})")
+
+
+@policy_cmd.command("report")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="Write the Markdown report here (default: standard output).")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False), default=None, help="Also write an HTML report.")
+def report_cmd(file: str, out: str | None, html_out: str | None) -> None:
+    """Compliance report of FILE: effective limits per role, network, channel and app, and the
+    standards each meets or misses (NIST SP 800-63B rev. 3 and 4, PCI DSS 8.2.8, PSD2 RTS, OWASP)."""
+    from pathlib import Path
+
+    from streams.compliance import build_report, render_html, render_markdown
+
+    rep = build_report(_load(file), file)
+    md = render_markdown(rep)
+    if out:
+        Path(out).write_text(md, encoding="utf-8")
+        click.echo(f"wrote {out}", err=True)
+    else:
+        click.echo(md)
+    if html_out:
+        Path(html_out).write_text(render_html(rep), encoding="utf-8")
+        click.echo(f"wrote {html_out}", err=True)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -43,18 +44,19 @@ import orjson
 from streams.config import Settings
 from streams.engine import Engine, Event, Output
 from streams.service import codecs
+from streams.service.admin import AdminRequest, parse_request as parse_admin_request  # issue 8
 from streams.service.deadletter import dead_letter
 from streams.service.ingest import DEFAULT_MAX_SKEW_S, Rejected, decode
 from streams.service.metrics import Metrics
 from streams.service.partitioning import partition_for
 from streams.service.store import TableStore
-from streams.topics import spec
 
 log = logging.getLogger("lapse.service")
 
 #: events per batch and how long a batch may wait to fill
-BATCH_MAX = 2000
-BATCH_WITHIN_S = 0.05
+BATCH_MAX = int(os.environ.get("LAPSE_BATCH_MAX", "5000"))
+BATCH_WITHIN_S = float(os.environ.get("LAPSE_BATCH_WITHIN_S", "0.05"))
+LINGER_MS = int(os.environ.get("LAPSE_LINGER_MS", "5"))
 #: vendor formats read from ``raw.<format>`` topics (issue 7's adapters)
 RAW_FORMATS = ("okta", "keycloak", "suricata", "cloudtrail")
 #: expiry timer tick (the issue asks for <= 1 s)
@@ -63,6 +65,16 @@ TICK_S = 0.25
 MAX_SIGHTINGS_PER_KEY = 64
 #: how long (wall clock) an alert waits in the IDS join for sightings that travelled slower
 ALERT_GRACE_S = 120.0
+
+
+class TopicNames:
+    """Full names of the topics lapse writes to (with the configured prefix)."""
+
+    def __init__(self, settings: Settings) -> None:
+        t = settings.topic
+        self.identity, self.activity, self.ids_alerts = t("identity"), t("activity"), t("ids-alerts")
+        self.user_requests, self.sightings = t("user-requests"), t("sightings")
+        self.revocations, self.audit, self.dead_letters = t("revocations"), t("audit"), t("dead-letters")
 
 
 def faust_broker_urls(bootstrap: str) -> list[str]:
@@ -122,6 +134,7 @@ class Service:
         self._partition_cache: dict[str, int] = {}
         self._user_requests_name = settings.topic("user-requests")
         self._live_sessions_at = 0.0
+        self._aioproducer: Any = None
 
         app = self.app = faust.App(
             settings.app_id,
@@ -135,7 +148,8 @@ class Service:
             processing_guarantee="at_least_once",
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
-            producer_linger_ms=2,
+            producer_linger_ms=LINGER_MS,
+            producer_max_batch_size=512 * 1024,
             producer_max_request_size=2 * 1024 * 1024,
             broker_commit_interval=1.0,
             stream_buffer_maxsize=8192,
@@ -154,11 +168,7 @@ class Service:
         self.user_inputs = app.topic(t("identity"), t("activity"), t("user-requests"), **raw)
         self.alerts_in = app.topic(t("ids-alerts"), **raw)
         self.sightings_topic = app.topic(t("sightings"), key_serializer=codecs.KEY, value_serializer=codecs.JSON)
-        self.user_requests = app.topic(t("user-requests"), **raw)
-        self.revocations = app.topic(t("revocations"), **raw)
-        self.audit = app.topic(t("audit"), key_serializer=codecs.KEY, value_serializer=codecs.JSON)
-        self.dead_letters = app.topic(t("dead-letters"), key_serializer=codecs.KEY, value_serializer=codecs.JSON,
-                                      partitions=spec("dead-letters").partitions)
+        self.names = TopicNames(settings)
 
         # use_partitioner: a key's changelog partition is the one Kafka's default partitioner gives
         # it, which is also its input partition — so timer-driven writes (no current event) land
@@ -166,12 +176,12 @@ class Service:
         self.users = _table(app, "users", settings.partitions, codecs.USER_STATE)
         self.sightings = _table(app, "sightings", settings.partitions, codecs.JSON)
 
+        self._changelog_name = self.users.changelog_topic.get_topic_name()
+        self._sightings_changelog_name = self.sightings.changelog_topic.get_topic_name()
         self.store = TableStore(self.users, owns=self.owns_user)
         self.engine = engine_factory(self.store)
 
         self.raw_inputs = app.topic(*(t(f"raw.{fmt}") for fmt in RAW_FORMATS), **raw)
-        self.identity = app.topic(t("identity"), **raw)
-        self.activity = app.topic(t("activity"), **raw)
         self._raw_format = {t(f"raw.{fmt}"): fmt for fmt in RAW_FORMATS}
 
         app.agent(self.raw_inputs, name="lapse.adapters")(self._raw_agent)
@@ -185,6 +195,10 @@ class Service:
         from streams.service import web
 
         web.register(self)
+        # issue 8: admin API, dashboard and policy follower (logic in streams/service/admin.py)
+        from streams.service import admin
+
+        self.operator = admin.register(self)
 
     # ------------------------------------------------------------------ partitions
 
@@ -235,12 +249,12 @@ class Service:
                     kind = canonical.get("type")
                     self.metrics.events_in.labels(msg.topic, str(kind)).inc()
                     if kind == "alert":
-                        topic, key = self.alerts_in, canonical.get("src_ip") or canonical.get("dest_ip") or ""
+                        topic, key = self.names.ids_alerts, canonical.get("src_ip") or canonical.get("dest_ip") or ""
                     elif kind == "activity":
-                        topic, key = self.activity, canonical.get("user") or ""
+                        topic, key = self.names.activity, canonical.get("user") or ""
                     else:
-                        topic, key = self.identity, canonical.get("user") or ""
-                    sends.append(await topic.send(key=key, value=orjson.dumps(canonical)))
+                        topic, key = self.names.identity, canonical.get("user") or ""
+                    sends.append(await self._send(topic, key, orjson.dumps(canonical)))
             await self._await_all(sends)
 
     async def _user_agent(self, stream: Any) -> None:
@@ -256,7 +270,7 @@ class Service:
         return p
 
     def _decode_user_message(self, msg: Any, now: float) -> Event | Rejected:
-        """Canonical event bytes, or (on user-requests) an envelope ``{"kind": "target", ...}``."""
+        """Canonical event bytes, or (on user-requests) an envelope ``{"kind": "target" | "manual_revoke", ...}``."""
         value = msg.value
         if msg.topic == self._user_requests_name and value and value[:9] == b'{"kind":"':
             try:
@@ -266,6 +280,8 @@ class Service:
                     if isinstance(alert, Rejected):
                         return alert
                     return alert.targeted(env["user"], env.get("session"))
+                if env.get("kind") == "manual_revoke":  # issue 8: from the admin API (POST /api/revoke)
+                    return parse_admin_request(env)
                 return Rejected(f"unknown request kind {env.get('kind')!r}", "kind")
             except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
                 return Rejected(f"malformed request envelope: {exc}", None)
@@ -278,10 +294,12 @@ class Service:
         engine, store, metrics = self.engine, self.store, self.metrics
         oldest_ts = None
         n = 0
+        seen_tp: set[tuple[str, int]] = set()
+        counts: dict[tuple[str, str], int] = {}
         for ev in batch:
             msg = ev.message
             n += 1
-            metrics.saw(msg.topic, msg.partition, now)
+            seen_tp.add((msg.topic, msg.partition))
             if oldest_ts is None:
                 oldest_ts = msg.timestamp
             result = self._decode_user_message(msg, now)
@@ -289,7 +307,7 @@ class Service:
                 sends.append(await self._dead_letter(msg, result))
                 continue
             event: Event = result
-            metrics.events_in.labels(msg.topic, event.type).inc()
+            counts[(msg.topic, event.type)] = counts.get((msg.topic, event.type), 0) + 1
             user = event.user
             if user is None:  # alerts without a user reach this agent only resolved, through user-requests
                 sends.append(await self._dead_letter(msg, Rejected("no user to route the event to", "user")))
@@ -297,13 +315,21 @@ class Service:
             if self.partition_of(user) != msg.partition:
                 # produced with another partitioner or key: forward once to the user's partition
                 metrics.forwarded.inc()
-                sends.append(await self.user_requests.send(key=user, value=msg.value))
+                sends.append(await self._send(self.names.user_requests, user, msg.value))
+                continue
+            if isinstance(event, AdminRequest):  # issue 8: manual revoke, on the user's own partition
+                outputs.extend(self.operator.handle(event, now))
+                store.touch(user)
                 continue
             outputs.extend(engine.handle(event, now))
             store.touch(user)
             if event.session is not None and event.type != "alert":
                 sends.extend(await self._sighting_sends(event))
         metrics.batch_size.observe(n)
+        for topic, partition in seen_tp:
+            metrics.saw(topic, partition, now)
+        for (topic, etype), k in counts.items():
+            metrics.events_in.labels(topic, etype).inc(k)
         outputs.extend(engine.expire(now))
         await self._publish(outputs, sends, now, oldest_ts)
 
@@ -328,10 +354,10 @@ class Service:
                 body = alert.raw if alert.raw is not None else orjson.loads(msg.value)
                 if alert.user:
                     env = {"kind": "target", "user": alert.user, "session": alert.session, "alert": body}
-                    sends.append(await self.user_requests.send(key=alert.user, value=orjson.dumps(env)))
+                    sends.append(await self._send(self.names.user_requests, alert.user, orjson.dumps(env)))
                 for key in self._alert_keys(alert):
-                    sends.append(await self.sightings_topic.send(
-                        key=key, value={"kind": "alert", "alert": body, "ts": alert.ts, "received": now}))
+                    sends.append(await self._send(self.names.sightings, key, orjson.dumps(
+                        {"kind": "alert", "alert": body, "ts": alert.ts, "received": now})))
             await self._await_all(sends)
 
     def _alert_keys(self, alert: Event) -> list[str]:
@@ -357,11 +383,13 @@ class Service:
             sends = []
             now = self.clock()
             lookback = self.engine.policy.ids.lookback
+            data = self.sightings.data
+            touched: dict[str, dict] = {}
             for ev in batch:
                 key, value = ev.key, ev.value
                 if not isinstance(value, dict) or not isinstance(key, str):
                     continue
-                entry = self.sightings.get(key) or {"s": [], "a": []}
+                entry = touched.get(key) or data.get(key) or {"s": [], "a": []}
                 bounded = key.startswith("ip:")
                 if value.get("kind") == "sighting":
                     user, session, ts = value["user"], value["session"], float(value["ts"])
@@ -379,13 +407,19 @@ class Service:
                         if not bounded or ts >= alert_ts - lookback:
                             sends.append(await self._target(alert, user, session, key))
                     entry["a"].append([alert, alert_ts, now])
-                entry["a"] = [a for a in entry["a"] if a[2] >= now - ALERT_GRACE_S][-16:]
-                self.sightings[key] = entry
+                if entry["a"]:
+                    entry["a"] = [a for a in entry["a"] if a[2] >= now - ALERT_GRACE_S][-16:]
+                touched[key] = entry
             await self._await_all(sends)
+            # the join's state: one changelog record per key touched in this batch (as for users)
+            changelog = self._sightings_changelog_name
+            for key, entry in touched.items():
+                data[key] = entry
+                await self._send(changelog, key, orjson.dumps(entry), partition_for(key.encode(), self.n_partitions))
 
     async def _target(self, alert: dict, user: str, session: str, key: str) -> Any:
         env = {"kind": "target", "user": user, "session": session, "alert": alert, "via": key}
-        return await self.user_requests.send(key=user, value=orjson.dumps(env))
+        return await self._send(self.names.user_requests, user, orjson.dumps(env))
 
     async def _sighting_sends(self, event: Event) -> list[Any]:
         """Tell the IDS join who uses this IP and session: on change, and refreshed every
@@ -402,8 +436,8 @@ class Service:
             self._sighting_sent.move_to_end(memo)
             if len(self._sighting_sent) > 200_000:  # a cache: losing entries costs one extra message
                 self._sighting_sent.popitem(last=False)
-            out.append(await self.sightings_topic.send(
-                key=key, value={"kind": "sighting", "user": event.user, "session": event.session, "ts": event.ts}))
+            out.append(await self._send(self.names.sightings, key, orjson.dumps(
+                {"kind": "sighting", "user": event.user, "session": event.session, "ts": event.ts})))
         return out
 
     # ------------------------------------------------------------------ timer
@@ -428,7 +462,7 @@ class Service:
             if out.kind == "decision":
                 d = out.value
                 # 2. produce
-                sends.append(await self.revocations.send(key=out.key, value=self.encode_decision(d)))
+                sends.append(await self._send(self.names.revocations, out.key, self.encode_decision(d)))
                 metrics.decisions.labels(d["action"], d["reason"]).inc()
                 if d["reason"] in ("idle_timeout", "absolute_timeout"):
                     metrics.lateness.observe(max(0.0, now - _epoch(d["at"])))
@@ -438,13 +472,48 @@ class Service:
                     metrics.scores.observe(d["score"])
                 self.store.touch(d.get("user"))
             else:
-                sends.append(await self.audit.send(key=out.key, value=out.value))
+                sends.append(await self._send(self.names.audit, out.key, orjson.dumps(out.value)))
                 metrics.audit.labels(out.value.get("kind", "?")).inc()
                 self.store.touch(out.value.get("user"))
         # 3. await: every decision and audit record is acknowledged by the broker
         await self._await_all(sends)
+        self.operator.note_published(outputs, now)  # issue 8: the dashboard's recent-decisions feed
         # 4. changelog: only now may state that reflects these decisions become durable
-        self.store.flush()
+        await self._write_changelog()
+
+    async def _send(self, topic: str, key: str | bytes | None, value: bytes | None,
+                    partition: int | None = None) -> asyncio.Future:
+        """Produce through Faust's own aiokafka producer, skipping Faust's per-message machinery.
+
+        The same producer is flushed by Faust before every offset commit, so the commit order
+        holds. Returns the delivery future.
+        """
+        producer = self._aioproducer
+        if producer is None:
+            producer = self._aioproducer = self.app.producer._ensure_producer()
+        if isinstance(key, str):
+            key = key.encode()
+        return await producer.send(topic, value=value, key=key, partition=partition)
+
+    async def _write_changelog(self) -> None:
+        """Step 4: the users this batch touched, to the table's store and its changelog topic.
+
+        Written by lapse rather than through ``table[user] = state`` (one Faust send per key is the
+        hot path's biggest cost); the record is the one Faust would write — key, codec, and the
+        partition Kafka's default partitioner gives the key — so Faust's recovery reads it back.
+        Not awaited: Faust flushes the producer before it commits offsets.
+        """
+        pending, deleted = self.store.drain()
+        if not pending and not deleted:
+            return
+        data = self.users.data
+        changelog = self._changelog_name
+        for user, state in pending.items():
+            data[user] = state
+            await self._send(changelog, user, orjson.dumps(state.to_dict()), self.partition_of(user))
+        for user in deleted:
+            data.pop(user, None)
+            await self._send(changelog, user, None, self.partition_of(user))
 
     @staticmethod
     async def _await_all(sends: list[Any]) -> None:
@@ -455,7 +524,7 @@ class Service:
         self.metrics.invalid.labels(msg.topic, rejected.reason.split(":")[0][:40]).inc()
         record = dead_letter(msg.value, reason=rejected.reason, field=rejected.field, topic=msg.topic,
                              partition=msg.partition, offset=msg.offset, now=self.clock(), stage=stage)
-        return await self.dead_letters.send(key=msg.topic, value=record)
+        return await self._send(self.names.dead_letters, msg.topic, orjson.dumps(record))
 
 
 def _table(app: faust.App, name: str, partitions: int, value_codec: str) -> Any:

@@ -34,6 +34,13 @@ class Metrics:
                                 buckets=(0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0), registry=r)
         self.batch_size = Histogram("lapse_batch_size", "Events per processed batch",
                                     buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000), registry=r)
+        # issue 8: operator surface (admin API, policy reload)
+        self.policy_info = Gauge("lapse_policy_info", "The policy version in force (value 1)", ["version"], registry=r)
+        self.policy_reloads = Counter("lapse_policy_reloads", "Policy-topic records, by result (applied, refused)",
+                                      ["result"], registry=r)
+        self.admin_requests = Counter("lapse_admin_requests", "Admin API requests, by route and HTTP status",
+                                      ["route", "status"], registry=r)
+        self._policy_version: str | None = None
         self._last_inbound: dict[tuple[str, int], float] = {}
 
     def saw(self, topic: str, partition: int, now: float | None = None) -> None:
@@ -47,6 +54,12 @@ class Metrics:
             self.inbound_age.labels(topic, str(partition)).set(age)
             ages[f"{topic}[{partition}]"] = round(age, 3)
         return ages
+
+    def set_policy_version(self, version: str) -> None:
+        if self._policy_version is not None:
+            self.policy_info.remove(self._policy_version)
+        self._policy_version = version
+        self.policy_info.labels(version).set(1)
 
     def exposition(self) -> bytes:
         self.inbound_ages()

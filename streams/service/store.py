@@ -83,11 +83,16 @@ class TableStore(MutableMapping):
     def dirty(self) -> int:
         return len(self._pending) + len(self._deleted)
 
+    def drain(self) -> tuple[dict[str, Any], set[str]]:
+        """Hand over (and forget) the staged writes and deletes: ``(pending, deleted)``."""
+        pending, deleted = self._pending, self._deleted
+        self._pending, self._deleted = {}, set()
+        return pending, deleted
+
     def flush(self) -> int:
         """Write staged states to the table (each write is a changelog record); returns the count."""
         n = 0
-        pending, deleted = self._pending, self._deleted
-        self._pending, self._deleted = {}, set()
+        pending, deleted = self.drain()
         for user, state in pending.items():
             self.table[user] = state
             n += 1

@@ -34,4 +34,6 @@ def register(service: "Service") -> None:
 
     @app.page("/metrics")
     async def metrics(self: Any, request: Any) -> Any:
-        return self.bytes(service.metrics.exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")
+        # aiohttp refuses a charset inside content_type=: pass the full header instead (issue 8 fix)
+        return self.bytes(service.metrics.exposition(),
+                          headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})

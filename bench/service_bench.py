@@ -1,0 +1,314 @@
+"""End-to-end benchmarks of one lapse worker on the local broker (issue 4).
+
+1. **throughput** — N canonical events already on the input topics; a worker starts; the clock runs
+   from the worker's /ready to the moment every decision and audit record the engine owes (counted
+   by replaying the same stream in-process) is on its topic. Compared with raw aiokafka
+   passthrough (consume -> produce -> commit) of the same messages, measured in the same run.
+2. **alert latency** — an IDS alert produced -> its revocation on the topic, p50/p99, while a
+   background producer keeps ~5k events/s flowing.
+3. **timeout lateness** — publish time (the decision's Kafka timestamp) minus the deadline, p99.
+4. **recovery** — kill -9 a worker holding S live sessions, restart it, time to /ready; projected
+   linearly to 1M sessions.
+
+    python bench/service_bench.py [--events 200000] [--sessions 20000] [--skip recovery]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+
+from common import BOOTSTRAP, REPO, fresh_topic, percentile, record
+
+sys.path.insert(0, str(REPO))
+from tests.support.worker import TopicReader, WorkerProcess, make_key, write_policy  # noqa: E402
+
+POLICY = """
+[defaults]
+idle = "{idle}"
+absolute = "12h"
+[ids]
+revoke = ["critical", "high"]
+lookback = "1h"
+[adaptive]
+enabled = false
+"""
+
+
+def synthetic(n: int, sessions: int, t0: float, tag: str) -> list[tuple[str, bytes, bytes]]:
+    """(topic, key, value): one login per session, then activity, on event time starting at t0."""
+    out = []
+    per = max(1, n // sessions)
+    for s in range(sessions):
+        u = f"{tag}u{s % (sessions // 2 or 1)}"
+        out.append(("identity", u.encode(), orjson.dumps({
+            "type": "login", "ts": t0 + s * 1e-4, "user": u, "session": f"{tag}s{s}", "channel": "web",
+            "ip": f"10.{s % 250}.{(s // 250) % 250}.{s % 7}", "roles": ["staff"], "app": "portal"})))
+    i = 0
+    while len(out) < n:
+        s = i % sessions
+        u = f"{tag}u{s % (sessions // 2 or 1)}"
+        out.append(("activity", u.encode(), orjson.dumps({
+            "type": "activity", "ts": t0 + 1 + i * 1e-5, "user": u, "session": f"{tag}s{s}",
+            "ip": f"10.{s % 250}.{(s // 250) % 250}.{s % 7}", "action": "GET", "resource": f"/api/items/{i % 997}",
+            "bytes": 1000 + i % 5000, "status": 200})))
+        i += 1
+    del per
+    return out
+
+
+def expected_outputs(items, policy_path: Path, now: float) -> tuple[int, int]:
+    """Decisions and audit records the engine owes for these events at wall time ``now``."""
+    from streams.engine import Engine, load_policy, parse_event
+
+    eng = Engine(load_policy(str(policy_path)))
+    dec = aud = 0
+    for _, _, v in items:
+        for o in eng.handle(parse_event(v), now):
+            dec += o.kind == "decision"
+            aud += o.kind == "audit"
+    return dec, aud
+
+
+async def produce_all(prefix: str, items) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    p = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=5, max_batch_size=256 * 1024)
+    await p.start()
+    try:
+        futs = []
+        for topic, k, v in items:
+            futs.append(await p.send(prefix + topic, key=k, value=v))
+            if len(futs) >= 5000:
+                await asyncio.gather(*futs)
+                futs.clear()
+        await asyncio.gather(*futs)
+    finally:
+        await p.stop()
+
+
+async def count_topic(topic: str) -> int:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    c = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP)
+    await c.start()
+    try:
+        parts = c.partitions_for_topic(topic) or set()
+        if not parts:
+            await c._client.force_metadata_update()
+            parts = c.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in parts]
+        ends = await c.end_offsets(tps)
+        return sum(ends.values())
+    finally:
+        await c.stop()
+
+
+async def setup(tmp: Path, idle: str):
+    from streams.config import Settings
+    from streams.topics import create_topics
+
+    prefix = f"b{uuid.uuid4().hex[:8]}."
+    await create_topics(Settings.load({"LAPSE_BOOTSTRAP": BOOTSTRAP, "LAPSE_TOPIC_PREFIX": prefix}))
+    policy = write_policy(tmp / f"policy-{prefix}toml", POLICY.format(idle=idle))
+    return prefix, policy, make_key(tmp)
+
+
+async def bench_throughput(tmp: Path, n: int, sessions: int) -> dict:
+    from kafka_baseline import passthrough
+
+    prefix, policy, key = await setup(tmp, idle="1h")
+    now = time.time()
+    items = synthetic(n, sessions, now - 60, prefix)
+    dec, aud = expected_outputs(items, policy, now)
+    # baseline: the same messages through raw aiokafka, in this run
+    src, dst = await fresh_topic("svc-src"), await fresh_topic("svc-dst")
+    await produce_all("", [(src, k, v) for _, k, v in items])
+    base = await passthrough(src, dst, len(items))
+    await produce_all(prefix, items)
+    w = WorkerProcess(BOOTSTRAP, prefix, f"{prefix}app", policy, key, tmp, name=f"tp-{prefix}").start()
+    try:
+        ready = await w.wait_ready(timeout=120)
+        want = dec + aud
+        while True:
+            got = await count_topic(prefix + "audit") + await count_topic(prefix + "revocations")
+            if got >= want:
+                break
+            if time.time() - ready > 600:
+                raise RuntimeError(f"only {got}/{want} outputs after 600 s")
+            await asyncio.sleep(0.2)
+        elapsed = time.time() - ready
+    finally:
+        w.stop()
+    rate = n / elapsed
+    return {"events": n, "sessions": sessions, "outputs": dec + aud, "worker_events_per_s": round(rate),
+            "passthrough_per_s": round(base), "ratio_to_passthrough": round(rate / base, 2)}
+
+
+async def bench_alert_latency(tmp: Path, trials: int, background_rate: float) -> dict:
+    from aiokafka import AIOKafkaProducer
+
+    prefix, policy, key = await setup(tmp, idle="1h")
+    w = WorkerProcess(BOOTSTRAP, prefix, f"{prefix}app", policy, key, tmp, name=f"al-{prefix}").start()
+    p = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=1)
+    stop = asyncio.Event()
+    sent_bg = 0
+    try:
+        await w.wait_ready(timeout=120)
+        await p.start()
+
+        async def background():
+            nonlocal sent_bg
+            i = 0
+            t_start = time.time()
+            while not stop.is_set():
+                batch = []
+                for _ in range(50):
+                    u = f"bg{i % 5000}"
+                    ev = {"type": "activity", "ts": time.time(), "user": u, "session": f"bgs{i % 5000}",
+                          "ip": f"10.1.{i % 200}.{i % 50}", "action": "GET", "resource": "/x", "bytes": 300}
+                    batch.append(await p.send(prefix + "activity", key=u.encode(), value=orjson.dumps(ev)))
+                    i += 1
+                sent_bg = i
+                delay = t_start + i / background_rate - time.time()
+                await asyncio.sleep(max(0.0, delay))
+
+        latencies = []
+        async with TopicReader(BOOTSTRAP, prefix + "revocations") as rev:
+            bg = asyncio.create_task(background())
+            await asyncio.sleep(2.0)
+            for k in range(trials):
+                u, ip = f"victim{k}", f"172.16.{k // 250}.{k % 250}"
+                login = {"type": "login", "ts": time.time(), "user": u, "session": f"v{k}", "ip": ip}
+                await p.send_and_wait(prefix + "identity", key=u.encode(), value=orjson.dumps(login))
+                await asyncio.sleep(0.25)  # the IDS join learns the IP
+                alert = {"type": "alert", "ts": time.time(), "severity": 1, "signature": f"bench {k}", "src_ip": ip}
+                t_sent = time.time()
+                await p.send_and_wait(prefix + "ids-alerts", key=ip.encode(), value=orjson.dumps(alert))
+                end = t_sent + 10
+                while time.time() < end:
+                    hit = [t for _, v, t in rev.records if v["decision"]["session"] == f"v{k}"]
+                    if hit:
+                        latencies.append(hit[0] - t_sent)
+                        break
+                    await asyncio.sleep(0.002)
+            stop.set()
+            await bg
+        elapsed_bg = sent_bg
+    finally:
+        stop.set()
+        await p.stop()
+        w.stop()
+    ms = [x * 1000 for x in latencies]
+    return {"trials": trials, "answered": len(ms), "background_events_per_s": background_rate,
+            "background_sent": elapsed_bg, "alert_to_revocation_p50_ms": round(percentile(ms, 50), 1),
+            "alert_to_revocation_p99_ms": round(percentile(ms, 99), 1)}
+
+
+async def bench_lateness(tmp: Path, sessions: int) -> dict:
+    from aiokafka import AIOKafkaConsumer
+    from datetime import datetime
+
+    prefix, policy, key = await setup(tmp, idle="3s")
+    w = WorkerProcess(BOOTSTRAP, prefix, f"{prefix}app", policy, key, tmp, name=f"lt-{prefix}").start()
+    try:
+        await w.wait_ready(timeout=120)
+        now = time.time()
+        items = [("identity", f"l{s}".encode(), orjson.dumps({"type": "login", "ts": now + s * 0.002,
+                                                             "user": f"l{s}", "session": f"ls{s}"}))
+                 for s in range(sessions)]
+        await produce_all(prefix, items)
+        c = AIOKafkaConsumer(prefix + "revocations", bootstrap_servers=BOOTSTRAP, auto_offset_reset="earliest")
+        await c.start()
+        late = []
+        try:
+            end = time.time() + 60
+            while len(late) < sessions and time.time() < end:
+                for recs in (await c.getmany(timeout_ms=500)).values():
+                    for r in recs:
+                        d = orjson.loads(r.value)["decision"]
+                        at = datetime.fromisoformat(d["at"].replace("Z", "+00:00")).timestamp()
+                        late.append(r.timestamp / 1000 - at)
+        finally:
+            await c.stop()
+    finally:
+        w.stop()
+    return {"sessions": sessions, "timeouts_seen": len(late), "lateness_p50_s": round(percentile(late, 50), 3),
+            "lateness_p99_s": round(percentile(late, 99), 3), "lateness_max_s": round(max(late), 3) if late else None}
+
+
+async def bench_recovery(tmp: Path, sessions: int) -> dict:
+    prefix, policy, key = await setup(tmp, idle="12h")
+    now = time.time()
+    items = [("identity", f"r{s // 2}".encode(), orjson.dumps({
+        "type": "login", "ts": now - 30 + s * 1e-5, "user": f"r{s // 2}", "session": f"rs{s}",
+        "ip": f"10.2.{s % 250}.{(s // 250) % 250}", "channel": "web", "roles": ["staff"]})) for s in range(sessions)]
+    await produce_all(prefix, items)
+    app_id = f"{prefix}app"
+    w = WorkerProcess(BOOTSTRAP, prefix, app_id, policy, key, tmp, name=f"rc-{prefix}").start()
+    try:
+        await w.wait_ready(timeout=180)
+        while await count_topic(prefix + "audit") < sessions:
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(3.0)  # changelog flushed, offsets committed
+    finally:
+        w.kill9()
+    killed = time.time()
+    w2 = WorkerProcess(BOOTSTRAP, prefix, app_id, policy, key, tmp, name=f"rc2-{prefix}").start()
+    try:
+        ready = await w2.wait_ready(timeout=600)
+    finally:
+        w2.stop()
+    recovery = ready - killed
+    import re
+
+    rss = None
+    m = re.findall(r"deadline index rebuilt over partitions .* in ([0-9.]+)s", w2.tail(400))
+    return {"live_sessions": sessions, "restart_to_ready_s": round(recovery, 1),
+            "index_rebuild_s": float(m[-1]) if m else None,
+            "projected_1M_s": round(recovery * 1_000_000 / sessions, 0), "rss": rss}
+
+
+async def main(args) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="lapse-bench-"))
+    skip = set(args.skip or [])
+    if "throughput" not in skip:
+        r = await bench_throughput(tmp, args.events, args.sessions)
+        record("service_throughput", **r)
+        print(f"worker end-to-end: {r['worker_events_per_s']:,} events/s vs raw passthrough "
+              f"{r['passthrough_per_s']:,} msg/s ({r['ratio_to_passthrough']}x), {r['outputs']:,} outputs")
+    if "latency" not in skip:
+        r = await bench_alert_latency(tmp, args.trials, args.background)
+        record("service_alert_latency", **r)
+        print(f"IDS alert -> revocation: p50 {r['alert_to_revocation_p50_ms']} ms, p99 "
+              f"{r['alert_to_revocation_p99_ms']} ms ({r['answered']}/{r['trials']}, background {args.background:.0f}/s)")
+    if "lateness" not in skip:
+        r = await bench_lateness(tmp, args.lateness_sessions)
+        record("service_lateness", **r)
+        print(f"timeout lateness: p50 {r['lateness_p50_s']} s, p99 {r['lateness_p99_s']} s over {r['timeouts_seen']}")
+    if "recovery" not in skip:
+        r = await bench_recovery(tmp, args.recovery_sessions)
+        record("service_recovery", **r)
+        print(f"recovery after kill -9 with {r['live_sessions']:,} live sessions: {r['restart_to_ready_s']} s to ready "
+              f"(index rebuild {r['index_rebuild_s']} s); projected 1M: {r['projected_1M_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--sessions", type=int, default=20_000)
+    ap.add_argument("--trials", type=int, default=200)
+    ap.add_argument("--background", type=float, default=5000.0)
+    ap.add_argument("--lateness-sessions", type=int, default=2000)
+    ap.add_argument("--recovery-sessions", type=int, default=100_000)
+    ap.add_argument("--skip", nargs="*", choices=["throughput", "latency", "lateness", "recovery"])
+    os.environ.setdefault("LAPSE_BOOTSTRAP", BOOTSTRAP)
+    asyncio.run(main(ap.parse_args()))
