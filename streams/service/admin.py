@@ -318,10 +318,11 @@ async def scan_topics(service: "Service", wanted: list[tuple[str, str | None]], 
     await consumer.start()
     out: dict[str, list[tuple[bytes | None, Any, int]]] = {t: [] for t, _ in wanted}
     try:
-        await consumer.topics()
+        # the consumer's own metadata only covers assigned topics: ask the cluster for all of them
+        cluster = await consumer._client.fetch_all_metadata()
         keys: dict[TopicPartition, set[bytes] | None] = {}
         for topic, key in wanted:
-            parts = consumer.partitions_for_topic(topic) or set()
+            parts = cluster.partitions_for_topic(topic) or set()
             if not parts:
                 continue
             if key is None:
