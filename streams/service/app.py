@@ -135,6 +135,10 @@ class Service:
         self._user_requests_name = settings.topic("user-requests")
         self._live_sessions_at = 0.0
         self._aioproducer: Any = None
+        #: held from "decide" to "changelog written" by every path that changes state (a batch, the
+        #: expiry timer, a policy reload), so none of them writes another's state before that
+        #: other's decisions are acknowledged
+        self.deciding = asyncio.Lock()
 
         app = self.app = faust.App(
             settings.app_id,
@@ -177,7 +181,6 @@ class Service:
         self.sightings = _table(app, "sightings", settings.partitions, codecs.JSON)
 
         self._changelog_name = self.users.changelog_topic.get_topic_name()
-        self._sightings_changelog_name = self.sightings.changelog_topic.get_topic_name()
         self.store = TableStore(self.users, owns=self.owns_user)
         self.engine = engine_factory(self.store)
 
@@ -288,6 +291,10 @@ class Service:
         return decode(value, now, self.max_skew_s)
 
     async def process_user_batch(self, batch: Iterable[Any]) -> None:
+        async with self.deciding:
+            await self._process_user_batch(batch)
+
+    async def _process_user_batch(self, batch: Iterable[Any]) -> None:
         now = self.clock()
         outputs: list[Output] = []
         sends: list[Any] = []
@@ -411,11 +418,10 @@ class Service:
                     entry["a"] = [a for a in entry["a"] if a[2] >= now - ALERT_GRACE_S][-16:]
                 touched[key] = entry
             await self._await_all(sends)
-            # the join's state: one changelog record per key touched in this batch (as for users)
-            changelog = self._sightings_changelog_name
+            # the join's state: one write per key touched in this batch, through Faust's table API
+            # (a sighting is sent once per new session or IP, not per event: not the hot path)
             for key, entry in touched.items():
-                data[key] = entry
-                await self._send(changelog, key, orjson.dumps(entry), partition_for(key.encode(), self.n_partitions))
+                self.sightings[key] = entry
 
     async def _target(self, alert: dict, user: str, session: str, key: str) -> Any:
         env = {"kind": "target", "user": user, "session": session, "alert": alert, "via": key}
@@ -445,10 +451,11 @@ class Service:
     async def _expiry_tick(self) -> None:
         if not self.ready:
             return
-        now = self.clock()
-        outputs = self.engine.expire(now)
-        if outputs:
-            await self._publish(outputs, [], now, None)
+        async with self.deciding:
+            now = self.clock()
+            outputs = self.engine.expire(now)
+            if outputs:
+                await self._publish(outputs, [], now, None)
         if now - self._live_sessions_at > 5.0:  # a scan: every few seconds, not every tick
             self._live_sessions_at = now
             self.metrics.live_sessions.set(self.engine.live_sessions())

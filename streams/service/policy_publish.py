@@ -175,6 +175,11 @@ class PolicyFollower:
 
 async def apply_policy(service: "Service", state: PolicyState, policy: Policy, rec: dict[str, Any]) -> int:
     """Switch the worker to ``policy`` atomically and publish what re-evaluation decided."""
+    async with service.deciding:  # the commit order of Service._publish, as for a batch
+        return await _apply_policy(service, state, policy, rec)
+
+
+async def _apply_policy(service: "Service", state: PolicyState, policy: Policy, rec: dict[str, Any]) -> int:
     engine = service.engine
     now = service.clock()
     if policy.version == engine.policy.version:
