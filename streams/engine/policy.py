@@ -364,6 +364,8 @@ class Policy:
             if self.adaptive.band(s.risk) < RISK_BANDS.index(rule.risk) + 1:
                 return False, t, names
             names.append("risk")
+        if until <= t:  # float rounding at a window edge: look again a moment later, never spin
+            until = t + 1.0
         return True, until, names
 
     def limits(self, s: SessionLike, t: float) -> Limits:
