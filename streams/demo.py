@@ -165,14 +165,27 @@ async def _run(seconds: float, rate: float) -> int:
                 key = event.get("user") or event.get("src_ip") or ""
                 await producer.send(settings.topic(topic), key=key.encode(), value=orjson.dumps(event))
 
+        background_decisions = 0
+
         async def background() -> None:
-            try:
-                from models.simulate import iter_live_events
-            except ImportError:
-                return
-            async for topic, event in iter_live_events(rate=rate, seed=7, prefix=f"{run}-bg"):
+            """Simulated users (models/simulate.py) replayed live at ``rate`` events/s, re-timed to now."""
+            from models.simulate import iter_events
+
+            sent = 0
+            t_bg = time.time()
+            for event in iter_events(users=400, hours=6, seed=7, attack_rate=0.05):
+                for f in ("user", "session", "sso_session"):
+                    if event.get(f):
+                        event[f] = f"bg{run}-{event[f]}"
+                event["ts"] = time.time()
+                topic = "ids-alerts" if event["type"] == "alert" else (
+                    "activity" if event["type"] == "activity" else "identity")
                 key = event.get("user") or event.get("src_ip") or ""
                 await producer.send(settings.topic(topic), key=key.encode(), value=orjson.dumps(event))
+                sent += 1
+                delay = t_bg + sent / rate - time.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
 
         feeder = asyncio.create_task(feed())
         bg = asyncio.create_task(background()) if rate > 0 else None
@@ -183,6 +196,9 @@ async def _run(seconds: float, rate: float) -> int:
                 for r in records:
                     msg = orjson.loads(r.value)
                     d = msg["decision"]
+                    if str(d.get("session", "")).startswith(f"bg{run}"):
+                        background_decisions += 1
+                        continue
                     if not str(d.get("session", "")).startswith(run) or d["id"] in seen:
                         continue
                     try:
@@ -204,7 +220,9 @@ async def _run(seconds: float, rate: float) -> int:
         reasons: dict[str, int] = {}
         for d in seen.values():
             reasons[d["reason"]] = reasons.get(d["reason"], 0) + 1
-        click.echo(f"\n{len(seen)} decisions in {seconds:.0f}s: " + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items())))
+        click.echo(f"\n{len(seen)} decisions on the scripted sessions in {seconds:.0f}s: "
+                   + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items())))
+        click.echo(f"{background_decisions} more on simulated background users ({rate:.0f} events/s)")
         click.echo("audit trail: topic lapse.audit; dead letters: lapse.dead-letters; metrics: /metrics")
         return 0 if seen else 1
     finally:
@@ -217,7 +235,7 @@ async def _run(seconds: float, rate: float) -> int:
 
 @click.command("demo")
 @click.option("--seconds", default=70.0, show_default=True, help="how long to feed and watch")
-@click.option("--rate", default=50.0, show_default=True, help="simulated background events per second (0: none)")
+@click.option("--rate", default=100.0, show_default=True, help="simulated background events per second (0: none)")
 def demo_cmd(seconds: float, rate: float) -> None:
     """Run the worker on the local broker with a realistic stream and show revocations as they arrive."""
     sys.exit(asyncio.run(_run(seconds, rate)))

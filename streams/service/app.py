@@ -192,6 +192,13 @@ class Service:
         app.agent(self.alerts_in, name="lapse.alerts")(self._alert_agent)
         app.agent(self.sightings_topic, name="lapse.sightings")(self._sighting_agent)
         app.timer(TICK_S, name="lapse.expiry")(self._expiry_tick)
+        self._snapshot_key: bytes | None = None
+        self._snapshot_restored = False
+        if getattr(self.engine, "scorer", None) is not None and hasattr(self.engine.scorer, "snapshot"):
+            from streams.service import snapshots
+
+            self._snapshot_key = snapshots.snapshot_key(snapshots.key_material_from_env())
+            app.timer(snapshots.SNAPSHOT_EVERY_S, name="lapse.model-snapshot")(self._snapshot_tick)
         app.on_partitions_assigned.connect(self._on_assigned)
         app.on_partitions_revoked.connect(self._on_revoked)
         app.on_rebalance_complete.connect(self._on_rebalance_complete)
@@ -218,11 +225,35 @@ class Service:
 
     async def _on_rebalance_complete(self, app: Any, **kwargs: Any) -> None:
         """Tables are recovered: rebuild the deadline index from the users this worker owns."""
+        if self._snapshot_key is not None and not self._snapshot_restored:
+            await self._restore_model()
         t0 = time.perf_counter()
         self.engine.rebuild_deadlines()
         self.ready = True
         log.info("lapse: deadline index rebuilt over partitions %s in %.3fs",
                  sorted(self._assigned_user_partitions), time.perf_counter() - t0)
+
+    async def _restore_model(self) -> None:
+        """Once per process: the newest verified model snapshot of this app, if any."""
+        from streams.service import snapshots
+
+        self._snapshot_restored = True
+        try:
+            blob = await snapshots.load_latest(self.settings, self.settings.app_id, self._snapshot_key)
+            if blob is not None:
+                self.engine.scorer.restore(blob)
+                log.info("lapse: adaptive model restored from a %d-byte snapshot", len(blob))
+        except Exception:  # a bad snapshot must not keep the worker down: it starts a new warm-up
+            log.exception("lapse: could not restore the adaptive model; starting a new warm-up")
+
+    async def _snapshot_tick(self) -> None:
+        from streams.service import snapshots
+
+        if not self.ready or self._snapshot_key is None:
+            return
+        blob = self.engine.scorer.snapshot()
+        await self._send(self.settings.topic("model-snapshots"), self.settings.app_id,
+                         snapshots.seal(blob, self._snapshot_key))
 
     # ------------------------------------------------------------------ agents
 
