@@ -226,11 +226,12 @@ async def _run(seconds: float, rate: float) -> int:
         click.echo("audit trail: topic lapse.audit; dead letters: lapse.dead-letters; metrics: /metrics")
         return 0 if seen else 1
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
 
 
 @click.command("demo")

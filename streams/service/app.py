@@ -199,6 +199,7 @@ class Service:
 
             self._snapshot_key = snapshots.snapshot_key(snapshots.key_material_from_env())
             app.timer(snapshots.SNAPSHOT_EVERY_S, name="lapse.model-snapshot")(self._snapshot_tick)
+            app.task(self._restore_model)  # at worker start, outside the rebalance callbacks
         app.on_partitions_assigned.connect(self._on_assigned)
         app.on_partitions_revoked.connect(self._on_revoked)
         app.on_rebalance_complete.connect(self._on_rebalance_complete)
@@ -225,15 +226,13 @@ class Service:
 
     async def _on_rebalance_complete(self, app: Any, **kwargs: Any) -> None:
         """Tables are recovered: rebuild the deadline index from the users this worker owns."""
-        if self._snapshot_key is not None and not self._snapshot_restored:
-            await self._restore_model()
         t0 = time.perf_counter()
         self.engine.rebuild_deadlines()
         self.ready = True
         log.info("lapse: deadline index rebuilt over partitions %s in %.3fs",
                  sorted(self._assigned_user_partitions), time.perf_counter() - t0)
 
-    async def _restore_model(self) -> None:
+    async def _restore_model(self, app: Any = None) -> None:
         """Once per process: the newest verified model snapshot of this app, if any."""
         from streams.service import snapshots
 

@@ -16,12 +16,13 @@ def worker_cmd(loglevel: str) -> None:
     from faust.worker import Worker
 
     from streams.config import ConfigError
+    from streams.engine.policy import PolicyError
     from streams.publish.keys import KeyConfigError
 
     try:
         from streams.service.worker import build_service
 
         service = build_service()
-    except (ConfigError, KeyConfigError) as exc:
+    except (ConfigError, KeyConfigError, PolicyError) as exc:
         raise click.ClickException(str(exc)) from None
     Worker(service.app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
