@@ -276,6 +276,8 @@ class Engine:
         s.app = ev.app
         s.roles = ev.roles
         s.aal = ev.aal
+        if not adopted:
+            s.id_ts = ev.ts
         detail: dict[str, Any] = {"type": ev.type}
         if adopted:
             detail["adopted"] = True
@@ -313,16 +315,21 @@ class Engine:
                 changed = True
             if ev.device is not None:
                 s.device = ev.device
-            if etype != "activity":
-                changed = True
-                if ev.roles is not None:
-                    s.roles = ev.roles
-                if ev.aal is not None:
-                    s.aal = ev.aal
-                if ev.app is not None:
-                    s.app = ev.app
-                if ev.sso_session is not None:
-                    s.sso = ev.sso_session
+        # Identity attributes come from the newest identity event, whatever activity arrived in
+        # between: identity and activity travel on different topics, so a session's login can
+        # arrive after its first requests (the session was adopted; the login completes it).
+        first_login = etype == "login" and s.id_ts is None
+        if etype != "activity" and (s.id_ts is None or ts >= s.id_ts):
+            s.id_ts = ts
+            changed = True
+            if ev.roles is not None:
+                s.roles = ev.roles
+            if ev.aal is not None:
+                s.aal = ev.aal
+            if ev.app is not None:
+                s.app = ev.app
+            if ev.sso_session is not None:
+                s.sso = ev.sso_session
         if automatic:
             s.auto_n += 1
             self.counts["automatic"] += 1
@@ -342,6 +349,11 @@ class Engine:
                 s.rate_w = window_add(s.rate_w, ts, 1, RATE_WINDOW_S)
             if policy.tracks_bytes and ev.bytes:
                 s.bytes_w = window_add(s.bytes_w, ts, ev.bytes, policy.activity.bytes_window)
+        elif first_login:  # the login of an adopted session: the session began then
+            if ts < s.auth_at:
+                s.auth_at = ts
+            if ts < s.started:
+                s.started = ts
         elif etype == "reauth" or (etype == "login" and s.events_n > 1):
             if ts > s.auth_at:
                 s.auth_at = ts

@@ -17,6 +17,7 @@ _FIELDS = (
     ("last_seen", "tl"), ("last_active", "tx"), ("lim_since", "tls"), ("shorten", "sh"), ("risk", "rk"),
     ("priv_since", "ps"), ("priv_last", "pl"), ("rate_w", "rw"), ("bytes_w", "bw"), ("auto_n", "an"),
     ("events_n", "n"), ("ended", "te"), ("end_reason", "er"), ("terminal", "dec"), ("cond_since", "cs"),
+    ("id_ts", "ti"),
 )
 _DEFAULTS: dict[str, Any] = {"shorten": 1.0, "auto_n": 0, "events_n": 0}
 
@@ -63,6 +64,7 @@ class SessionState:
         self.end_reason: str | None = None
         self.terminal: dict[str, Any] | None = None   # the revocation, re-issued on enforcement gaps
         self.cond_since: dict[str, float] | None = None
+        self.id_ts: float | None = None  # newest identity event applied (None: adopted, no login yet)
         self.lim: Any = None       # cached policy Limits (not stored)
         self.key = (user, session)
 
