@@ -57,6 +57,9 @@ log = logging.getLogger("lapse.service")
 BATCH_MAX = int(os.environ.get("LAPSE_BATCH_MAX", "5000"))
 BATCH_WITHIN_S = float(os.environ.get("LAPSE_BATCH_WITHIN_S", "0.05"))
 LINGER_MS = int(os.environ.get("LAPSE_LINGER_MS", "5"))
+#: per-agent queue; large, because a full agent queue during table recovery blocks the delivery of
+#: changelog records and stalls recovery (faust-streaming issue #74)
+STREAM_BUFFER = int(os.environ.get("LAPSE_STREAM_BUFFER", "65536"))
 #: vendor formats read from ``raw.<format>`` topics (issue 7's adapters)
 RAW_FORMATS = ("okta", "keycloak", "suricata", "cloudtrail")
 #: expiry timer tick (the issue asks for <= 1 s)
@@ -156,7 +159,7 @@ class Service:
             producer_max_batch_size=512 * 1024,
             producer_max_request_size=2 * 1024 * 1024,
             broker_commit_interval=1.0,
-            stream_buffer_maxsize=8192,
+            stream_buffer_maxsize=STREAM_BUFFER,
             web_enabled=True,
             web_bind=settings.web_host,
             web_host=settings.web_host,
