@@ -26,7 +26,7 @@ def decode(raw: bytes | None, now: float, max_skew_s: float = DEFAULT_MAX_SKEW_S
 
     >>> decode(b'{"type": "login", "ts": 100, "user": "u", "session": "s"}', now=100).session
     's'
-    >>> decode(b'{"type": "login"', now=0).reason.startswith("invalid JSON")
+    >>> decode(b'{"type": "login"', now=0).reason.startswith("not valid JSON")
     True
     >>> decode(b'{"type": "login", "ts": 1000, "user": "u", "session": "s"}', now=0)
     Rejected(reason='clock skew: ts is 1000s ahead of the worker clock (limit 300s)', field='ts')
