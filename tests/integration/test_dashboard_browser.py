@@ -94,7 +94,7 @@ async def test_dashboard_shows_decisions_opens_a_timeline_and_revokes_by_hand(ka
                 "type": "alert", "ts": time.time(), "severity": "critical", "signature": "ET TROJAN beacon",
                 "src_ip": "10.7.0.5", "dest_ip": "203.0.113.80"})])
             row = page.locator(f"#feed tr.decision[data-session='{alice}-web']")
-            await row.wait_for(timeout=30_000)
+            await row.wait_for(timeout=90_000)
             text = await row.inner_text()
             assert "ids_alert" in text and "ET TROJAN beacon" in text
 

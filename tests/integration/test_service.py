@@ -132,7 +132,8 @@ async def test_kill_9_mid_stream_loses_no_decision_and_fires_missed_deadlines_on
             restarted = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path, name="w1b").start()
             try:
                 ready_at = await restarted.wait_ready()
-                await rev.wait_for(lambda vs: expected_ids <= set(decision_ids(vs)), timeout=60)
+                await rev.wait_for(lambda vs: expected_ids <= set(decision_ids(vs)), timeout=120,
+                                   explain=lambda vs: _diff(expected, vs) + "\n" + restarted.tail(40))
                 arrivals = {v["decision"]["id"]: t for _, v, t in rev.records if t > killed_at}
             finally:
                 restarted.stop()
