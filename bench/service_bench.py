@@ -189,9 +189,10 @@ async def bench_alert_latency(tmp: Path, trials: int, background_rate: float) ->
             t_start = time.time()
             while not stop.is_set():
                 for _ in range(50):
-                    u = f"bg{i % 5000}"
-                    ev = {"type": "activity", "ts": time.time(), "user": u, "session": f"bgs{i % 5000}",
-                          "ip": f"10.1.{i % 200}.{i % 50}", "action": "GET", "resource": "/x", "bytes": 300}
+                    s = i % 5000
+                    u = f"bg{s}"
+                    ev = {"type": "activity", "ts": time.time(), "user": u, "session": f"bgs{s}",
+                          "ip": f"10.1.{s // 250}.{s % 250}", "action": "GET", "resource": "/x", "bytes": 300}
                     await p.send(prefix + "activity", key=u.encode(), value=orjson.dumps(ev))
                     i += 1
                 sent_bg = i
