@@ -283,6 +283,12 @@ class Operator:
 
 # ---------------------------------------------------------------------------------------------- topic scans
 
+def scope_of(query: Any) -> tuple[str | None, str | None, float | None, float | None]:
+    """``(user, session, since, until)`` of an audit/timeline query; ValueError names a bad time."""
+    return (query.get("user") or None, query.get("session") or None,
+            parse_time(query.get("since")), parse_time(query.get("until")))
+
+
 def parse_time(value: str | None) -> float | None:
     """Epoch seconds or RFC 3339 -> epoch seconds.
 
@@ -535,9 +541,8 @@ def register(service: "Service") -> Operator:
             if err is not None:
                 return err
             q = request.query
-            user, session = q.get("user") or None, q.get("session") or None
             try:
-                since, until = parse_time(q.get("since")), parse_time(q.get("until"))
+                user, session, since, until = scope_of(q)
                 limit = max(1, min(5000, int(q.get("limit", DEFAULT_LIMIT))))
             except ValueError as exc:
                 return bad(self, str(exc))
@@ -557,10 +562,8 @@ def register(service: "Service") -> Operator:
             err, _ = guard(self, request, "timeline")
             if err is not None:
                 return err
-            q = request.query
-            user, session = q.get("user") or None, q.get("session") or None
             try:
-                since, until = parse_time(q.get("since")), parse_time(q.get("until"))
+                user, session, since, until = scope_of(request.query)
             except ValueError as exc:
                 return bad(self, str(exc))
             if user is None and session is None:
