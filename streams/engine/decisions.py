@@ -30,18 +30,44 @@ def stable_id(*parts: object) -> str:
     return hashlib.blake2b("\x1f".join(map(str, parts)).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
+_RFC_CACHE: dict[float, str] = {}
+_DAY_CACHE: dict[int, str] = {}
+_MAX_TS = 253402300800  # 10000-01-01: beyond it, datetime raises as before
+
+
 def rfc3339(ts: float) -> str:
     """Epoch seconds to RFC 3339 UTC with ``Z`` (milliseconds only when needed).
+
+    Pure, so cached by value (bounded); whole seconds are formatted from a per-day prefix.
 
     Examples
     --------
     >>> rfc3339(1767225600.0), rfc3339(1767225600.25)
     ('2026-01-01T00:00:00Z', '2026-01-01T00:00:00.250Z')
     """
-    dt = datetime.fromtimestamp(ts, timezone.utc)
-    if dt.microsecond:
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    got = _RFC_CACHE.get(ts)
+    if got is not None:
+        return got
+    if 0 <= ts < _MAX_TS and ts == int(ts):
+        day, rem = divmod(int(ts), 86400)
+        prefix = _DAY_CACHE.get(day)
+        if prefix is None:
+            if len(_DAY_CACHE) >= 4096:
+                _DAY_CACHE.clear()
+            prefix = _DAY_CACHE[day] = datetime.fromtimestamp(day * 86400, timezone.utc).strftime("%Y-%m-%dT")
+        h, rem = divmod(rem, 3600)
+        m, sec = divmod(rem, 60)
+        out = f"{prefix}{h:02d}:{m:02d}:{sec:02d}Z"
+    else:
+        dt = datetime.fromtimestamp(ts, timezone.utc)
+        if dt.microsecond:
+            out = dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+        else:
+            out = dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if len(_RFC_CACHE) >= 8192:
+        _RFC_CACHE.clear()
+    _RFC_CACHE[ts] = out
+    return out
 
 
 def decision(action: str, reason: str, session: str, user: str, at: float, trigger: str, *,

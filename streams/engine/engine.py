@@ -19,12 +19,21 @@ from .policy import RATE_WINDOW_S, Limits, Policy
 from .scoring import Scorer
 from .sightings import SightingIndex
 from .state import SessionState, UserState
-from .windows import window_add
+from .windows import window_add, window_estimate
 
 __all__ = ["Engine", "Replay"]
 
 INF = math.inf
 _IDENTITY_SESSION = frozenset({"login", "refresh", "reauth"})
+
+
+def _holds(lim: Limits, condition: str) -> bool:
+    """Whether an activity condition of this kind currently binds the session."""
+    if lim.conditions:
+        for _, c in lim.conditions:
+            if c == condition:
+                return True
+    return False
 
 
 def _trigger_of(ev: Event) -> str:
@@ -73,6 +82,7 @@ class Engine:
         self.counts: dict[str, int] = {"events": 0, "decisions": 0, "audits": 0, "automatic": 0,
                                        "enforcement_gaps": 0, "ignored": 0}
         self._auto = bool(policy.activity.automatic)
+        self._dyn_every = policy.dynamic_every_event
 
     # -- public API -----------------------------------------------------------------------------
     def handle(self, ev: Event, now: float) -> list[Output]:
@@ -153,6 +163,7 @@ class Engine:
         """Switch policy atomically; live sessions are re-evaluated (a tighter limit applies at once)."""
         self.policy = policy
         self._auto = bool(policy.activity.automatic)
+        self._dyn_every = policy.dynamic_every_event
         outs: list[Output] = []
         for user in list(self.store):
             us = self.store[user]
@@ -239,6 +250,9 @@ class Engine:
         if lim is old:
             return
         s.lim = lim
+        if old is not None and lim.conditions and lim.conditions == old.conditions and lim.idle == old.idle \
+                and lim.absolute == old.absolute and lim.rules == old.rules:
+            return  # the same conditions hold (only when one next stops may have moved): nothing to record
         if lim.conditions or s.cond_since:
             cs = s.cond_since or {}
             now_rules = {r for r, _ in lim.conditions}
@@ -302,16 +316,19 @@ class Engine:
             return
         s.events_n += 1
         policy = self.policy
-        automatic = ev.automatic or (self._auto and etype == "activity"
-                                     and policy.is_automatic(ev.action, ev.resource))
-        changed = s.lim is None or policy.has_dynamic
+        activity = etype == "activity"
+        automatic = ev.automatic or (self._auto and activity and policy.is_automatic(ev.action, ev.resource))
+        lim = s.lim
+        changed = lim is None or self._dyn_every
         if ts >= s.last_seen:
             s.last_seen = ts
-            if ev.ip is not None and ev.ip != s.ip:
-                s.ip = ev.ip
+            ip = ev.ip
+            if ip is not None and ip != s.ip:
+                s.ip = ip
                 changed = True
-            if ev.channel is not None and ev.channel != s.channel:
-                s.channel = ev.channel
+            ch = ev.channel
+            if ch is not None and ch != s.channel:
+                s.channel = ch
                 changed = True
             if ev.device is not None:
                 s.device = ev.device
@@ -319,7 +336,7 @@ class Engine:
         # between: identity and activity travel on different topics, so a session's login can
         # arrive after its first requests (the session was adopted; the login completes it).
         first_login = etype == "login" and s.id_ts is None
-        if etype != "activity" and (s.id_ts is None or ts >= s.id_ts):
+        if not activity and (s.id_ts is None or ts >= s.id_ts):
             s.id_ts = ts
             changed = True
             if ev.roles is not None:
@@ -339,16 +356,30 @@ class Engine:
                                    "note": "background traffic: counted, never resets idle"}))
         elif ts > s.last_active:
             s.last_active = ts
-        if etype == "activity":
-            if policy.tracks_privileged and (ev.privileged or policy.is_privileged(ev.action, ev.resource)):
-                if s.priv_last is None or ts > s.priv_last:
-                    if s.priv_last is None or ts >= s.priv_last + 86400:
-                        s.priv_since = ts
-                    s.priv_last = ts
-            if policy.tracks_rate:
-                s.rate_w = window_add(s.rate_w, ts, 1, RATE_WINDOW_S)
-            if policy.tracks_bytes and ev.bytes:
-                s.bytes_w = window_add(s.bytes_w, ts, ev.bytes, policy.activity.bytes_window)
+        t_eval = ts if ts > now else now
+        if activity:
+            if policy.has_dynamic:
+                # Activity conditions are re-evaluated only when their outcome (or the time one of
+                # them stops holding) can have changed: a privileged action, a counter above the
+                # lowest threshold of its kind or feeding a condition that holds, a window passing.
+                if policy.tracks_privileged and (ev.privileged or policy.is_privileged(ev.action, ev.resource)):
+                    if s.priv_last is None or ts > s.priv_last:
+                        if s.priv_last is None or ts >= s.priv_last + 86400:
+                            s.priv_since = ts
+                        s.priv_last = ts
+                        changed = True
+                if policy.tracks_rate:
+                    w = s.rate_w = window_add(s.rate_w, ts, 1, RATE_WINDOW_S)
+                    if not changed and (window_estimate(w, t_eval, RATE_WINDOW_S) > policy.rate_min
+                                        or _holds(lim, "rate_over")):
+                        changed = True
+                if policy.tracks_bytes and ev.bytes:
+                    bw = policy.activity.bytes_window
+                    w = s.bytes_w = window_add(s.bytes_w, ts, ev.bytes, bw)
+                    if not changed and (window_estimate(w, t_eval, bw) > policy.bytes_min or _holds(lim, "bytes_over")):
+                        changed = True
+                if not changed and lim.until <= t_eval:
+                    changed = True
         elif first_login:  # the login of an adopted session: the session began then
             if ts < s.auth_at:
                 s.auth_at = ts
@@ -366,7 +397,7 @@ class Engine:
             self._score(ev, us, s, now, outs)
         if s.ended is None:
             if changed or s.risk is not None:
-                self._apply_limits(s, ts if ts > now else now, outs, f"event:{ts!r}")
+                self._apply_limits(s, t_eval, outs, f"event:{ts!r}")
             self._schedule(s)
         store[user] = us  # type: ignore[index]
 
@@ -474,6 +505,14 @@ class Engine:
                 if s.ended is None and s.sso == ev.sso_session:
                     self._end(s, us, "revoke", "sso_logout", ev.ts, trig, now, outs,
                               evidence={"sso_session": ev.sso_session, "cause": "logout"}, cascade=False)
+        else:
+            # a logout naming only the user (Okta user.session.clear, Keycloak "logout all
+            # sessions"): every live session of the user ends, revoked so enforcement points drop it
+            trig = f"logout@{ev.ts!r}"
+            for s in list(us.sessions.values()):
+                if s.ended is None:
+                    self._end(s, us, "revoke", "account_event", ev.ts, trig, now, outs,
+                              evidence={"event": "logout", "scope": "all_sessions"}, cascade=False)
         self.store[ev.user] = us  # type: ignore[index]
 
     def _account(self, ev: Event, now: float, outs: list[Output]) -> None:

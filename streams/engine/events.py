@@ -282,8 +282,7 @@ def _from_dict(d: dict[str, Any]) -> Event:
             if type(aal) is not int or not 1 <= aal <= 3:
                 raise InvalidEvent(f"expected 1, 2 or 3, got {aal!r}"[:120], "aal")
             ev.aal = aal
-        if etype == "logout" and session is None and ev.sso_session is None:
-            pass  # a logout of the user as such: accepted, ends nothing by itself
+        # a logout naming only the user ends all of the user's sessions (see Engine._logout)
     return ev
 
 

@@ -210,6 +210,35 @@ def _compile(patterns: tuple[str, ...]) -> Any:
     return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
 
 
+_NO_NETS: frozenset[str] = frozenset()
+
+
+def _memo_match(memo: dict[str | None, bool], rx: Any, value: str | None) -> bool:
+    got = memo.get(value)
+    if got is None:
+        got = value is not None and rx.match(value) is not None
+        if len(memo) >= 16384:
+            memo.clear()
+        memo[value] = got
+    return got
+
+
+def _ipv4_int(ip: str) -> int | None:
+    """A dotted-quad IPv4 address as an int, accepting exactly what ``ipaddress`` accepts; else ``None``."""
+    parts = ip.split(".")
+    if len(parts) != 4:
+        return None
+    n = 0
+    for p in parts:
+        if not (p.isascii() and p.isdigit()) or len(p) > 3 or (p[0] == "0" and p != "0"):
+            return None
+        v = int(p)
+        if v > 255:
+            return None
+        n = (n << 8) | v
+    return n
+
+
 @dataclass(frozen=True, slots=True)
 class _Static:
     limits: Limits
@@ -251,52 +280,73 @@ class Policy:
         self.tracks_bytes = any(r.bytes_over is not None for r in rules)
         self.tracks_rate = any(r.rate_over is not None for r in rules)
         self.uses_risk = any(r.risk is not None for r in rules)
+        # Activity conditions are re-evaluated only when one could change (see Engine): a counter
+        # rising above the lowest threshold of its kind, a privileged action, a window passing.
+        self.bytes_min = min((r.bytes_over for r in rules if r.bytes_over is not None), default=INF)
+        self.rate_min = min((r.rate_over for r in rules if r.rate_over is not None), default=INF)
+        #: a rule holding while something is *absent* (privileged = false) can start holding as time
+        #: passes: such policies are re-evaluated on every event, as before
+        self.dynamic_every_event = any(r.privileged is False for r in rules)
+        self._auto_memo: dict[str | None, bool] = {}
+        self._order = {r.name: r.index for r in rules}
+        self._names_memo: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, ...]] = {}
+        self._priv_memo: dict[str | None, bool] = {}
         self._cache: dict[tuple[Any, ...], _Static] = {}
         self._ip_cache: dict[str | None, frozenset[str]] = {}
+        self._nets_intern: dict[frozenset[str], frozenset[str]] = {}
+        # IPv4 networks as inclusive integer ranges (an IPv4 address is checked without ipaddress)
+        self._v4 = tuple((name, tuple((int(n.network_address), int(n.broadcast_address)) for n in nets if n.version == 4))
+                         for name, nets in networks.items())
 
     def __repr__(self) -> str:
         return f"Policy(source={self.source!r}, version={self.version!r}, rules={[r.name for r in self.rules]})"
 
     # -- activity patterns -------------------------------------------------------------------------
     def is_automatic(self, action: str | None, resource: str | None) -> bool:
-        """True when ``action`` or ``resource`` matches an ``[activity] automatic`` pattern."""
+        """True when ``action`` or ``resource`` matches an ``[activity] automatic`` pattern (memoised)."""
         rx = self.activity._auto_re
-        return rx is not None and ((action is not None and rx.match(action) is not None)
-                                   or (resource is not None and rx.match(resource) is not None))
+        if rx is None:
+            return False
+        return _memo_match(self._auto_memo, rx, action) or _memo_match(self._auto_memo, rx, resource)
 
     def is_privileged(self, action: str | None, resource: str | None) -> bool:
-        """True when ``action`` or ``resource`` matches an ``[activity] privileged`` pattern."""
+        """True when ``action`` or ``resource`` matches an ``[activity] privileged`` pattern (memoised)."""
         rx = self.activity._priv_re
-        return rx is not None and ((action is not None and rx.match(action) is not None)
-                                   or (resource is not None and rx.match(resource) is not None))
+        if rx is None:
+            return False
+        return _memo_match(self._priv_memo, rx, action) or _memo_match(self._priv_memo, rx, resource)
 
     # -- matching ----------------------------------------------------------------------------------
     def networks_of(self, ip: str | None) -> frozenset[str]:
-        """Names of the ``[networks]`` that contain ``ip`` (cached)."""
+        """Names of the ``[networks]`` that contain ``ip`` (cached, bounded)."""
         got = self._ip_cache.get(ip)
         if got is not None:
             return got
-        names: set[str] = set()
-        if ip:
-            try:
-                addr = ipaddress.ip_address(ip)
-            except ValueError:
-                addr = None
+        out = _NO_NETS
+        if ip and self.networks:
+            addr = _ipv4_int(ip)
             if addr is not None:
-                for name, nets in self.networks.items():
-                    if any(addr.version == n.version and addr in n for n in nets):
-                        names.add(name)
-        out = frozenset(names)
+                names = [name for name, ranges in self._v4 if any(lo <= addr <= hi for lo, hi in ranges)]
+            else:
+                try:
+                    a = ipaddress.ip_address(ip)
+                except ValueError:
+                    a = None
+                names = [] if a is None else [
+                    name for name, nets in self.networks.items() if any(a.version == n.version and a in n for n in nets)]
+            if names:
+                out = frozenset(names)
+                out = self._nets_intern.setdefault(out, out)
         if len(self._ip_cache) >= 65536:
             self._ip_cache.clear()
         self._ip_cache[ip] = out
         return out
 
-    def _static_match(self, rule: Rule, roles: tuple[str, ...] | None, ip: str | None, channel: str | None,
+    def _static_match(self, rule: Rule, roles: tuple[str, ...] | None, nets: frozenset[str], channel: str | None,
                       app: str | None, aal: int | None) -> bool:
         if rule.roles is not None and not (roles and not rule.roles.isdisjoint(roles)):
             return False
-        if rule.network is not None and (rule.network in self.networks_of(ip)) == rule.network_negated:
+        if rule.network is not None and (rule.network in nets) == rule.network_negated:
             return False
         if rule.channel is not None and rule.channel != channel:
             return False
@@ -308,16 +358,18 @@ class Policy:
 
     def _static(self, roles: tuple[str, ...] | None, ip: str | None, channel: str | None, app: str | None,
                 aal: int | None) -> _Static:
-        key = (roles, ip, channel, app, aal)
+        # keyed by the set of named networks the IP is in, not the IP: a handful of entries
+        key = (roles, self.networks_of(ip) if self.networks else _NO_NETS, channel, app, aal)
         got = self._cache.get(key)
         if got is not None:
             return got
+        nets = key[1]
         d = self.defaults
         idle, absolute, idle_by, abs_by = d.idle, d.absolute, "defaults", "defaults"
         names = ["defaults"]
         dyn = []
         for r in self.rules:
-            if not self._static_match(r, roles, ip, channel, app, aal):
+            if not self._static_match(r, roles, nets, channel, app, aal):
                 continue
             if r.dynamic:
                 dyn.append(r)
@@ -395,8 +447,14 @@ class Policy:
                 absolute, abs_by = r.absolute, r.name
         if not extra:
             return base
-        order = {r.name: r.index for r in self.rules}
-        names_all = tuple(sorted(base.rules + tuple(r.name for r in extra), key=lambda n: order.get(n, -1)))
+        nkey = (base.rules, tuple(r.name for r in extra))
+        names_all = self._names_memo.get(nkey)
+        if names_all is None:
+            order = self._order
+            names_all = tuple(sorted(nkey[0] + nkey[1], key=lambda n: order.get(n, -1)))
+            if len(self._names_memo) >= 4096:
+                self._names_memo.clear()
+            self._names_memo[nkey] = names_all
         return Limits(idle, absolute, names_all, idle_by, abs_by, tuple(conds), until)
 
     def explain_rules(self, s: SessionLike, t: float) -> list[dict[str, Any]]:

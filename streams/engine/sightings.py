@@ -33,7 +33,7 @@ class SightingIndex:
     []
     """
 
-    __slots__ = ("lookback", "grain", "_by_key", "_queue", "_noted")
+    __slots__ = ("lookback", "grain", "_by_key", "_queue", "_noted", "_last", "_cutoff")
 
     def __init__(self, lookback_s: float) -> None:
         self.lookback = float(lookback_s)
@@ -41,6 +41,9 @@ class SightingIndex:
         self._by_key: dict[str, dict[tuple[str, str], float]] = {}
         self._queue: deque[tuple[float, str]] = deque()   # one entry per key, roughly by time
         self._noted = 0
+        # session -> (t, user, ip): both of its entries hold a time >= t (a fast "nothing to refresh")
+        self._last: dict[str, tuple[float, str, str | None]] = {}
+        self._cutoff = -INF  # newest prune cutoff: entries at or after it are all still there
 
     def __len__(self) -> int:
         return len(self._by_key)
@@ -60,26 +63,37 @@ class SightingIndex:
         user, session = event.user, event.session
         if user is None or session is None:
             return
-        pair = (user, session)
         ts = event.ts
-        by_key = self._by_key
-        key = "session:" + session
-        d = by_key.get(key)
-        # refresh a sighting at most once per `grain` seconds (resolve widens its window to match)
-        if d is None or d.get(pair, -INF) < ts - self.grain:
-            self._put(key, pair, ts)
-        if event.ip:
-            key = "ip:" + event.ip
+        ip = event.ip or None
+        last = self._last.get(session)
+        # fast path: the same user and IP, both entries refreshed within `grain`, none pruned since
+        if last is None or last[0] < ts - self.grain or last[1] != user or last[2] != ip or last[0] < self._cutoff:
+            pair = (user, session)
+            by_key = self._by_key
+            key = "session:" + session
             d = by_key.get(key)
+            # refresh a sighting at most once per `grain` seconds (resolve widens its window to match)
             if d is None or d.get(pair, -INF) < ts - self.grain:
                 self._put(key, pair, ts)
+            t = by_key[key].get(pair, -INF)
+            if ip is not None:
+                key = "ip:" + ip
+                d = by_key.get(key)
+                if d is None or d.get(pair, -INF) < ts - self.grain:
+                    self._put(key, pair, ts)
+                t2 = by_key[key].get(pair, -INF)
+                if t2 < t:
+                    t = t2
+            self._last[session] = (t, user, ip)
         self._noted += 1
         if self._noted & 1023 == 0:
-            self.prune(event.ts)
+            self.prune(ts)
 
     def prune(self, now: float) -> None:
         """Drop sightings older than ``now - lookback`` (amortised: one queue entry per key)."""
         cutoff = now - self.lookback - self.grain
+        if cutoff > self._cutoff:
+            self._cutoff = cutoff
         q, by_key = self._queue, self._by_key
         while q and q[0][0] < cutoff:
             _, key = q.popleft()
@@ -92,6 +106,8 @@ class SightingIndex:
                 q.append((max(d.values()), key))
             else:
                 del by_key[key]
+                if key.startswith("session:"):
+                    self._last.pop(key[8:], None)
 
     def lookup(self, key: str, since: float) -> list[tuple[str, str, float]]:
         """``(user, session, ts)`` seen under ``key`` at or after ``since``."""
