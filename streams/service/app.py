@@ -57,6 +57,8 @@ log = logging.getLogger("lapse.service")
 BATCH_MAX = int(os.environ.get("LAPSE_BATCH_MAX", "5000"))
 BATCH_WITHIN_S = float(os.environ.get("LAPSE_BATCH_WITHIN_S", "0.05"))
 LINGER_MS = int(os.environ.get("LAPSE_LINGER_MS", "5"))
+#: the IDS join's agents carry few messages and sit on the alert's critical path: short windows
+JOIN_WITHIN_S = float(os.environ.get("LAPSE_JOIN_WITHIN_S", "0.005"))
 #: per-agent queue; large, because a full agent queue during table recovery blocks the delivery of
 #: changelog records and stalls recovery (faust-streaming issue #74)
 STREAM_BUFFER = int(os.environ.get("LAPSE_STREAM_BUFFER", "65536"))
@@ -375,7 +377,7 @@ class Service:
 
     async def _alert_agent(self, stream: Any) -> None:
         """IDS alerts arrive keyed by IP: fan them out to the sighting keys (and users) they name."""
-        async for batch in stream.take_events(500, within=BATCH_WITHIN_S):
+        async for batch in stream.take_events(500, within=JOIN_WITHIN_S):
             now = self.clock()
             sends = []
             for ev in batch:
@@ -419,7 +421,7 @@ class Service:
         A sighting and an alert meet whichever arrives first: recent alerts wait ``ALERT_GRACE_S``
         for sightings of uses that happened before them (the two travel different paths).
         """
-        async for batch in stream.take_events(1000, within=BATCH_WITHIN_S):
+        async for batch in stream.take_events(1000, within=JOIN_WITHIN_S):
             sends = []
             now = self.clock()
             lookback = self.engine.policy.ids.lookback
@@ -469,8 +471,13 @@ class Service:
         for key in keys:
             memo = (key, event.user, event.session)
             last = self._sighting_sent.get(memo)
-            if last is not None and 0 <= event.ts - last < refresh:
-                continue
+            if last is not None:
+                if key[0] == "s":  # a session id is looked up without a time bound: once is enough
+                    continue
+                # IP sightings are refreshed; the interval varies per session (75-100 %) so that
+                # sessions that started together do not all refresh in the same instant
+                if 0 <= event.ts - last < refresh * (0.75 + (hash(memo) & 1023) / 4096):
+                    continue
             self._sighting_sent[memo] = event.ts
             self._sighting_sent.move_to_end(memo)
             if len(self._sighting_sent) > 200_000:  # a cache: losing entries costs one extra message
