@@ -7,6 +7,7 @@ call.
 Dataflow (each arrow is a Kafka topic)::
 
     identity, activity ──► user agent ──► revocations (keyed by session), audit (keyed by user)
+                        (request agent: the same, for user-requests, in a lane of its own)
           ▲                   │  ▲
           │                   │  └── user-requests (alerts resolved to a user, admin requests,
           │                   │                     events that arrived on the wrong partition)
@@ -174,7 +175,10 @@ class Service:
         )
         t = settings.topic
         raw = dict(key_serializer=codecs.KEY, value_serializer="raw")
-        self.user_inputs = app.topic(t("identity"), t("activity"), t("user-requests"), **raw)
+        self.user_inputs = app.topic(t("identity"), t("activity"), **raw)
+        # resolved IDS alerts and admin requests: a lane of their own, so they never queue behind a
+        # backlog of activity (same partitions and state; Faust co-partitions topics of equal size)
+        self.requests_in = app.topic(t("user-requests"), **raw)
         self.alerts_in = app.topic(t("ids-alerts"), **raw)
         self.sightings_topic = app.topic(t("sightings"), key_serializer=codecs.KEY, value_serializer=codecs.JSON)
         self.names = TopicNames(settings)
@@ -194,6 +198,7 @@ class Service:
 
         app.agent(self.raw_inputs, name="lapse.adapters")(self._raw_agent)
         app.agent(self.user_inputs, name="lapse.users")(self._user_agent)
+        app.agent(self.requests_in, name="lapse.requests")(self._request_agent)
         app.agent(self.alerts_in, name="lapse.alerts")(self._alert_agent)
         app.agent(self.sightings_topic, name="lapse.sightings")(self._sighting_agent)
         app.timer(TICK_S, name="lapse.expiry")(self._expiry_tick)
@@ -297,6 +302,10 @@ class Service:
 
     async def _user_agent(self, stream: Any) -> None:
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            await self.process_user_batch(batch)
+
+    async def _request_agent(self, stream: Any) -> None:
+        async for batch in stream.take_events(500, within=JOIN_WITHIN_S):
             await self.process_user_batch(batch)
 
     def partition_of(self, user: str) -> int:
