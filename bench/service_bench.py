@@ -339,7 +339,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--sessions", type=int, default=20_000)
-    ap.add_argument("--trials", type=int, default=1000)
+    ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--background", type=float, default=5000.0)
     ap.add_argument("--lateness-sessions", type=int, default=2000)
     ap.add_argument("--recovery-sessions", type=int, default=100_000)
