@@ -1,9 +1,9 @@
 """The engine's per-user store over a Faust table, with writes staged until decisions are out.
 
 The engine mutates ``UserState`` objects in place. This store remembers which users a batch (or a
-timer tick) touched and writes them to the changelog-backed table only when ``flush()`` is called
-— after the decisions of that batch were acknowledged by the broker. See
-``streams.service.pipeline`` for the whole commit order.
+timer tick) touched and hands them over with ``drain()``, which the service calls only after the
+decisions of that batch were acknowledged by the broker (``Service._write_changelog``). See the
+docstring of ``streams.service.app`` for the whole commit order.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ class TableStore(MutableMapping):
     >>> store["bob"] = {"n": 0}
     >>> sorted(store), "bob" in table
     (['alice', 'bob'], False)
-    >>> store.touch("alice"); store.flush()
-    2
-    >>> sorted(table)
-    ['alice', 'bob']
+    >>> store.touch("alice")
+    >>> pending, deleted = store.drain()
+    >>> sorted(pending), deleted, store.dirty
+    (['alice', 'bob'], set(), 0)
     """
 
     def __init__(self, table: MutableMapping, owns: Callable[[str], bool]) -> None:
@@ -71,7 +71,7 @@ class TableStore(MutableMapping):
         return sum(1 for _ in self)
 
     def touch(self, user: str | None) -> None:
-        """Mark ``user``'s state as changed in place (it will be written on ``flush``)."""
+        """Mark ``user``'s state as changed in place (handed over by the next ``drain``)."""
         if user is None or user in self._pending or user in self._deleted:
             return
         try:
@@ -88,16 +88,3 @@ class TableStore(MutableMapping):
         pending, deleted = self._pending, self._deleted
         self._pending, self._deleted = {}, set()
         return pending, deleted
-
-    def flush(self) -> int:
-        """Write staged states to the table (each write is a changelog record); returns the count."""
-        n = 0
-        pending, deleted = self.drain()
-        for user, state in pending.items():
-            self.table[user] = state
-            n += 1
-        for user in deleted:
-            if user in self.table:
-                del self.table[user]
-                n += 1
-        return n

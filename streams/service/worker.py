@@ -22,7 +22,7 @@ def make_scorer(policy):
         return None
     from models.scorer import AdaptiveScorer
 
-    return AdaptiveScorer.from_policy(policy) if hasattr(AdaptiveScorer, "from_policy") else AdaptiveScorer()
+    return AdaptiveScorer()
 
 
 def build_service(settings: Settings | None = None, *, clock: Callable[[], float] = time.time) -> Service:
