@@ -24,6 +24,7 @@ LAPSE_SESSION_TIMEOUT_S            consumer-group session timeout (failover)   1
 LAPSE_SET_ISSUER                   ``iss`` of the signed revocation tokens     https://lapse.local/
 LAPSE_SET_AUDIENCE                 ``aud`` of the signed revocation tokens     lapse-enforcement
 LAPSE_SIGNING_KEY[_FILE]           PEM private key (Ed25519 or RSA >= 2048)    (required by the worker)
+LAPSE_ADMIN_TOKEN[_FILE]           admin API bearer token(s), "name:token"     (admin API disabled)
 =================================  ==========================================  =====================
 """
 
