@@ -247,7 +247,8 @@ async def bench_alert_latency(tmp: Path, trials: int, background_rate: float) ->
 
 async def bench_lateness(tmp: Path, sessions: int) -> dict:
     from aiokafka import AIOKafkaConsumer
-    from datetime import datetime
+
+    from streams.engine import parse_ts
 
     prefix, policy, key = await setup(tmp, idle="3s")
     w = WorkerProcess(BOOTSTRAP, prefix, f"{prefix}app", policy, key, tmp, name=f"lt-{prefix}").start()
@@ -267,7 +268,7 @@ async def bench_lateness(tmp: Path, sessions: int) -> dict:
                 for recs in (await c.getmany(timeout_ms=500)).values():
                     for r in recs:
                         d = orjson.loads(r.value)["decision"]
-                        at = datetime.fromisoformat(d["at"].replace("Z", "+00:00")).timestamp()
+                        at = parse_ts(d["at"])
                         late.append(r.timestamp / 1000 - at)
         finally:
             await c.stop()

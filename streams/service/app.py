@@ -43,7 +43,7 @@ import faust
 import orjson
 
 from streams.config import Settings
-from streams.engine import Engine, Event, Output
+from streams.engine import Engine, Event, Output, parse_ts
 from streams.service import codecs
 from streams.service.admin import AdminRequest, parse_request as parse_admin_request  # issue 8
 from streams.service.deadletter import dead_letter
@@ -521,7 +521,7 @@ class Service:
                 sends.append(await self._send(self.names.revocations, out.key, self.encode_decision(d)))
                 metrics.decisions.labels(d["action"], d["reason"]).inc()
                 if d["reason"] in ("idle_timeout", "absolute_timeout"):
-                    metrics.lateness.observe(max(0.0, now - _epoch(d["at"])))
+                    metrics.lateness.observe(max(0.0, now - parse_ts(d["at"])))
                 elif inbound_ts_ms:
                     metrics.decision_latency.observe(max(0.0, now - inbound_ts_ms / 1000))
                 if d.get("score") is not None:
@@ -597,9 +597,3 @@ def _table(app: faust.App, name: str, partitions: int, value_codec: str) -> Any:
     # name) before the worker starts, so recovery decodes with our codecs
     table.changelog_topic = table._new_changelog_topic()
     return table
-
-
-def _epoch(at: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
