@@ -112,6 +112,60 @@ async def count_topic(topic: str) -> int:
         await c.stop()
 
 
+async def read_with_times(topic: str) -> list[tuple[int, dict]]:
+    """Every record of ``topic`` as (producer CreateTime in ms, parsed value)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    c = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, auto_offset_reset="earliest", enable_auto_commit=False)
+    await c.start()
+    try:
+        parts = c.partitions_for_topic(topic) or set()
+        if not parts:
+            await c._client.force_metadata_update()
+            parts = c.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in parts]
+        c.assign(tps)
+        ends = await c.end_offsets(tps)
+        await c.seek_to_beginning(*tps)
+        out: list[tuple[int, dict]] = []
+        async def behind() -> bool:
+            for tp in tps:
+                if await c.position(tp) < ends[tp]:
+                    return True
+            return False
+
+        while await behind():
+            for recs in (await c.getmany(timeout_ms=500)).values():
+                for r in recs:
+                    if r.value:
+                        out.append((r.timestamp, orjson.loads(r.value)))
+        return out
+    finally:
+        await c.stop()
+
+
+async def hop_breakdown(prefix: str, sent_ms: dict[str, float]) -> dict:
+    """Where an alert's time goes, from the producer timestamps of the record each hop writes:
+    alert produced -> alerts agent writes it to the IDS join (sightings topic) -> the join writes the
+    per-user request -> the users' lane writes the revocation."""
+    join = {v["alert"]["signature"]: t for t, v in await read_with_times(prefix + "sightings")
+            if v.get("kind") == "alert" and isinstance(v.get("alert"), dict)}
+    req = {v["alert"]["signature"]: t for t, v in await read_with_times(prefix + "user-requests")
+           if v.get("kind") == "target" and isinstance(v.get("alert"), dict)}
+    rev = {}
+    for t, v in await read_with_times(prefix + "revocations"):
+        sig = ((v.get("decision") or {}).get("evidence") or {}).get("signature")
+        if sig:
+            rev.setdefault(sig, t)
+    hops: dict[str, list[float]] = {"to_join": [], "join_to_request": [], "request_to_revocation": []}
+    for sig, t0 in sent_ms.items():
+        if sig in join and sig in req and sig in rev:
+            hops["to_join"].append(join[sig] - t0)
+            hops["join_to_request"].append(req[sig] - join[sig])
+            hops["request_to_revocation"].append(rev[sig] - req[sig])
+    return {f"{h}_p{q}_ms": round(percentile(v, q), 1) for h, v in hops.items() for q in (50, 99)}
+
+
 async def setup(tmp: Path, idle: str):
     from streams.config import Settings
     from streams.topics import create_topics
@@ -200,6 +254,7 @@ async def bench_alert_latency(tmp: Path, trials: int, background_rate: float) ->
                 await asyncio.sleep(max(0.0, delay))
 
         topic_ms, refused_ms = [], []
+        sent_ms: dict[str, float] = {}
         async with TopicReader(BOOTSTRAP, prefix + "revocations") as rev, \
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gw") as http:
             bg = asyncio.create_task(background())
@@ -213,6 +268,7 @@ async def bench_alert_latency(tmp: Path, trials: int, background_rate: float) ->
                 ip, sid = f"172.16.{k // 250}.{k % 250}", f"v{k}"
                 alert = {"type": "alert", "ts": time.time(), "severity": 1, "signature": f"bench {k}", "src_ip": ip}
                 t_sent = time.time()
+                sent_ms[alert["signature"]] = t_sent * 1000
                 await p.send_and_wait(prefix + "ids-alerts", key=ip.encode(), value=orjson.dumps(alert))
                 end, t_topic = t_sent + 10, None
                 while time.time() < end:
@@ -232,6 +288,7 @@ async def bench_alert_latency(tmp: Path, trials: int, background_rate: float) ->
                 seen = len(rev.records)
             stop.set()
             await bg
+        hops = await hop_breakdown(prefix, sent_ms)
     finally:
         stop.set()
         await client.stop()
@@ -242,7 +299,7 @@ async def bench_alert_latency(tmp: Path, trials: int, background_rate: float) ->
             "alert_to_revocation_p50_ms": round(percentile(topic_ms, 50), 1),
             "alert_to_revocation_p99_ms": round(percentile(topic_ms, 99), 1),
             "alert_to_refused_p50_ms": round(percentile(refused_ms, 50), 1),
-            "alert_to_refused_p99_ms": round(percentile(refused_ms, 99), 1)}
+            "alert_to_refused_p99_ms": round(percentile(refused_ms, 99), 1), **hops}
 
 
 async def bench_lateness(tmp: Path, sessions: int) -> dict:
@@ -325,6 +382,9 @@ async def main(args) -> None:
               f"{r['alert_to_revocation_p99_ms']} ms; -> middleware refuses the next request: p50 "
               f"{r['alert_to_refused_p50_ms']} ms, p99 {r['alert_to_refused_p99_ms']} ms "
               f"({r['refused']}/{r['trials']}, background {args.background:.0f} events/s)")
+        print("  per hop (p50/p99 ms): alert -> IDS join {to_join_p50_ms}/{to_join_p99_ms}, join -> user request "
+              "{join_to_request_p50_ms}/{join_to_request_p99_ms}, request -> revocation "
+              "{request_to_revocation_p50_ms}/{request_to_revocation_p99_ms}".format(**r))
     if "lateness" not in skip:
         r = await bench_lateness(tmp, args.lateness_sessions)
         record("service_lateness", **r)

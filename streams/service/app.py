@@ -9,10 +9,11 @@ Dataflow (each arrow is a Kafka topic)::
     identity, activity ──► user agent ──► revocations (keyed by session), audit (keyed by user)
                         (request agent: the same, for user-requests, in a lane of its own)
           ▲                   │  ▲
-          │                   │  └── user-requests (alerts resolved to a user, admin requests,
-          │                   │                     events that arrived on the wrong partition)
-          │                   └────► sightings (ip:<addr>, session:<id> -> user, session)
-    ids-alerts ──► alert agent ──► sightings ──► sighting agent ──► user-requests
+          │                   │  └── user-requests (alerts resolved to a user of another worker,
+          │                   │                     admin requests, events on the wrong partition)
+          │                   └────► sightings (<ip>, session:<id> -> user, session)
+    ids-alerts ──► IDS join (ids-alerts + sightings, co-partitioned) ──► revocations, audit
+                   (decides at once for users on this worker; others go through user-requests)
 
 Commit order of one batch (the invariant that makes delivery at-least-once and never lossy):
 
@@ -43,7 +44,7 @@ import faust
 import orjson
 
 from streams.config import Settings
-from streams.engine import Engine, Event, Output, parse_ts
+from streams.engine import Engine, Event, InvalidEvent, Output, parse_event, parse_ts
 from streams.service import codecs
 from streams.service.admin import AdminRequest, parse_request as parse_admin_request  # issue 8
 from streams.service.deadletter import dead_letter
@@ -179,8 +180,9 @@ class Service:
         # resolved IDS alerts and admin requests: a lane of their own, so they never queue behind a
         # backlog of activity (same partitions and state; Faust co-partitions topics of equal size)
         self.requests_in = app.topic(t("user-requests"), **raw)
-        self.alerts_in = app.topic(t("ids-alerts"), **raw)
-        self.sightings_topic = app.topic(t("sightings"), key_serializer=codecs.KEY, value_serializer=codecs.JSON)
+        # the IDS join reads alerts and sightings in one agent (co-partitioned: see _join_agent)
+        self.join_in = app.topic(t("ids-alerts"), t("sightings"), **raw)
+        self._alerts_name = t("ids-alerts")
         self.names = TopicNames(settings)
 
         # use_partitioner: a key's changelog partition is the one Kafka's default partitioner gives
@@ -199,8 +201,7 @@ class Service:
         app.agent(self.raw_inputs, name="lapse.adapters")(self._raw_agent)
         app.agent(self.user_inputs, name="lapse.users")(self._user_agent)
         app.agent(self.requests_in, name="lapse.requests")(self._request_agent)
-        app.agent(self.alerts_in, name="lapse.alerts")(self._alert_agent)
-        app.agent(self.sightings_topic, name="lapse.sightings")(self._sighting_agent)
+        app.agent(self.join_in, name="lapse.ids-join")(self._join_agent)
         app.timer(TICK_S, name="lapse.expiry")(self._expiry_tick)
         self._snapshot_key: bytes | None = None
         self._snapshot_restored = False
@@ -384,34 +385,82 @@ class Service:
         outputs.extend(engine.expire(now))
         await self._publish(outputs, sends, now, oldest_ts)
 
-    async def _alert_agent(self, stream: Any) -> None:
-        """IDS alerts arrive keyed by IP: fan them out to the sighting keys (and users) they name."""
-        async for batch in stream.take_events(500, within=JOIN_WITHIN_S):
+    async def _join_agent(self, stream: Any) -> None:
+        """The IDS join: IDS alerts meet the sightings of the sessions that used their IPs.
+
+        Sharded like its keys: an IP address (the key IDS alerts arrive with) or ``session:<id>``.
+        It reads ``ids-alerts`` and ``sightings`` together; the two topics have the same size, so
+        Faust gives partition p of both to the same worker, and an alert keyed by its ``src_ip``
+        (adapters and IDS pipelines key alerts so) finds that IP's sightings here, on arrival. Its
+        other keys (a ``dest_ip``, a ``session``, a key that is not one of its IPs) are forwarded to
+        the sightings topic, which takes them to the partition that holds them.
+
+        Each implicated (user, session) is decided here when the user's partition is on this
+        worker too (always, with one worker), under the same commit order as a user batch; else it
+        goes to that user's partition through ``user-requests``.
+
+        Table value: ``{"s": [[user, session, ts], ...], "a": [[alert, alert_ts, received], ...]}``.
+        A sighting and an alert meet whichever arrives first: recent alerts wait ``ALERT_GRACE_S``
+        for sightings of uses that happened before them (the two travel different paths).
+        """
+        async for batch in stream.take_events(1000, within=JOIN_WITHIN_S):
             now = self.clock()
-            sends = []
+            sends: list[Any] = []
+            targets: list[tuple[Event, str, str | None, str]] = []
+            touched: dict[str, dict] = {}
+            inbound_ms = None
             for ev in batch:
                 msg = ev.message
-                self.metrics.saw(msg.topic, msg.partition, now)
-                result = decode(msg.value, now, self.max_skew_s)
-                if isinstance(result, Rejected):
-                    sends.append(await self._dead_letter(msg, result))
+                if msg.topic == self._alerts_name:
+                    inbound_ms = inbound_ms or msg.timestamp
+                    sends.extend(await self._join_alert_message(msg, now, touched, targets))
                     continue
-                alert: Event = result
-                self.metrics.events_in.labels(msg.topic, alert.type).inc()
-                if alert.type != "alert":
-                    sends.append(await self._dead_letter(
-                        msg, Rejected(f"expected an alert on this topic, got {alert.type!r}", "type")))
+                try:
+                    value = orjson.loads(msg.value) if msg.value else None
+                except orjson.JSONDecodeError:
+                    value = None
+                key = ev.key
+                if not isinstance(value, dict) or not isinstance(key, str):
                     continue
-                body = alert.raw if alert.raw is not None else orjson.loads(msg.value)
-                if alert.user:
-                    env = {"kind": "target", "user": alert.user, "session": alert.session, "alert": body}
-                    sends.append(await self._send(self.names.user_requests, alert.user, orjson.dumps(env)))
-                for key in self._alert_keys(alert):
-                    sends.append(await self._send(self.names.sightings, key, orjson.dumps(
-                        {"kind": "alert", "alert": body, "ts": alert.ts, "received": now})))
-            await self._await_all(sends)
+                if value.get("kind") == "sighting":
+                    self._join_sighting(key, value, touched, targets)
+                elif value.get("kind") == "alert":
+                    alert = _alert_from(value.get("alert"))
+                    if alert is not None:
+                        inbound_ms = inbound_ms or msg.timestamp
+                        self._join_alert(key, alert, value["alert"], now, touched, targets)
+            await self._deliver_targets(targets, sends, now, inbound_ms)
+            # the join's state: one write per key touched in this batch, through Faust's table API
+            # (a sighting is sent once per new session or IP, not per event: not the hot path)
+            for key, entry in touched.items():
+                self.sightings[key] = entry
+
+    async def _join_alert_message(self, msg: Any, now: float, touched: dict[str, dict],
+                                  targets: list[tuple[Event, str, str | None, str]]) -> list[Any]:
+        """One message of ``ids-alerts``: validate, join the keys held here, forward the others."""
+        self.metrics.saw(msg.topic, msg.partition, now)
+        result = decode(msg.value, now, self.max_skew_s)
+        if isinstance(result, Rejected):
+            return [await self._dead_letter(msg, result)]
+        alert: Event = result
+        self.metrics.events_in.labels(msg.topic, alert.type).inc()
+        if alert.type != "alert":
+            return [await self._dead_letter(
+                msg, Rejected(f"expected an alert on this topic, got {alert.type!r}", "type"))]
+        body = alert.raw if alert.raw is not None else orjson.loads(msg.value)
+        if alert.user:
+            targets.append((alert, alert.user, alert.session, "user"))
+        sends = []
+        for key in self._alert_keys(alert):
+            if self.partition_of(key) == msg.partition:
+                self._join_alert(key, alert, body, now, touched, targets)
+            else:
+                sends.append(await self._send(self.names.sightings, key, orjson.dumps(
+                    {"kind": "alert", "alert": body, "ts": alert.ts, "received": now})))
+        return sends
 
     def _alert_keys(self, alert: Event) -> list[str]:
+        """The join keys an alert concerns: its IPs, or its session when it names no user."""
         ids = self.engine.policy.ids
         if alert.severity not in ids.revoke and alert.severity not in ids.step_up:
             return []
@@ -419,64 +468,72 @@ class Service:
         if alert.session and not alert.user:
             keys.append(f"session:{alert.session}")
         for ip in (alert.src_ip, alert.dest_ip):
-            if ip:
-                keys.append(f"ip:{ip}")
+            if ip and ip not in keys:
+                keys.append(ip)
         return keys
 
-    async def _sighting_agent(self, stream: Any) -> None:
-        """The IDS join, sharded by ``ip:<addr>`` / ``session:<id>``.
+    def _join_entry(self, key: str, touched: dict[str, dict]) -> dict:
+        entry = touched.get(key) or self.sightings.data.get(key) or {"s": [], "a": []}
+        touched[key] = entry
+        return entry
 
-        Table value: ``{"s": [[user, session, ts], ...], "a": [[alert, alert_ts, received], ...]}``.
-        A sighting and an alert meet whichever arrives first: recent alerts wait ``ALERT_GRACE_S``
-        for sightings of uses that happened before them (the two travel different paths).
-        """
-        async for batch in stream.take_events(1000, within=JOIN_WITHIN_S):
-            sends = []
-            now = self.clock()
-            lookback = self.engine.policy.ids.lookback
-            data = self.sightings.data
-            touched: dict[str, dict] = {}
-            for ev in batch:
-                key, value = ev.key, ev.value
-                if not isinstance(value, dict) or not isinstance(key, str):
-                    continue
-                entry = touched.get(key) or data.get(key) or {"s": [], "a": []}
-                bounded = key.startswith("ip:")
-                if value.get("kind") == "sighting":
-                    user, session, ts = value["user"], value["session"], float(value["ts"])
-                    newest = max([ts] + [e[2] for e in entry["s"]])
-                    entry["s"] = [e for e in entry["s"] if (e[0], e[1]) != (user, session)
-                                  and (not bounded or e[2] >= newest - lookback)]
-                    entry["s"].append([user, session, ts])
-                    entry["s"] = entry["s"][-MAX_SIGHTINGS_PER_KEY:]
-                    for alert, alert_ts, _ in entry["a"]:
-                        if ts <= alert_ts and (not bounded or ts >= alert_ts - lookback):
-                            sends.append(await self._target(alert, user, session, key))
-                elif value.get("kind") == "alert":
-                    alert, alert_ts = value["alert"], float(value["ts"])
-                    for user, session, ts in entry["s"]:
-                        if not bounded or ts >= alert_ts - lookback:
-                            sends.append(await self._target(alert, user, session, key))
-                    entry["a"].append([alert, alert_ts, now])
-                if entry["a"]:
-                    entry["a"] = [a for a in entry["a"] if a[2] >= now - ALERT_GRACE_S][-16:]
-                touched[key] = entry
+    def _join_sighting(self, key: str, value: dict, touched: dict[str, dict],
+                       targets: list[tuple[Event, str, str | None, str]]) -> None:
+        entry = self._join_entry(key, touched)
+        bounded = not key.startswith("session:")  # an IP's sightings expire after the lookback
+        lookback = self.engine.policy.ids.lookback
+        user, session, ts = value["user"], value["session"], float(value["ts"])
+        newest = max([ts] + [e[2] for e in entry["s"]])
+        kept = [e for e in entry["s"] if (e[0], e[1]) != (user, session) and (not bounded or e[2] >= newest - lookback)]
+        kept.append([user, session, ts])
+        entry["s"] = kept[-MAX_SIGHTINGS_PER_KEY:]
+        for body, alert_ts, _ in entry["a"]:
+            if ts <= alert_ts and (not bounded or ts >= alert_ts - lookback):
+                alert = _alert_from(body)
+                if alert is not None:
+                    targets.append((alert, user, session, key))
+
+    def _join_alert(self, key: str, alert: Event, body: dict, now: float, touched: dict[str, dict],
+                    targets: list[tuple[Event, str, str | None, str]]) -> None:
+        entry = self._join_entry(key, touched)
+        bounded = not key.startswith("session:")
+        lookback = self.engine.policy.ids.lookback
+        for user, session, ts in entry["s"]:
+            if not bounded or ts >= alert.ts - lookback:
+                targets.append((alert, user, session, key))
+        entry["a"] = [a for a in entry["a"] if a[2] >= now - ALERT_GRACE_S][-15:] + [[body, alert.ts, now]]
+
+    async def _deliver_targets(self, targets: list[tuple[Event, str, str | None, str]], sends: list[Any],
+                               now: float, inbound_ms: float | None) -> None:
+        """Decide the targets whose users live on this worker; send the others to their partition."""
+        local: dict[int, list[Event]] = {}
+        seen: set[tuple[int, str, str | None]] = set()
+        for alert, user, session, via in targets:
+            if (id(alert), user, session) in seen:
+                continue
+            seen.add((id(alert), user, session))
+            if self.owns_user(user):
+                local.setdefault(id(alert), []).append(alert.targeted(user, session))
+            else:
+                env = {"kind": "target", "user": user, "session": session, "alert": alert.raw, "via": via}
+                sends.append(await self._send(self.names.user_requests, user, orjson.dumps(env)))
+        if not local:
             await self._await_all(sends)
-            # the join's state: one write per key touched in this batch, through Faust's table API
-            # (a sighting is sent once per new session or IP, not per event: not the hot path)
-            for key, entry in touched.items():
-                self.sightings[key] = entry
-
-    async def _target(self, alert: dict, user: str, session: str, key: str) -> Any:
-        env = {"kind": "target", "user": user, "session": session, "alert": alert, "via": key}
-        return await self._send(self.names.user_requests, user, orjson.dumps(env))
+            return
+        async with self.deciding:
+            outputs: list[Output] = []
+            for resolved in local.values():
+                outputs.extend(self.engine.handle_alert(resolved, now))
+                for e in resolved:
+                    self.store.touch(e.user)
+            await self._publish(outputs, sends, now, inbound_ms)
 
     async def _sighting_sends(self, event: Event) -> list[Any]:
         """Tell the IDS join who uses this IP and session: on change, and refreshed every
         ``max(5 s, lookback / 20)`` of event time (so the join is exact to within that margin)."""
         refresh = max(5.0, self.engine.policy.ids.lookback / 20)
         out = []
-        keys = (f"session:{event.session}", f"ip:{event.ip}") if event.ip else (f"session:{event.session}",)
+        keys = (f"session:{event.session}", event.ip) if event.ip else (f"session:{event.session}",)
         for key in keys:
             memo = (key, event.user, event.session)
             last = self._sighting_sent.get(memo)
@@ -581,6 +638,17 @@ class Service:
         record = dead_letter(msg.value, reason=rejected.reason, field=rejected.field, topic=msg.topic,
                              partition=msg.partition, offset=msg.offset, now=self.clock(), stage=stage)
         return await self._send(self.names.dead_letters, msg.topic, orjson.dumps(record))
+
+
+def _alert_from(body: Any) -> Event | None:
+    """A forwarded or waiting alert (already validated once) back into an Event."""
+    if not isinstance(body, dict):
+        return None
+    try:
+        ev = parse_event(body)
+    except InvalidEvent:
+        return None
+    return ev if ev.type == "alert" else None
 
 
 def _table(app: faust.App, name: str, partitions: int, value_codec: str) -> Any:

@@ -268,3 +268,66 @@ async def test_vendor_records_on_raw_topics_are_adapted_and_acted_on(kafka_boots
         assert dead["stage"] == "adapter" and dead["topic"] == prefix + "raw.okta" and dead["field"]
     finally:
         worker.stop()
+
+
+def _key_on(partition: int, make, start: int = 0) -> str:
+    """The first key ``make(i)`` that Kafka's default partitioner puts on ``partition`` (of 6)."""
+    from streams.service.partitioning import partition_for
+
+    i = start
+    while partition_for(make(i).encode(), 6) != partition:
+        i += 1
+    return make(i)
+
+
+async def test_alerts_reach_sessions_whether_or_not_the_user_lives_on_the_alerts_worker(kafka_bootstrap, tmp_path):
+    """Two workers: an alert is joined on the worker holding its IP's partition; a victim whose user
+    lives there is revoked at once, one whose user lives on the other worker through user-requests.
+    Victims are chosen on every (ip partition, user partition) pair p->p and p->p+1, so both routes
+    are taken whichever way the group splits the partitions."""
+    prefix, policy, key = await _setup(kafka_bootstrap, tmp_path, idle="10m", admin_idle="10m")
+    app_id = f"{prefix}app"
+    w1 = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path, name="w1").start()
+    w2 = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path, name="w2").start()
+    try:
+        await asyncio.gather(w1.wait_ready(), w2.wait_ready())
+        end = time.time() + 60
+        while True:
+            p1 = set(w1.get("/ready")[1]["partitions"]) if w1.get("/ready")[0] == 200 else set()
+            p2 = set(w2.get("/ready")[1]["partitions"]) if w2.get("/ready")[0] == 200 else set()
+            if p1 and p2 and not p1 & p2 and len(p1 | p2) == 6:
+                break
+            assert time.time() < end, "partitions never split between the two workers"
+            await asyncio.sleep(0.3)
+        t0 = time.time()
+        victims, bystanders, events = [], [], []
+        for p in range(6):
+            for q in (p, (p + 1) % 6):
+                ip = _key_on(p, lambda i: f"10.20.{i // 250}.{i % 250}", start=len(victims) * 97)
+                user = _key_on(q, lambda i: f"al-{p}-{q}-u{i}")
+                victims.append((user, f"{user}-s", ip))
+        for i in range(6):
+            u = f"al-by{i}"
+            bystanders.append(f"{u}-s")
+            events.append(("identity", {"type": "login", "ts": t0, "user": u, "session": f"{u}-s",
+                                        "ip": f"10.21.0.{i + 1}"}))
+        for user, session, ip in victims:
+            events.append(("identity", {"type": "login", "ts": t0, "user": user, "session": session, "ip": ip}))
+        alerts = [("ids-alerts", {"type": "alert", "ts": t0 + 2, "severity": "critical", "signature": f"test {k}",
+                                  "src_ip": ip}) for k, (_, _, ip) in enumerate(victims)]
+        async with TopicReader(kafka_bootstrap, prefix + "revocations") as rev, \
+                TopicReader(kafka_bootstrap, prefix + "user-requests") as req:
+            await produce(kafka_bootstrap, prefix, events)
+            await asyncio.sleep(2.0)  # the IDS join learns who uses which IP
+            await produce(kafka_bootstrap, prefix, alerts)
+            want = {s for _, s, _ in victims}
+            await rev.wait_for(lambda vs: want <= {v["decision"]["session"] for v in vs}, timeout=60)
+            await asyncio.sleep(2.0)  # nothing extra arrives afterwards
+            got = [v["decision"] for v in rev.values()]
+            remote = [v for v in req.values() if v.get("kind") == "target"]
+        assert sorted(d["session"] for d in got) == sorted(want), "each victim revoked once, no bystander"
+        assert {d["reason"] for d in got} == {"ids_alert"}
+        assert 0 < len(remote) < len(victims), f"both routes taken: {len(remote)} of {len(victims)} via user-requests"
+    finally:
+        w1.stop()
+        w2.stop()
