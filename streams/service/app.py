@@ -45,7 +45,7 @@ import orjson
 
 from streams.config import Settings
 from streams.engine import Engine, Event, InvalidEvent, Output, parse_event, parse_ts
-from streams.service import codecs
+from streams.service import codecs, transport
 from streams.service.admin import AdminRequest, parse_request as parse_admin_request  # issue 8
 from streams.service.deadletter import dead_letter
 from streams.service.ingest import DEFAULT_MAX_SKEW_S, Rejected, decode
@@ -85,12 +85,14 @@ class TopicNames:
 
 
 def faust_broker_urls(bootstrap: str) -> list[str]:
-    """``"a:9092,b:9092"`` -> ``["kafka://a:9092", "kafka://b:9092"]``.
+    """``"a:9092,b:9092"`` -> ``["lapse://a:9092", "lapse://b:9092"]`` (Faust's aiokafka transport
+    with lapse's cheaper message delivery: see ``streams.service.transport``).
 
     >>> faust_broker_urls("127.0.0.1:9092, 10.0.0.2:9093")
-    ['kafka://127.0.0.1:9092', 'kafka://10.0.0.2:9093']
+    ['lapse://127.0.0.1:9092', 'lapse://10.0.0.2:9093']
     """
-    return [f"kafka://{b.strip()}" for b in bootstrap.split(",") if b.strip()]
+    transport.register()
+    return [f"{transport.SCHEME}://{b.strip()}" for b in bootstrap.split(",") if b.strip()]
 
 
 def broker_credentials(settings: Settings) -> Any:
