@@ -20,9 +20,11 @@ Commit order of one batch (the invariant that makes delivery at-least-once and n
 1. **decide** — the engine handles every event of the batch; it mutates state in memory only;
 2. **produce** — decisions, audit records, sightings and dead letters are sent;
 3. **await** — the broker acknowledged every one of them (a failure raises: the batch is retried);
-4. **changelog** — the touched users' states are written to the table (changelog topic);
-5. **offsets** — Faust acks the batch's events; its commit flushes the producer (so the changelog
-   is durable) before it commits the offsets.
+4. **changelog** — the touched users' states are written to the table (changelog topic); for the
+   identity/activity inbox, once for all the batches of up to ``CHANGELOG_EVERY_S`` (and at once
+   when the inbox runs empty), so a user active in several batches is written once;
+5. **offsets** — the events are acked only after 4; Faust's commit flushes the producer (so the
+   changelog is durable) before it commits the offsets of acked events.
 
 A crash before 3 re-processes the batch and re-decides the same decisions (same ids). A crash
 between 3 and 5 re-processes events against state that already saw them: the engine re-issues
@@ -48,6 +50,7 @@ from streams.engine import Engine, Event, InvalidEvent, Output, parse_event, par
 from streams.service import codecs, transport
 from streams.service.admin import AdminRequest, parse_request as parse_admin_request  # issue 8
 from streams.service.deadletter import dead_letter
+from streams.service.inbox import Inbox
 from streams.service.ingest import DEFAULT_MAX_SKEW_S, Rejected, decode
 from streams.service.metrics import Metrics
 from streams.service.partitioning import partition_for
@@ -59,6 +62,8 @@ log = logging.getLogger("lapse.service")
 BATCH_MAX = int(os.environ.get("LAPSE_BATCH_MAX", "5000"))
 BATCH_WITHIN_S = float(os.environ.get("LAPSE_BATCH_WITHIN_S", "0.05"))
 LINGER_MS = int(os.environ.get("LAPSE_LINGER_MS", "5"))
+#: identity/activity batches share one changelog write per this many seconds (acked after it)
+CHANGELOG_EVERY_S = float(os.environ.get("LAPSE_CHANGELOG_EVERY_S", "0.5"))
 #: the IDS join's agents carry few messages and sit on the alert's critical path: short windows
 JOIN_WITHIN_S = float(os.environ.get("LAPSE_JOIN_WITHIN_S", "0.005"))
 #: per-agent queue; large, because a full agent queue during table recovery blocks the delivery of
@@ -179,6 +184,11 @@ class Service:
         t = settings.topic
         raw = dict(key_serializer=codecs.KEY, value_serializer="raw")
         self.user_inputs = app.topic(t("identity"), t("activity"), **raw)
+        # their messages skip Faust's streams: the consumer puts them in this inbox, one task takes
+        # them out in batches (streams/service/inbox.py); the agent below keeps them subscribed
+        self.user_inbox = Inbox(STREAM_BUFFER)
+        app.lapse_inboxes = {t("identity"): self.user_inbox, t("activity"): self.user_inbox}
+        app.flow_control.manage_queue(self.user_inbox)  # cleared when partitions are revoked
         # resolved IDS alerts and admin requests: a lane of their own, so they never queue behind a
         # backlog of activity (same partitions and state; Faust co-partitions topics of equal size)
         self.requests_in = app.topic(t("user-requests"), **raw)
@@ -202,6 +212,7 @@ class Service:
 
         app.agent(self.raw_inputs, name="lapse.adapters")(self._raw_agent)
         app.agent(self.user_inputs, name="lapse.users")(self._user_agent)
+        app.task(self._user_inbox_task)
         app.agent(self.requests_in, name="lapse.requests")(self._request_agent)
         app.agent(self.join_in, name="lapse.ids-join")(self._join_agent)
         app.timer(TICK_S, name="lapse.expiry")(self._expiry_tick)
@@ -304,12 +315,43 @@ class Service:
             await self._await_all(sends)
 
     async def _user_agent(self, stream: Any) -> None:
+        """Subscribes identity and activity; their messages arrive through the inbox instead
+        (any event that still comes this way is processed the same)."""
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            await self.process_user_batch(batch)
+            await self.process_user_batch([ev.message for ev in batch])
+
+    async def _user_inbox_task(self) -> None:
+        """Batches of identity and activity messages, tracked and acked as Faust's streams do:
+        Faust's commit covers an offset once it is acked, and a rebalance waits (``wait_empty``)
+        for the tracked messages not yet acked.
+
+        The changelog write (step 4) is shared by the batches of up to ``CHANGELOG_EVERY_S``, so a
+        user active in several of them is written once (Kafka Streams' record cache does the
+        same); their messages are acked (step 5) only after it. It is written at once whenever the
+        inbox runs empty, so an idle worker, and a rebalance (Faust empties the inbox first), never
+        wait for it.
+        """
+        consumer = self.app.consumer
+        inbox = self.user_inbox
+        unacked: list[Any] = []
+        flushed_at = time.monotonic()
+        while True:
+            batch = await inbox.take(BATCH_MAX, BATCH_WITHIN_S)
+            for msg in batch:
+                consumer.track_message(msg)
+            await self.process_user_batch(batch, changelog=False)   # steps 1-3
+            unacked.extend(batch)
+            if len(inbox) == 0 or time.monotonic() - flushed_at >= CHANGELOG_EVERY_S:
+                async with self.deciding:
+                    await self._write_changelog()                    # 4. changelog
+                for msg in unacked:                                  # 5. offsets (Faust commits acked ones)
+                    consumer.ack(msg)
+                unacked.clear()
+                flushed_at = time.monotonic()
 
     async def _request_agent(self, stream: Any) -> None:
         async for batch in stream.take_events(500, within=JOIN_WITHIN_S):
-            await self.process_user_batch(batch)
+            await self.process_user_batch([ev.message for ev in batch])
 
     def partition_of(self, user: str) -> int:
         p = self._partition_cache.get(user)
@@ -337,11 +379,13 @@ class Service:
                 return Rejected(f"malformed request envelope: {exc}", None)
         return decode(value, now, self.max_skew_s)
 
-    async def process_user_batch(self, batch: Iterable[Any]) -> None:
+    async def process_user_batch(self, batch: Iterable[Any], *, changelog: bool = True) -> None:
+        """Steps 1-4 of the commit order for a batch of Kafka messages (Faust ``Message``); with
+        ``changelog=False`` the caller writes the changelog (step 4) before it acks the batch."""
         async with self.deciding:
-            await self._process_user_batch(batch)
+            await self._process_user_batch(batch, changelog)
 
-    async def _process_user_batch(self, batch: Iterable[Any]) -> None:
+    async def _process_user_batch(self, batch: Iterable[Any], changelog: bool = True) -> None:
         now = self.clock()
         outputs: list[Output] = []
         sends: list[Any] = []
@@ -350,8 +394,7 @@ class Service:
         n = 0
         seen_tp: set[tuple[str, int]] = set()
         counts: dict[tuple[str, str], int] = {}
-        for ev in batch:
-            msg = ev.message
+        for msg in batch:
             n += 1
             seen_tp.add((msg.topic, msg.partition))
             if oldest_ts is None:
@@ -385,7 +428,7 @@ class Service:
         for (topic, etype), k in counts.items():
             metrics.events_in.labels(topic, etype).inc(k)
         outputs.extend(engine.expire(now))
-        await self._publish(outputs, sends, now, oldest_ts)
+        await self._publish(outputs, sends, now, oldest_ts, changelog=changelog)
 
     async def _join_agent(self, stream: Any) -> None:
         """The IDS join: IDS alerts meet the sightings of the sessions that used their IPs.
@@ -570,7 +613,8 @@ class Service:
 
     # ------------------------------------------------------------------ publish
 
-    async def _publish(self, outputs: list[Output], sends: list[Any], now: float, inbound_ts_ms: float | None) -> None:
+    async def _publish(self, outputs: list[Output], sends: list[Any], now: float, inbound_ts_ms: float | None,
+                       *, changelog: bool = True) -> None:
         """Steps 2-4 of the commit order: produce, await acknowledgement, then write the changelog."""
         metrics = self.metrics
         for out in outputs:
@@ -594,7 +638,8 @@ class Service:
         await self._await_all(sends)
         self.operator.note_published(outputs, now)  # issue 8: the dashboard's recent-decisions feed
         # 4. changelog: only now may state that reflects these decisions become durable
-        await self._write_changelog()
+        if changelog:
+            await self._write_changelog()
 
     async def _send(self, topic: str, key: str | bytes | None, value: bytes | None,
                     partition: int | None = None) -> asyncio.Future:

@@ -12,6 +12,10 @@ a rebalance begins during such a wait, the message is delivered once the agent m
 it had been buffered before the rebalance (Faust's acks and offsets treat it the same way). While
 flow is suspended, the original guarded delivery is used.
 
+Topics listed in ``app.lapse_inboxes`` (``{topic: Inbox}``, set by ``streams.service.app``) skip
+Faust's conductor and streams altogether: their messages are appended to that
+:class:`~streams.service.inbox.Inbox`, whose reader tracks and acks them (see that module).
+
 The transport is selected by the broker URL scheme: :func:`register` adds ``lapse`` to Faust's
 transport registry, and ``streams.service.app`` uses ``lapse://host:port`` URLs.
 """
@@ -27,7 +31,7 @@ __all__ = ["Consumer", "Transport", "register", "SCHEME"]
 
 SCHEME = "lapse"
 #: how many messages are delivered before the loop yields to other tasks (as Faust does)
-YIELD_EVERY = int(__import__("os").environ.get("LAPSE_YIELD_EVERY", "100"))
+YIELD_EVERY = 100
 
 
 class Consumer(faust_aiokafka.Consumer):
@@ -42,6 +46,7 @@ class Consumer(faust_aiokafka.Consumer):
         suspended = self.suspend_flow.is_set
         flow_active = self.app.flow_control.is_active
         acks_enabled_for = self.app.topics.acks_enabled_for
+        inboxes = getattr(self.app, "lapse_inboxes", None) or {}
         since_yield = 0
         try:
             while not (stopped() or fetcher_stopped()):
@@ -63,7 +68,15 @@ class Consumer(faust_aiokafka.Consumer):
                     if self._commit_every is not None and self._n_acked >= self._commit_every:
                         self._n_acked = 0
                         await self.commit()
-                    if flow_active() and not suspended():
+                    inbox = inboxes.get(tp.topic)
+                    if inbox is not None:
+                        # the users' hot topics: straight into the inbox their batch task reads
+                        if inbox.full():
+                            await self.wait_first(inbox.wait_not_full(), self.suspend_flow.wait())
+                        if not (flow_active() and not suspended()):
+                            continue  # a rebalance began: Faust seeks back to the committed offset
+                        inbox.put(message)
+                    elif flow_active() and not suspended():
                         await callback(message)
                     else:
                         await self.wait_first(callback(message), self.suspend_flow.wait())

@@ -1,0 +1,93 @@
+"""A bounded in-process buffer of consumed Kafka messages, taken out in batches.
+
+The users' hot topics (identity, activity) do not go through Faust's per-event stream machinery:
+the worker's consumer (``streams.service.transport``) appends their messages here, and one task
+takes them out in batches. Faust's stream hands an agent one event per event-loop iteration (it
+awaits ``sleep(0)`` per event), so with a busy loop a batch fills at a few thousand events per
+second whatever the agent does; a batch taken from this inbox costs one wake-up.
+
+Faust's rebalance protocol still applies: the inbox is registered with ``app.flow_control``, which
+clears it when partitions are revoked (Faust seeks every partition back to its committed offset
+afterwards), and the taker tracks every message it takes with ``consumer.track_message`` and acks
+it when done, so Faust's ``wait_empty`` waits for a batch in progress before it gives partitions
+away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+__all__ = ["Inbox"]
+
+
+class Inbox:
+    """Messages in arrival order; ``take`` returns up to ``max_n`` of them.
+
+    Parameters
+    ----------
+    maxsize : int
+        ``full()`` is true from this many messages on; the consumer then waits (``wait_not_full``)
+        before it adds more.
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> async def demo():
+    ...     box = Inbox(maxsize=3)
+    ...     for m in "abcd":
+    ...         box.put(m)
+    ...     first = await box.take(2, within=0.01)
+    ...     rest = await box.take(10, within=0.01)
+    ...     return first, rest, box.full(), len(box)
+    >>> asyncio.run(demo())
+    (['a', 'b'], ['c', 'd'], False, 0)
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        if maxsize < 1:
+            raise ValueError(f"Inbox: maxsize must be at least 1, got {maxsize!r}")
+        self.maxsize = maxsize
+        self._items: deque[Any] = deque()
+        self._not_empty = asyncio.Event()
+        self._not_full = asyncio.Event()
+        self._not_full.set()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def full(self) -> bool:
+        return len(self._items) >= self.maxsize
+
+    def put(self, item: Any) -> None:
+        """Append one message (never blocks: the caller checks ``full()`` first)."""
+        self._items.append(item)
+        self._not_empty.set()
+        if len(self._items) >= self.maxsize:
+            self._not_full.clear()
+
+    async def wait_not_full(self) -> None:
+        await self._not_full.wait()
+
+    def clear(self) -> None:
+        """Drop everything (called by Faust's flow control on rebalance)."""
+        self._items.clear()
+        self._not_empty.clear()
+        self._not_full.set()
+
+    async def take(self, max_n: int, within: float) -> list[Any]:
+        """Wait for at least one message, then up to ``within`` seconds for ``max_n``; return them."""
+        items = self._items
+        while not items:
+            self._not_empty.clear()
+            await self._not_empty.wait()
+        if len(items) < max_n and within > 0:
+            await asyncio.sleep(within)  # let a small batch grow: one wake-up per batch, not per event
+        n = min(max_n, len(items))
+        out = [items.popleft() for _ in range(n)]
+        if not items:
+            self._not_empty.clear()
+        if len(items) < self.maxsize:
+            self._not_full.set()
+        return out
