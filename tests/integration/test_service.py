@@ -81,6 +81,19 @@ def _stream(t0: float, users: int, tag: str) -> tuple[list[tuple[str, dict]], li
     return first, second
 
 
+async def _split_between(w1: WorkerProcess, w2: WorkerProcess) -> None:
+    """Both workers ready, and the group has split the 6 partitions between them."""
+    await asyncio.gather(w1.wait_ready(), w2.wait_ready())
+        end = time.time() + 60
+        while True:
+            p1 = set(w1.get("/ready")[1]["partitions"]) if w1.get("/ready")[0] == 200 else set()
+            p2 = set(w2.get("/ready")[1]["partitions"]) if w2.get("/ready")[0] == 200 else set()
+            if p1 and p2 and not p1 & p2 and len(p1 | p2) == 6:
+                break
+            assert time.time() < end, "partitions never split between the two workers"
+            await asyncio.sleep(0.3)
+
+
 async def test_worker_publishes_exactly_the_decision_ids_of_replay(kafka_bootstrap, tmp_path):
     prefix, policy, key = await _setup(kafka_bootstrap, tmp_path)
     worker = WorkerProcess(kafka_bootstrap, prefix, f"{prefix}app", policy, key, tmp_path).start()
@@ -152,16 +165,7 @@ async def test_second_worker_takes_over_partitions_and_their_deadlines_still_fir
     w1 = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path, name="w1").start()
     w2 = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path, name="w2").start()
     try:
-        await asyncio.gather(w1.wait_ready(), w2.wait_ready())
-        # wait until the group has split the 6 partitions between the two
-        end = time.time() + 60
-        while True:
-            p1 = set(w1.get("/ready")[1]["partitions"]) if w1.get("/ready")[0] == 200 else set()
-            p2 = set(w2.get("/ready")[1]["partitions"]) if w2.get("/ready")[0] == 200 else set()
-            if p1 and p2 and not p1 & p2 and len(p1 | p2) == 6:
-                break
-            assert time.time() < end, "partitions never split between the two workers"
-            await asyncio.sleep(0.3)
+        await _split_between(w1, w2)
         t0 = time.time()
         first, _ = _stream(t0, 60, "fo")
         expected = replay_ids([e for _, e in first], policy, tmp_path)
@@ -290,15 +294,7 @@ async def test_alerts_reach_sessions_whether_or_not_the_user_lives_on_the_alerts
     w1 = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path, name="w1").start()
     w2 = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path, name="w2").start()
     try:
-        await asyncio.gather(w1.wait_ready(), w2.wait_ready())
-        end = time.time() + 60
-        while True:
-            p1 = set(w1.get("/ready")[1]["partitions"]) if w1.get("/ready")[0] == 200 else set()
-            p2 = set(w2.get("/ready")[1]["partitions"]) if w2.get("/ready")[0] == 200 else set()
-            if p1 and p2 and not p1 & p2 and len(p1 | p2) == 6:
-                break
-            assert time.time() < end, "partitions never split between the two workers"
-            await asyncio.sleep(0.3)
+        await _split_between(w1, w2)
         t0 = time.time()
         victims, bystanders, events = [], [], []
         for p in range(6):
