@@ -84,14 +84,14 @@ def _stream(t0: float, users: int, tag: str) -> tuple[list[tuple[str, dict]], li
 async def _split_between(w1: WorkerProcess, w2: WorkerProcess) -> None:
     """Both workers ready, and the group has split the 6 partitions between them."""
     await asyncio.gather(w1.wait_ready(), w2.wait_ready())
-        end = time.time() + 60
-        while True:
-            p1 = set(w1.get("/ready")[1]["partitions"]) if w1.get("/ready")[0] == 200 else set()
-            p2 = set(w2.get("/ready")[1]["partitions"]) if w2.get("/ready")[0] == 200 else set()
-            if p1 and p2 and not p1 & p2 and len(p1 | p2) == 6:
-                break
-            assert time.time() < end, "partitions never split between the two workers"
-            await asyncio.sleep(0.3)
+    end = time.time() + 60
+    while True:
+        p1 = set(w1.get("/ready")[1]["partitions"]) if w1.get("/ready")[0] == 200 else set()
+        p2 = set(w2.get("/ready")[1]["partitions"]) if w2.get("/ready")[0] == 200 else set()
+        if p1 and p2 and not p1 & p2 and len(p1 | p2) == 6:
+            break
+        assert time.time() < end, "partitions never split between the two workers"
+        await asyncio.sleep(0.3)
 
 
 async def test_worker_publishes_exactly_the_decision_ids_of_replay(kafka_bootstrap, tmp_path):
