@@ -19,7 +19,9 @@ Commit order of one batch (the invariant that makes delivery at-least-once and n
 
 1. **decide** — the engine handles every event of the batch; it mutates state in memory only;
 2. **produce** — decisions, audit records, sightings and dead letters are sent;
-3. **await** — the broker acknowledged every one of them (a failure raises: the batch is retried);
+3. **await** — the broker acknowledged every decision and audit record (a failure raises: the
+   batch is retried); sightings, dead letters and forwards are awaited too, before step 5, but
+   outside the lock that orders the paths that decide;
 4. **changelog** — the touched users' states are written to the table (changelog topic); for the
    identity/activity inbox, once for all the batches of up to ``CHANGELOG_EVERY_S`` (and at once
    when the inbox runs empty), so a user active in several batches is written once;
@@ -383,9 +385,14 @@ class Service:
         """Steps 1-4 of the commit order for a batch of Kafka messages (Faust ``Message``); with
         ``changelog=False`` the caller writes the changelog (step 4) before it acks the batch."""
         async with self.deciding:
-            await self._process_user_batch(batch, changelog)
+            others = await self._process_user_batch(batch, changelog)
+        # sightings, dead letters and forwards carry no decision: the changelog need not wait for
+        # them, so neither does the lock; the batch is acked only after they are acknowledged too
+        await self._await_all(others)
 
-    async def _process_user_batch(self, batch: Iterable[Any], changelog: bool = True) -> None:
+    async def _process_user_batch(self, batch: Iterable[Any], changelog: bool = True) -> list[Any]:
+        """Decide, produce, await the decisions' acks (and write the changelog); returns the other
+        sends of the batch, still to be awaited."""
         now = self.clock()
         outputs: list[Output] = []
         sends: list[Any] = []
@@ -428,7 +435,8 @@ class Service:
         for (topic, etype), k in counts.items():
             metrics.events_in.labels(topic, etype).inc(k)
         outputs.extend(engine.expire(now))
-        await self._publish(outputs, sends, now, oldest_ts, changelog=changelog)
+        await self._publish(outputs, [], now, oldest_ts, changelog=changelog)
+        return sends
 
     async def _join_agent(self, stream: Any) -> None:
         """The IDS join: IDS alerts meet the sightings of the sessions that used their IPs.
