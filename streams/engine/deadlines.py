@@ -1,9 +1,12 @@
 """Deadline index: a min-heap with lazy invalidation.
 
-Each key has one true due time (``_due``) and at most one *live* heap entry (``_mark``). Moving a
-deadline later costs nothing (the old entry is re-pushed when it surfaces); moving it earlier
-pushes one entry. "What expired by t" pops only entries at or before t, so it costs
-O(popped * log n) and never scans.
+Each key has one true due time (``_due``) and one or more heap entries, of which at least one is
+at or before it. Moving a deadline later costs one dict write (an earlier entry surfaces first and
+is re-pushed at the true time); moving it earlier pushes one entry. An entry that surfaces finds
+the key's true time: later, it is re-pushed there; earlier, it is a leftover and dropped; equal, the
+key is due. "What expired by t" pops only entries at or before t, so it costs O(popped * log n)
+and never scans. (No per-key record of which entry is "the" live one: that would be a second dict
+as large as ``_due``, for the rare key that moved earlier twice.)
 """
 
 from __future__ import annotations
@@ -28,12 +31,11 @@ class DeadlineIndex:
     ([('a', 20.0)], 0)
     """
 
-    __slots__ = ("_heap", "_due", "_mark")
+    __slots__ = ("_heap", "_due")
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, Any]] = []
         self._due: dict[Hashable, float] = {}
-        self._mark: dict[Hashable, float] = {}
 
     def __len__(self) -> int:
         return len(self._due)
@@ -47,10 +49,10 @@ class DeadlineIndex:
 
     def set(self, key: Hashable, at: float) -> None:
         """Set (or move) the key's due time."""
-        self._due[key] = at
-        mark = self._mark.get(key)
-        if mark is None or at < mark:
-            self._mark[key] = at
+        due = self._due
+        old = due.get(key)
+        due[key] = at
+        if old is None or at < old:
             heapq.heappush(self._heap, (at, key))
 
     def discard(self, key: Hashable) -> None:
@@ -60,18 +62,16 @@ class DeadlineIndex:
     def clear(self) -> None:
         self._heap.clear()
         self._due.clear()
-        self._mark.clear()
 
     def next_due(self) -> float | None:
-        """A lower bound of the earliest due time (dead entries on top are dropped first)."""
-        heap = self._heap
+        """A lower bound of the earliest due time (entries of forgotten keys on top are dropped first)."""
+        heap, due = self._heap, self._due
         while heap:
             at, key = heap[0]
-            if self._mark.get(key) == at and key in self._due:
+            d = due.get(key)
+            if d is not None and d >= at:
                 return at
             heapq.heappop(heap)
-            if self._mark.get(key) == at:
-                del self._mark[key]
         return None
 
     def pop_due(self, now: float) -> Iterator[tuple[Any, float]]:
@@ -80,24 +80,15 @@ class DeadlineIndex:
         A key is removed before it is yielded; the caller may ``set`` it again (even to a time
         at or before ``now``, which is then yielded in this same pass).
         """
-        heap, due, mark = self._heap, self._due, self._mark
+        heap, due = self._heap, self._due
         pop, push = heapq.heappop, heapq.heappush
         while heap and heap[0][0] <= now:
             at, key = pop(heap)
-            if mark.get(key) != at:
-                continue  # dead entry
-            del mark[key]
             d = due.get(key)
-            if d is None:
+            if d is None or d < at:
+                continue  # forgotten, or a leftover: an entry at d came (or comes) first
+            if d > at:
+                push(heap, (d, key))  # moved later: re-queued at its true time (this pass if still due)
                 continue
-            if d <= now:
-                if d > at:
-                    # moved later but still due: keep time order by re-queueing at its true time
-                    mark[key] = d
-                    push(heap, (d, key))
-                    continue
-                del due[key]
-                yield key, d
-            else:
-                mark[key] = d
-                push(heap, (d, key))
+            del due[key]
+            yield key, d

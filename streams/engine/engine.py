@@ -7,19 +7,20 @@ on event time with a :class:`~streams.engine.sightings.SightingIndex` to resolve
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
 
 from .deadlines import DeadlineIndex
-from .decisions import Output, audit, decision, rfc3339, stable_id
+from .decisions import Output, _output, audit, decision, rfc3339, stable_id, timeout_evidence
 from .events import Event
 from .policy import RATE_WINDOW_S, Limits, Policy
 from .scoring import Scorer
 from .sightings import SightingIndex
 from .state import SessionState, UserState
-from .windows import window_add, window_estimate
+from .windows import window_estimate, window_push
 
 __all__ = ["Engine", "Replay"]
 
@@ -79,25 +80,36 @@ class Engine:
         self.scorer = scorer
         self.tombstone_s = tombstone_s
         self.deadlines = DeadlineIndex()
+        # purge times of ended sessions, in order (see _keep_tombstone)
+        self._purge_at: deque[float] = deque()
+        self._purge_key: deque[tuple[str, str]] = deque()
         self.counts: dict[str, int] = {"events": 0, "decisions": 0, "audits": 0, "automatic": 0,
                                        "enforcement_gaps": 0, "ignored": 0}
         self._auto = bool(policy.activity.automatic)
         self._dyn_every = policy.dynamic_every_event
+        self._values: dict[Any, Any] = {}  # see _shared
 
     # -- public API -----------------------------------------------------------------------------
     def handle(self, ev: Event, now: float) -> list[Output]:
         """Apply one event (its ``user`` known) at clock ``now``; return what to publish."""
-        self.counts["events"] += 1
+        outs: list[Output] = []
+        self._handle(ev, now, outs)
+        return outs
+
+    def _handle(self, ev: Event, now: float, outs: list[Output]) -> None:
+        """:meth:`handle`, appending to ``outs`` (what :meth:`Replay.feed` already holds)."""
+        counts = self.counts
+        counts["events"] += 1
         user = ev.user
         if user is None:
-            self.counts["ignored"] += 1
-            return []
-        outs: list[Output] = []
+            counts["ignored"] += 1
+            return
+        n0 = len(outs)
         t = ev.type
-        if t == "activity":
-            self._session_event(ev, now, outs)
-        elif t in _IDENTITY_SESSION:
-            self._session_event(ev, now, outs)
+        if t == "activity" or t in _IDENTITY_SESSION:
+            us = self.store.get(user)
+            if us is None or t != "activity" or not self._activity(ev, now, outs, us):
+                self._session_event(ev, now, outs, us)
         elif t == "alert":
             self._alert(ev, now, outs)
         elif t == "logout":
@@ -112,8 +124,8 @@ class Engine:
                 us = UserState()
             self._score(ev, us, None, now, outs)
             self.store[user] = us
-        self._count(outs)
-        return outs
+        if len(outs) > n0:
+            self._count(outs, n0)
 
     def handle_alert(self, targets: list[Event], now: float) -> list[Output]:
         """Apply the resolved copies of one alert together: every implicated session is revoked
@@ -145,19 +157,62 @@ class Engine:
             self._due(s, us, at, max(at, now) if now != INF else at, outs)
             if key[0] in store:
                 store[key[0]] = us
+        if self._purge_at and self._purge_at[0] <= now:
+            self._purge(now)
         self._count(outs)
         return outs
+
+    def _keep_tombstone(self, s: SessionState, until: float) -> None:
+        """Keep ended ``s`` until ``until`` (to re-issue its revocation), then purge it.
+
+        Sessions end in time order, so their purge times almost always arrive in order: they queue
+        in a FIFO (two deque slots each) rather than in the deadline index (a dict entry and a heap
+        entry each); one that arrives out of order goes to the deadline index, which purges the same.
+        Purging produces no output, so purges may run after the deadlines of the same
+        :meth:`expire` call.
+        """
+        self.deadlines.discard(s.key)
+        q = self._purge_at
+        if not q or until >= q[-1]:
+            q.append(until)
+            self._purge_key.append(s.key)
+        else:
+            self.deadlines.set(s.key, until)
+
+    def _purge(self, now: float) -> None:
+        """Drop the ended sessions whose tombstone time is at or before ``now``."""
+        q, keys, store = self._purge_at, self._purge_key, self.store
+        while q and q[0] <= now:
+            q.popleft()
+            user, session = keys.popleft()
+            us = store.get(user)
+            if us is None:
+                continue
+            s = us.sessions.get(session)
+            if s is None or s.ended is None:
+                continue
+            del us.sessions[session]
+            if us.is_empty():
+                del store[user]
+            if user in store:
+                store[user] = us
 
     def rebuild_deadlines(self) -> None:
         """Recompute every deadline from the store (after changelog recovery)."""
         self.deadlines.clear()
+        self._purge_at.clear()
+        self._purge_key.clear()
+        ended = []
         for us in self.store.values():
             for s in us.sessions.values():
                 if s.ended is not None:
-                    self.deadlines.set(s.key, s.ended + self.tombstone_s)
+                    ended.append((s.ended + self.tombstone_s, s))
                 else:
                     s.lim = self.policy.limits(s, s.last_seen)
                     self._schedule(s)
+        ended.sort(key=lambda e: e[0])
+        for until, s in ended:
+            self._keep_tombstone(s, until)
 
     def set_policy(self, policy: Policy, now: float) -> list[Output]:
         """Switch policy atomically; live sessions are re-evaluated (a tighter limit applies at once)."""
@@ -220,11 +275,15 @@ class Engine:
         return outs
 
     # -- internals ------------------------------------------------------------------------------
-    def _count(self, outs: list[Output]) -> None:
-        if outs:
-            n = sum(1 for o in outs if o.kind == "decision")
+    def _count(self, outs: list[Output], start: int = 0) -> None:
+        """Count the decisions and audit records in ``outs[start:]``."""
+        if len(outs) > start:
+            n = 0
+            for i in range(start, len(outs)):
+                if outs[i].kind == "decision":
+                    n += 1
             self.counts["decisions"] += n
-            self.counts["audits"] += len(outs) - n
+            self.counts["audits"] += len(outs) - start - n
 
     def _schedule(self, s: SessionState) -> None:
         lim: Limits = s.lim
@@ -243,8 +302,13 @@ class Engine:
         else:
             self.deadlines.set(s.key, due)
 
-    def _apply_limits(self, s: SessionState, t: float, outs: list[Output], trigger: str) -> None:
-        """Recompute limits at ``t``; audit when they tighten or relax."""
+    def _apply_limits(self, s: SessionState, t: float, outs: list[Output], trigger: str,
+                      trigger_ts: float | None = None) -> None:
+        """Recompute limits at ``t``; audit when they tighten or relax.
+
+        The audit's trigger is ``trigger`` (``"trigger:<trigger_ts>"`` when ``trigger_ts`` is given:
+        formatted only if an audit is written, most re-evaluations write none).
+        """
         lim = self.policy.limits(s, t)
         old = s.lim
         if lim is old:
@@ -255,7 +319,7 @@ class Engine:
             return  # the same conditions hold (only when one next stops may have moved): nothing to record
         if lim.conditions or s.cond_since:
             cs = s.cond_since or {}
-            now_rules = {r for r, _ in lim.conditions}
+            now_rules = dict.fromkeys(r for r, _ in lim.conditions)  # ordered: the changelog is the same in every run
             for r in now_rules:
                 cs.setdefault(r, t)
             for r in [r for r in cs if r not in now_rules]:
@@ -267,6 +331,8 @@ class Engine:
         ni = INF if lim.idle is None else lim.idle
         oa = INF if old.absolute is None else old.absolute
         na = INF if lim.absolute is None else lim.absolute
+        if trigger_ts is not None and (ni != oi or na != oa):
+            trigger = f"{trigger}:{trigger_ts!r}"
         if ni < oi or na < oa:
             s.lim_since = t
             outs.append(audit("policy_tightened", s.user, s.session, t, f"{trigger}@{t!r}", self._limits_detail(s, lim)))
@@ -283,12 +349,26 @@ class Engine:
                                for r, c in lim.conditions]
         return d
 
+    def _shared(self, value: Any) -> Any:
+        """One object for equal small values held by many sessions (role lists), not one per event."""
+        got = self._values.get(value)
+        if got is None:
+            if len(self._values) >= 4096:
+                self._values.clear()
+            got = self._values[value] = value
+        return got
+
     def _new_session(self, ev: Event, us: UserState, outs: list[Output], adopted: bool) -> SessionState:
-        s = SessionState(ev.session, ev.user, ev.ts)  # type: ignore[arg-type]
+        user = ev.user
+        for other in us.sessions.values():  # the user's other sessions already hold the user's name
+            if other.user == user:
+                user = other.user
+            break
+        s = SessionState(ev.session, user, ev.ts)  # type: ignore[arg-type]
         us.sessions[ev.session] = s  # type: ignore[index]
         s.sso = ev.sso_session
         s.app = ev.app
-        s.roles = ev.roles
+        s.roles = self._shared(ev.roles) if ev.roles is not None else None
         s.aal = ev.aal
         if not adopted:
             s.id_ts = ev.ts
@@ -298,11 +378,137 @@ class Engine:
         outs.append(audit("session_start", s.user, s.session, ev.ts, f"start@{ev.ts!r}", detail))
         return s
 
-    def _session_event(self, ev: Event, now: float, outs: list[Output]) -> None:
-        """login / refresh / reauth / activity for one session."""
+    def _activity(self, ev: Event, now: float, outs: list[Output], us: UserState) -> bool:
+        """Activity on a live session whose limits are known, without a scorer: most events.
+
+        The same steps as :meth:`_session_event` for this case, inline (a method call costs as
+        much as several of them), and the deadline is set only when its inputs moved. Returns
+        False, having changed nothing, when the general path must run instead.
+        """
+        s = us.sessions.get(ev.session)  # type: ignore[arg-type]
+        if s is None or s.ended is not None:
+            return False
+        lim = s.lim
+        policy = self.policy
+        if lim is None or (self.scorer is not None and policy.adaptive.enabled):
+            return False
+        ts = ev.ts
+        s.events_n += 1
+        changed = self._dyn_every
+        if ev.automatic:
+            automatic = True
+        elif self._auto:
+            # the pattern memo read inline (what is_automatic does once both values are memoised)
+            memo = policy._auto_memo
+            automatic = memo.get(ev.action)
+            if not automatic:
+                r = memo.get(ev.resource)
+                automatic = r if r is not None and automatic is not None else policy.is_automatic(ev.action, ev.resource)
+        else:
+            automatic = False
+        if ts >= s.last_seen:
+            s.last_seen = ts
+            ip = ev.ip
+            if ip is not None and ip != s.ip:
+                s.ip = ip
+                changed = True
+            ch = ev.channel
+            if ch is not None and ch != s.channel:
+                s.channel = ch
+                changed = True
+            if ev.device is not None:
+                s.device = ev.device
+        moved = False
+        if automatic:
+            s.auto_n += 1
+            self.counts["automatic"] += 1
+            if s.auto_n == 1:
+                outs.append(audit("automatic_activity", s.user, s.session, ts, f"auto@{ts!r}",
+                                  {"action": ev.action, "resource": ev.resource,
+                                   "note": "background traffic: counted, never resets idle"}))
+        elif ts > s.last_active:
+            s.last_active = ts
+            moved = True
+        t_eval = ts if ts > now else now
+        if policy.has_dynamic:
+            if policy.tracks_privileged:
+                priv = ev.privileged
+                if not priv:  # as for automatic above
+                    memo = policy._priv_memo
+                    priv = memo.get(ev.action)
+                    if not priv:
+                        r = memo.get(ev.resource)
+                        priv = r if r is not None and priv is not None else policy.is_privileged(ev.action, ev.resource)
+                if priv and (s.priv_last is None or ts > s.priv_last):
+                    if s.priv_last is None or ts >= s.priv_last + 86400:
+                        s.priv_since = ts
+                    s.priv_last = ts
+                    changed = True
+            # The counters: windows.window_push done in place on the session's window list (no call,
+            # no new tuple: this runs on every event). prev + current bounds a window's estimate
+            # from above, so most events skip the estimate.
+            if policy.tracks_rate:
+                w = s.win
+                if w is None:
+                    w = s.win = [None, 0, 0, None, 0, 0]
+                start = w[0]
+                if start is None:
+                    w[0], w[1], w[2] = ts - ts % RATE_WINDOW_S, 0, 1
+                elif ts >= start + RATE_WINDOW_S:
+                    steps = (ts - start) // RATE_WINDOW_S
+                    w[0], w[1], w[2] = start + steps * RATE_WINDOW_S, w[2] if steps == 1 else 0, 1
+                else:
+                    w[2] += 1
+                if not changed and ((w[1] + w[2] > policy.rate_min
+                                     and window_estimate((w[0], w[1], w[2]), t_eval, RATE_WINDOW_S) > policy.rate_min)
+                                    or (lim.conditions and _holds(lim, "rate_over"))):
+                    changed = True
+            b = ev.bytes
+            if policy.tracks_bytes and b:
+                bw = policy.activity.bytes_window
+                w = s.win
+                if w is None:
+                    w = s.win = [None, 0, 0, None, 0, 0]
+                start = w[3]
+                if start is None:
+                    w[3], w[4], w[5] = ts - ts % bw, 0, b
+                elif ts >= start + bw:
+                    steps = (ts - start) // bw
+                    w[3], w[4], w[5] = start + steps * bw, w[5] if steps == 1 else 0, b
+                else:
+                    w[5] += b
+                if not changed and ((w[4] + w[5] > policy.bytes_min
+                                     and window_estimate((w[3], w[4], w[5]), t_eval, bw) > policy.bytes_min)
+                                    or (lim.conditions and _holds(lim, "bytes_over"))):
+                    changed = True
+            if not changed and lim.until <= t_eval:
+                changed = True
+        if changed or s.risk is not None:
+            self._apply_limits(s, t_eval, outs, "event", ts)
+            self._schedule(s)
+        elif moved:  # only last_active moved: _schedule, inline
+            idle = lim.idle
+            due = ts + idle * s.shorten if idle is not None else INF
+            if lim.absolute is not None:
+                a = s.auth_at + lim.absolute
+                if a < due:
+                    due = a
+            if due < s.lim_since:
+                due = s.lim_since
+            if lim.until < due:
+                due = lim.until
+            if due == INF:
+                self.deadlines.discard(s.key)
+            else:
+                self.deadlines.set(s.key, due)
+        # else: nothing _schedule reads has moved, so the deadline set last time still holds
+        self.store[ev.user] = us  # type: ignore[index]
+        return True
+
+    def _session_event(self, ev: Event, now: float, outs: list[Output], us: UserState | None) -> None:
+        """login / refresh / reauth / activity for one session (``us``: the user's state, if any)."""
         user = ev.user
         store = self.store
-        us = store.get(user)  # type: ignore[arg-type]
         if us is None:
             us = UserState()
         s = us.sessions.get(ev.session)  # type: ignore[arg-type]
@@ -340,7 +546,7 @@ class Engine:
             s.id_ts = ts
             changed = True
             if ev.roles is not None:
-                s.roles = ev.roles
+                s.roles = self._shared(ev.roles)
             if ev.aal is not None:
                 s.aal = ev.aal
             if ev.app is not None:
@@ -369,13 +575,13 @@ class Engine:
                         s.priv_last = ts
                         changed = True
                 if policy.tracks_rate:
-                    w = s.rate_w = window_add(s.rate_w, ts, 1, RATE_WINDOW_S)
+                    w = s.rate_w = window_push(s.rate_w, ts, 1, RATE_WINDOW_S)
                     if not changed and (window_estimate(w, t_eval, RATE_WINDOW_S) > policy.rate_min
                                         or _holds(lim, "rate_over")):
                         changed = True
                 if policy.tracks_bytes and ev.bytes:
                     bw = policy.activity.bytes_window
-                    w = s.bytes_w = window_add(s.bytes_w, ts, ev.bytes, bw)
+                    w = s.bytes_w = window_push(s.bytes_w, ts, ev.bytes, bw)
                     if not changed and (window_estimate(w, t_eval, bw) > policy.bytes_min or _holds(lim, "bytes_over")):
                         changed = True
                 if not changed and lim.until <= t_eval:
@@ -397,7 +603,7 @@ class Engine:
             self._score(ev, us, s, now, outs)
         if s.ended is None:
             if changed or s.risk is not None:
-                self._apply_limits(s, t_eval, outs, f"event:{ts!r}")
+                self._apply_limits(s, t_eval, outs, "event", ts)
             self._schedule(s)
         store[user] = us  # type: ignore[index]
 
@@ -408,16 +614,17 @@ class Engine:
         self.counts["enforcement_gaps"] += 1
         detail: dict[str, Any] = {"event": ev.type, "event_at": rfc3339(ev.ts), "ended_by": s.end_reason,
                                   "ip": ev.ip, "action": ev.action, "resource": ev.resource}
-        if s.terminal is not None:
-            detail["decision"] = s.terminal["id"]
-            outs.append(Output("decision", s.session, s.terminal))
+        terminal = s.terminal
+        if terminal is not None:
+            detail["decision"] = terminal["id"]
+            outs.append(_output("decision", s.session, terminal))
         outs.append(audit("enforcement_gap", s.user, s.session, ev.ts, f"gap@{ev.ts!r}", detail))
 
     def _due(self, s: SessionState, us: UserState, at: float, now: float, outs: list[Output]) -> None:
         """A deadline of ``s`` came due at ``at``."""
         if s.ended is not None:
             del us.sessions[s.session]
-            if not us.sessions and not us.profile:
+            if us.is_empty():
                 del self.store[s.user]
             return
         lim: Limits = s.lim
@@ -429,29 +636,21 @@ class Engine:
         dl = min(idle_dl, abs_dl)
         if max(dl, s.lim_since) <= at:
             when = max(dl, s.lim_since)
-            kind = "absolute" if abs_dl <= idle_dl else "idle"
-            reason = f"{kind}_timeout"
-            ev: dict[str, Any] = {"limit": kind, "seconds": (lim.idle * s.shorten) if kind == "idle" else lim.absolute,
-                                  "rule": lim.idle_by if kind == "idle" else lim.absolute_by,
-                                  "since": rfc3339(s.last_active if kind == "idle" else s.auth_at)}
-            if kind == "idle" and s.shorten != 1.0:
-                ev["idle_factor"] = s.shorten
-            if s.auto_n:
-                ev["automatic_events"] = s.auto_n
-            if lim.conditions:
-                cs = s.cond_since or {}
-                ev["conditions"] = [{"rule": r, "condition": c, "since": rfc3339(cs[r]) if r in cs else None}
-                                    for r, c in lim.conditions]
-            if s.lim_since > s.started and when == s.lim_since:
-                ev["tightened_at"] = rfc3339(s.lim_since)
-            self._end(s, us, "revoke", reason, when, f"{reason}@{rfc3339(when)}", now, outs, evidence=ev)
+            kind, reason = ("absolute", "absolute_timeout") if abs_dl <= idle_dl else ("idle", "idle_timeout")
+            ev = timeout_evidence(s, lim, kind, when)
+            self._end(s, us, "revoke", reason, when, f"{reason}@{rfc3339(when)}", now, outs, evidence=ev,
+                      timeout=True)
         else:
             self._schedule(s)
 
     def _end(self, s: SessionState, us: UserState, action: str, reason: str, at: float, trigger: str,
              now: float, outs: list[Output], *, score: float | None = None,
-             evidence: dict[str, Any] | None = None, cascade: bool = True) -> None:
-        """Revoke ``s`` (or step it up), then cascade through its SSO session."""
+             evidence: dict[str, Any] | None = None, cascade: bool = True, timeout: bool = False) -> None:
+        """Revoke ``s`` (or step it up), then cascade through its SSO session.
+
+        ``timeout``: the evidence is :func:`timeout_evidence` of ``s`` at ``at`` and ``trigger`` is
+        ``reason@rfc3339(at)``, so the ended session need not keep them (see ``SessionState.terminal``).
+        """
         lim: Limits | None = s.lim
         if lim is None:
             lim = s.lim = self.policy.limits(s, at)
@@ -464,9 +663,9 @@ class Engine:
             return
         s.ended = at
         s.end_reason = reason
-        s.terminal = out.value
+        s.keep_terminal(self.policy.version, None if timeout else (trigger, score, evidence))
         s.rate_w = s.bytes_w = None
-        self.deadlines.set(s.key, max(at, now) + self.tombstone_s)
+        self._keep_tombstone(s, max(at, now) + self.tombstone_s)
         outs.append(audit("session_end", s.user, s.session, at, trigger,
                           {"reason": reason, "decision": out.value["id"], "events": s.events_n,
                            "automatic_events": s.auto_n}))
@@ -487,7 +686,7 @@ class Engine:
         s.ended = at
         s.end_reason = reason
         s.rate_w = s.bytes_w = None
-        self.deadlines.set(s.key, max(at, now) + self.tombstone_s)
+        self._keep_tombstone(s, max(at, now) + self.tombstone_s)
         outs.append(audit("session_end", s.user, s.session, at, f"{reason}@{at!r}",
                           {"reason": reason, "events": s.events_n, "automatic_events": s.auto_n}))
 
@@ -532,8 +731,8 @@ class Engine:
             return
         for s in us.sessions.values():
             if s.ended is None and (ev.session is None or s.session == ev.session):
-                s.roles = ev.roles
-                self._apply_limits(s, max(ev.ts, now), outs, f"role_change:{ev.ts!r}")
+                s.roles = self._shared(ev.roles)
+                self._apply_limits(s, max(ev.ts, now), outs, "role_change", ev.ts)
                 self._schedule(s)
         self.store[ev.user] = us  # type: ignore[index]
 
@@ -578,7 +777,7 @@ class Engine:
             else:
                 for s, u in pending:
                     self._cascade(s, u, s.terminal["id"], ev.ts, now, outs)  # type: ignore[index]
-        if us.sessions or us.profile:
+        if not us.is_empty():
             self.store[user] = us  # type: ignore[index]
 
     def _score(self, ev: Event, us: UserState, s: SessionState | None, now: float, outs: list[Output]) -> None:
@@ -625,7 +824,8 @@ class Replay:
         eng = self.engine
         if ev.ts > self.clock:
             self.clock = ev.ts
-            outs = eng.expire(ev.ts) if eng.deadlines._heap and eng.deadlines._heap[0][0] <= ev.ts else []
+            heap, purge = eng.deadlines._heap, eng._purge_at
+            outs = eng.expire(ev.ts) if (heap and heap[0][0] <= ev.ts) or (purge and purge[0] <= ev.ts) else []
         else:
             outs = []
         if ev.type == "alert":
@@ -633,7 +833,7 @@ class Replay:
         else:
             if ev.session is not None:
                 self.sightings.note(ev)
-            outs.extend(eng.handle(ev, self.clock))
+            eng._handle(ev, self.clock, outs)
         return outs
 
     def drain(self) -> list[Output]:

@@ -17,6 +17,7 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -105,8 +106,8 @@ class SessionLike(Protocol):
     app: str | None
     aal: int | None
     priv_last: float | None
-    rate_w: list[float] | None
-    bytes_w: list[float] | None
+    rate_w: Sequence[float] | None
+    bytes_w: Sequence[float] | None
     risk: float | None
 
 
@@ -168,6 +169,31 @@ class Limits:
     absolute_by: str
     conditions: tuple[tuple[str, str], ...] = ()
     until: float = INF
+
+
+_new = object.__new__
+_LIMITS_SET = tuple(getattr(Limits, f).__set__ for f in Limits.__slots__)
+
+
+def _make_limits(idle: float | None, absolute: float | None, rules: tuple[str, ...], idle_by: str,
+                 absolute_by: str, conditions: tuple[tuple[str, str], ...], until: float) -> Limits:
+    """``Limits(...)`` at a third of the cost: a frozen dataclass's ``__init__`` goes through
+    ``object.__setattr__`` by name for each field; this sets the slots directly (limits are rebuilt
+    on every event that can change an activity condition).
+
+    >>> _make_limits(1.0, None, ("defaults",), "defaults", "defaults", (), 5.0) == Limits(1.0, None, ("defaults",), "defaults", "defaults", (), 5.0)
+    True
+    """
+    lim = _new(Limits)
+    a, b, c, d, e, f, g = _LIMITS_SET
+    a(lim, idle)
+    b(lim, absolute)
+    c(lim, rules)
+    d(lim, idle_by)
+    e(lim, absolute_by)
+    f(lim, conditions)
+    g(lim, until)
+    return lim
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +269,13 @@ def _ipv4_int(ip: str) -> int | None:
 class _Static:
     limits: Limits
     dynamic: tuple[Rule, ...]
+    #: per dynamic rule: its ``(rule, condition)`` pairs, as :meth:`Policy.condition_holds` names them
+    pairs: tuple[tuple[tuple[str, str], ...], ...] = ()
+
+
+def _condition_names(r: Rule) -> tuple[str, ...]:
+    return tuple(c for c, v in (("privileged", r.privileged), ("bytes_over", r.bytes_over),
+                                ("rate_over", r.rate_over), ("risk", r.risk)) if v is not None)
 
 
 class Policy:
@@ -379,7 +412,8 @@ class Policy:
                 idle, idle_by = r.idle, r.name
             if r.absolute is not None and (absolute is None or r.absolute < absolute):
                 absolute, abs_by = r.absolute, r.name
-        got = _Static(Limits(idle, absolute, tuple(names), idle_by, abs_by), tuple(dyn))
+        got = _Static(Limits(idle, absolute, tuple(names), idle_by, abs_by), tuple(dyn),
+                      tuple(tuple((r.name, c) for c in _condition_names(r)) for r in dyn))
         if len(self._cache) >= 65536:
             self._cache.clear()
         self._cache[key] = got
@@ -424,30 +458,74 @@ class Policy:
         """Effective limits of session ``s`` at time ``t`` (strictest over every matching rule).
 
         The static part is cached per attribute tuple, so a policy without activity conditions
-        costs one dict lookup here.
+        costs one dict lookup here. Activity conditions are evaluated inline, exactly as
+        :meth:`condition_holds` does (this runs on every event that can change one).
+
+        Examples
+        --------
+        >>> from streams.engine.state import SessionState
+        >>> p = loads_policy('[[rules]]\\nname = "priv"\\nprivileged = true\\nprivileged_within = "5m"\\nidle = "5m"')
+        >>> s = SessionState("s1", "u1", 0.0)
+        >>> s.priv_last = 100.0
+        >>> lim = p.limits(s, 120.0)
+        >>> lim.idle, lim.rules, lim.conditions, lim.until
+        (300.0, ('defaults', 'priv'), (('priv', 'privileged'),), 400.0)
+        >>> p.limits(s, 400.0).rules
+        ('defaults',)
         """
         st = self._static(s.roles, s.ip, s.channel, s.app, s.aal)
         if not st.dynamic:
             return st.limits
         base = st.limits
         idle, absolute, idle_by, abs_by = base.idle, base.absolute, base.idle_by, base.absolute_by
-        extra: list[Rule] = []
-        conds: list[tuple[str, str]] = []
+        extra: tuple[str, ...] = ()
+        conds: tuple[tuple[str, str], ...] = ()
         until = INF
-        for r in st.dynamic:
-            ok, r_until, names = self.condition_holds(r, s, t)
-            if not ok:
+        for r, pairs in zip(st.dynamic, st.pairs):
+            r_until = INF
+            if r.privileged is not None:
+                pl = s.priv_last
+                active = pl is not None and t < pl + r.privileged_within
+                if active != r.privileged:
+                    continue
+                if active:
+                    r_until = pl + r.privileged_within  # type: ignore[operator]
+            # a window's previous + current bucket bound its estimate from above (counts are never
+            # negative): below the threshold, the estimate is not computed
+            if r.bytes_over is not None:
+                w = s.bytes_w
+                if w is None or w[1] + w[2] <= r.bytes_over:
+                    continue
+                width = self.activity.bytes_window
+                if window_estimate(w, t, width) <= r.bytes_over:
+                    continue
+                x = window_until(w, t, r.bytes_over, width)
+                if x < r_until:
+                    r_until = x
+            if r.rate_over is not None:
+                w = s.rate_w
+                if w is None or w[1] + w[2] <= r.rate_over:
+                    continue
+                if window_estimate(w, t, RATE_WINDOW_S) <= r.rate_over:
+                    continue
+                x = window_until(w, t, r.rate_over, RATE_WINDOW_S)
+                if x < r_until:
+                    r_until = x
+            if r.risk is not None and self.adaptive.band(s.risk) < RISK_BANDS.index(r.risk) + 1:
                 continue
-            extra.append(r)
-            conds.extend((r.name, c) for c in names)
-            until = min(until, r_until)
+            if r_until <= t:  # float rounding at a window edge: look again a moment later, never spin
+                r_until = t + 1.0
+            extra += (r.name,)
+            conds += pairs
+            if r_until < until:
+                until = r_until
             if r.idle is not None and (idle is None or r.idle < idle):
                 idle, idle_by = r.idle, r.name
             if r.absolute is not None and (absolute is None or r.absolute < absolute):
                 absolute, abs_by = r.absolute, r.name
         if not extra:
             return base
-        nkey = (base.rules, tuple(r.name for r in extra))
+        nkey = (base.rules, extra)
         names_all = self._names_memo.get(nkey)
         if names_all is None:
             order = self._order
@@ -455,7 +533,7 @@ class Policy:
             if len(self._names_memo) >= 4096:
                 self._names_memo.clear()
             self._names_memo[nkey] = names_all
-        return Limits(idle, absolute, names_all, idle_by, abs_by, tuple(conds), until)
+        return _make_limits(idle, absolute, names_all, idle_by, abs_by, conds, until)
 
     def explain_rules(self, s: SessionLike, t: float) -> list[dict[str, Any]]:
         """For each rule: does it match, and why not (first failing condition)."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .decisions import decision, rfc3339, timeout_evidence
+
 __all__ = ["SessionState", "UserState"]
 
 # slot name -> short key in the JSON form (omitted when None / default)
@@ -35,7 +37,7 @@ class SessionState:
     {'s': 's1', 'u': 'u1', 'roles': ['admin'], 't0': 100.0, 'ta': 100.0, 'tl': 100.0, 'tx': 100.0, 'tls': 100.0}
     """
 
-    __slots__ = tuple(f for f, _ in _FIELDS) + ("lim", "key")
+    __slots__ = tuple(f for f, _ in _FIELDS if f not in ("terminal", "rate_w", "bytes_w")) + ("_dec", "win", "lim", "key")
 
     def __init__(self, session: str, user: str, ts: float) -> None:
         self.session = session
@@ -56,13 +58,14 @@ class SessionState:
         self.risk: float | None = None
         self.priv_since: float | None = None
         self.priv_last: float | None = None
-        self.rate_w: list[float] | None = None
-        self.bytes_w: list[float] | None = None
+        # rate and bytes windows side by side, [rate start, prev, cur, bytes start, prev, cur] (None
+        # until one is used): one object updated in place on every event (see rate_w / bytes_w)
+        self.win: list[Any] | None = None
         self.auto_n = 0            # automatic (background) events seen
         self.events_n = 0
         self.ended: float | None = None
         self.end_reason: str | None = None
-        self.terminal: dict[str, Any] | None = None   # the revocation, re-issued on enforcement gaps
+        self._dec: Any = None      # the revocation, re-issued on enforcement gaps (see `terminal`)
         self.cond_since: dict[str, float] | None = None
         self.id_ts: float | None = None  # newest identity event applied (None: adopted, no login yet)
         self.lim: Any = None       # cached policy Limits (not stored)
@@ -72,6 +75,87 @@ class SessionState:
     def live(self) -> bool:
         return self.ended is None
 
+    @property
+    def rate_w(self) -> tuple[float, float, float] | None:
+        """The requests-per-minute window ``(start, previous, current)`` (see ``windows``), or ``None``.
+
+        >>> s = SessionState("s1", "u1", 0.0)
+        >>> s.rate_w = (0.0, 0, 3)
+        >>> s.rate_w, s.bytes_w, s.to_dict()["rw"]
+        ((0.0, 0, 3), None, [0.0, 0.0, 3.0])
+        >>> s.rate_w = None
+        >>> s.win is None
+        True
+        """
+        w = self.win
+        return None if w is None or w[0] is None else (w[0], w[1], w[2])
+
+    @rate_w.setter
+    def rate_w(self, value: Any) -> None:
+        self._set_window(0, value)
+
+    @property
+    def bytes_w(self) -> tuple[float, float, float] | None:
+        """The bytes window ``(start, previous, current)``, or ``None``."""
+        w = self.win
+        return None if w is None or w[3] is None else (w[3], w[4], w[5])
+
+    @bytes_w.setter
+    def bytes_w(self, value: Any) -> None:
+        self._set_window(3, value)
+
+    def _set_window(self, i: int, value: Any) -> None:
+        w = self.win
+        if value is None:
+            if w is not None:
+                w[i], w[i + 1], w[i + 2] = None, 0, 0
+                if w[0] is None and w[3] is None:
+                    self.win = None
+            return
+        if w is None:
+            w = self.win = [None, 0, 0, None, 0, 0]
+        w[i], w[i + 1], w[i + 2] = value
+
+    @property
+    def terminal(self) -> dict[str, Any] | None:
+        """The revocation that ended the session (re-issued on enforcement gaps), or ``None``.
+
+        An ended session is mostly a tombstone kept for an hour, as many as there are live
+        sessions, so it does not hold the decision it published: it holds the policy version and,
+        unless the session timed out, the trigger, score and evidence; the rest is the session's
+        own (unchanging once ended) state, from which :func:`~streams.engine.decisions.decision`
+        rebuilds the same value. A decision read back from the changelog is kept as it is.
+
+        Examples
+        --------
+        >>> from streams.engine import Engine, loads_policy, parse_event
+        >>> eng = Engine(loads_policy('[defaults]\\nidle = "30m"'))
+        >>> _ = eng.handle(parse_event({"type": "login", "ts": 0, "user": "u1", "session": "s1"}), 0.0)
+        >>> published = [o.value for o in eng.expire(1800.0) if o.kind == "decision"]
+        >>> eng.store["u1"].sessions["s1"].terminal == published[0]
+        True
+        """
+        d = self._dec
+        if d is None or type(d) is dict:
+            return d
+        reason, at, lim = self.end_reason, self.ended, self.lim
+        if type(d) is str:  # a timeout (d is the policy version): trigger and evidence follow from the session
+            version, trigger, score = d, f"{reason}@{rfc3339(at)}", None  # type: ignore[arg-type]
+            evidence = timeout_evidence(self, lim, reason[:-8], at)  # type: ignore[index, arg-type]  # "idle_timeout" -> "idle"
+        else:
+            version, trigger, score, evidence = d
+        return decision("revoke", reason, self.session, self.user, at, trigger, sso_session=self.sso,  # type: ignore[arg-type]
+                        app=self.app, policy=lim.rules, policy_version=version, score=score, evidence=evidence).value
+
+    @terminal.setter
+    def terminal(self, value: dict[str, Any] | None) -> None:
+        self._dec = value
+
+    def keep_terminal(self, policy_version: str, recipe: tuple[str, float | None, dict[str, Any] | None] | None) -> None:
+        """Remember how to rebuild the revocation just published (``self.ended``, ``.end_reason``
+        and ``.lim`` set): ``recipe`` = ``(trigger, score, evidence)``, ``None`` for a timeout."""
+        self._dec = policy_version if recipe is None else (policy_version, *recipe)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with short keys; ``None`` and defaults are left out."""
         out: dict[str, Any] = {}
@@ -79,7 +163,11 @@ class SessionState:
             v = getattr(self, f)
             if v is None or (f in _DEFAULTS and v == _DEFAULTS[f]):
                 continue
-            out[k] = list(v) if f == "roles" else v
+            if f == "roles":
+                v = list(v)
+            elif f == "rate_w" or f == "bytes_w":
+                v = [v[0], float(v[1]), float(v[2])]  # counts may be kept as ints (window_push)
+            out[k] = v
         return out
 
     @classmethod
@@ -88,7 +176,7 @@ class SessionState:
         for f, k in _FIELDS[2:]:
             if k in d:
                 v = d[k]
-                setattr(s, f, tuple(v) if f == "roles" else v)
+                setattr(s, f, tuple(v) if f == "roles" or f == "rate_w" or f == "bytes_w" else v)
         return s
 
     def __repr__(self) -> str:
@@ -109,21 +197,37 @@ class UserState:
     True
     """
 
-    __slots__ = ("sessions", "profile", "events")
+    __slots__ = ("sessions", "_profile", "events")
 
     def __init__(self) -> None:
         self.sessions: dict[str, SessionState] = {}
-        self.profile: dict[str, Any] = {}
+        self._profile: dict[str, Any] | None = None  # made on first use: most users never get one
         self.events = 0
 
+    @property
+    def profile(self) -> dict[str, Any]:
+        """The scorer's per-user profile (a dict it updates in place)."""
+        p = self._profile
+        if p is None:
+            p = self._profile = {}
+        return p
+
+    @profile.setter
+    def profile(self, value: dict[str, Any]) -> None:
+        self._profile = value
+
+    def is_empty(self) -> bool:
+        """No sessions and no profile: nothing worth keeping."""
+        return not self.sessions and not self._profile
+
     def to_dict(self) -> dict[str, Any]:
-        return {"sessions": {k: s.to_dict() for k, s in self.sessions.items()}, "profile": self.profile,
-                "events": self.events}
+        return {"sessions": {k: s.to_dict() for k, s in self.sessions.items()},
+                "profile": self._profile if self._profile is not None else {}, "events": self.events}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UserState:
         u = cls()
         u.sessions = {k: SessionState.from_dict(v) for k, v in d.get("sessions", {}).items()}
-        u.profile = d.get("profile") or {}
+        u._profile = d.get("profile") or None
         u.events = int(d.get("events", 0))
         return u

@@ -1,13 +1,14 @@
 """Constant-size sliding-window counters (two buckets, linearly weighted).
 
-A window is a 3-item list ``[bucket_start, previous, current]``. The estimate at time ``t`` counts
-the current bucket fully and the previous one in proportion to how much of it still lies inside the
-window, so a counter costs three numbers however busy the session is.
+A window is ``[bucket_start, previous, current]`` (a list for :func:`window_add`, a tuple for
+:func:`window_push`). The estimate at time ``t`` counts the current bucket fully and the previous
+one in proportion to how much of it still lies inside the window, so a counter costs three numbers
+however busy the session is.
 """
 
 from __future__ import annotations
 
-__all__ = ["window_add", "window_estimate", "window_until"]
+__all__ = ["window_add", "window_push", "window_estimate", "window_until"]
 
 
 def window_add(w: list[float] | None, t: float, amount: float, width: float) -> list[float]:
@@ -35,7 +36,32 @@ def window_add(w: list[float] | None, t: float, amount: float, width: float) -> 
     return w
 
 
-def window_estimate(w: list[float] | None, t: float, width: float) -> float:
+def window_push(w: tuple[float, float, float] | None, t: float, amount: int,
+                width: float) -> tuple[float, float, float]:
+    """:func:`window_add` for a window kept as a tuple: returns the new window.
+
+    The counts stay ints when the amounts are (exact below 2**53, so every estimate is the same
+    float), and a session's counters then hold a tuple, its start and two (often cached) small
+    ints, not a list and three floats. ``float()`` them to get :func:`window_add`'s form.
+
+    Examples
+    --------
+    >>> w = window_push(window_push(None, 0.0, 5, 60.0), 30.0, 5, 60.0)
+    >>> w, window_estimate(w, 30.0, 60.0) == window_estimate(window_add(window_add(None, 0.0, 5, 60.0), 30.0, 5, 60.0), 30.0, 60.0)
+    ((0.0, 0, 10), True)
+    >>> window_push(w, 61.0, 1, 60.0), window_push(w, 150.0, 1, 60.0)
+    ((60.0, 10, 1), (120.0, 0, 1))
+    """
+    if w is None:
+        return (t - t % width, 0, amount)
+    start, prev, cur = w
+    if t >= start + width:
+        steps = (t - start) // width
+        return (start + steps * width, cur if steps == 1 else 0, amount)
+    return (start, prev, cur + amount)  # an event older than the current bucket is counted in it: never lost
+
+
+def window_estimate(w: list[float] | tuple[float, float, float] | None, t: float, width: float) -> float:
     """Estimated total over the ``width`` seconds before ``t``."""
     if w is None:
         return 0.0
@@ -50,7 +76,7 @@ def window_estimate(w: list[float] | None, t: float, width: float) -> float:
     return 0.0
 
 
-def window_until(w: list[float] | None, t: float, threshold: float, width: float) -> float:
+def window_until(w: list[float] | tuple[float, float, float] | None, t: float, threshold: float, width: float) -> float:
     """First time at or after ``t`` when the estimate is no longer above ``threshold``.
 
     Examples

@@ -1,0 +1,453 @@
+"""Frozen copies of the engine's original event parser and sighting index (before the fast paths).
+
+Only for tests: ``test_reference_equivalence.py`` checks that the optimised code gives exactly
+what these simple versions give, on generated input. Do not optimise this file.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from streams.engine.events import CHANNELS, EVENT_TYPES, MAX_EVENT_BYTES, SESSION_TYPES, SEVERITIES, Event, InvalidEvent
+
+_SURICATA = {1: "critical", 2: "high", 3: "medium", 4: "low"}
+INF = float("inf")
+
+_TS_CACHE: dict[str, float] = {}
+
+
+def parse_ts(value: object) -> float:
+    """Parse an RFC 3339 timestamp (``Z`` or an offset) or epoch seconds into epoch seconds.
+    """
+    if isinstance(value, str):
+        cached = _TS_CACHE.get(value)
+        if cached is not None:
+            return cached
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidEvent(f"not an RFC 3339 time: {value[:64]!r}", "ts") from None
+        if dt.tzinfo is None or "T" not in value.upper():
+            raise InvalidEvent(f"RFC 3339 time needs a 'T' and a zone ('Z' or an offset): {value[:64]!r}", "ts")
+        out = dt.timestamp()
+        if len(_TS_CACHE) >= 8192:
+            _TS_CACHE.clear()
+        _TS_CACHE[value] = out
+        return out
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        out = float(value)
+        if not math.isfinite(out):
+            raise InvalidEvent("epoch seconds must be finite", "ts")
+        return out
+    if value is None:
+        raise InvalidEvent("missing", "ts")
+    raise InvalidEvent(f"expected RFC 3339 string or epoch seconds, got {type(value).__name__}", "ts")
+
+
+def _opt_str(d: dict[str, Any], name: str) -> str | None:
+    v = d.get(name)
+    if v is None or type(v) is str:
+        return v
+    raise InvalidEvent(f"expected a string, got {type(v).__name__}", name)
+
+
+def _severity(v: object) -> str:
+    if isinstance(v, str):
+        s = v.strip().lower()
+        if s in SEVERITIES:
+            return s
+        if s.isdigit() and int(s) in _SURICATA:
+            return _SURICATA[int(s)]
+    elif isinstance(v, int) and not isinstance(v, bool) and v in _SURICATA:
+        return _SURICATA[v]
+    if v is None:
+        raise InvalidEvent("missing", "severity")
+    raise InvalidEvent(f"expected critical|high|medium|low or Suricata 1-4, got {v!r}", "severity")
+
+
+def parse_event(raw: bytes | bytearray | memoryview | str | Mapping[str, Any]) -> Event:
+    """Validate one canonical event.
+
+    Parameters
+    ----------
+    raw : bytes, str or Mapping
+        A JSON object (at most 64 KiB when given as text) or an already-decoded mapping.
+
+    Returns
+    -------
+    Event
+
+    Raises
+    ------
+    InvalidEvent
+        With ``.reason`` and ``.field`` for anything wrong; no other exception escapes.
+    """
+    if isinstance(raw, (bytes, bytearray, memoryview, str)):
+        n = len(raw)
+        if n > MAX_EVENT_BYTES or (isinstance(raw, str) and n * 4 > MAX_EVENT_BYTES and len(raw.encode("utf-8", "replace")) > MAX_EVENT_BYTES):
+            raise InvalidEvent(f"event larger than 64 KiB ({n} bytes)")
+        try:
+            d = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidEvent(f"not valid JSON: {exc}") from None
+        if type(d) is not dict:
+            raise InvalidEvent(f"expected a JSON object, got {type(d).__name__}")
+    elif isinstance(raw, Mapping):
+        d = raw if type(raw) is dict else dict(raw)
+    else:
+        raise InvalidEvent(f"expected bytes, str or a mapping, got {type(raw).__name__}")
+    try:
+        return _from_dict(d)
+    except InvalidEvent:
+        raise
+    except Exception as exc:  # defensive: never let a surprise escape as anything else
+        raise InvalidEvent(f"unexpected content: {exc!r}") from None
+
+
+def _from_dict(d: dict[str, Any]) -> Event:
+    etype = d.get("type")
+    if type(etype) is not str or etype not in EVENT_TYPES:
+        if etype is None:
+            raise InvalidEvent("missing", "type")
+        raise InvalidEvent(f"unknown event type {etype!r}" if isinstance(etype, str) else f"expected a string, got {type(etype).__name__}", "type")
+    ts = parse_ts(d.get("ts"))
+    user = d.get("user")
+    if user is not None and (type(user) is not str or not user):
+        raise InvalidEvent(f"expected a non-empty string, got {user!r}"[:120], "user")
+    session = d.get("session")
+    if session is not None and (type(session) is not str or not session):
+        raise InvalidEvent(f"expected a non-empty string, got {session!r}"[:120], "session")
+    if etype == "activity":
+        if user is None:
+            raise InvalidEvent("missing (required for activity)", "user")
+        if session is None:
+            raise InvalidEvent("missing (required for activity)", "session")
+        # hot path: check the common fields inline, build the Event in one call
+        get = d.get
+        ip, action, resource, b = get("ip"), get("action"), get("resource"), get("bytes")
+        if (ip is not None and type(ip) is not str) or (action is not None and type(action) is not str) \
+                or (resource is not None and type(resource) is not str):
+            for name in ("ip", "action", "resource"):
+                _opt_str(d, name)
+        if b is not None and (type(b) is not int or b < 0):
+            raise InvalidEvent(f"expected a non-negative integer, got {b!r}"[:120], "bytes")
+        st = get("status")
+        if st is not None and type(st) is not int and type(st) is not str:
+            raise InvalidEvent(f"expected an integer or string, got {type(st).__name__}", "status")
+        p = get("privileged")
+        if p is not None and type(p) is not bool:
+            raise InvalidEvent(f"expected true or false, got {p!r}"[:120], "privileged")
+        a = get("automatic")
+        if a is not None and type(a) is not bool:
+            raise InvalidEvent(f"expected true or false, got {a!r}"[:120], "automatic")
+        ch = get("channel")
+        if ch is not None and ch not in CHANNELS:
+            raise InvalidEvent(f"expected web, mobile or api, got {ch!r}"[:120], "channel")
+        geo = get("geo")
+        if geo is not None and type(geo) is not dict:
+            raise InvalidEvent(f"expected an object, got {type(geo).__name__}", "geo")
+        return Event(etype, ts, user, session, None, None, ch, ip, _opt_str(d, "device"), None, None, geo,
+                     action, resource, b, st, p is True, a is True, None, None, None, None, d)
+    ev = Event(etype, ts, user, session, raw=d)
+    if etype == "alert":
+        ev.severity = _severity(d.get("severity"))
+        ev.signature = _opt_str(d, "signature")
+        ev.src_ip = _opt_str(d, "src_ip")
+        ev.dest_ip = _opt_str(d, "dest_ip")
+        if not (ev.src_ip or ev.dest_ip or user or session):
+            raise InvalidEvent("an alert needs at least one of src_ip, dest_ip, user, session", "src_ip")
+        ev.sso_session = _opt_str(d, "sso_session")
+    else:
+        if user is None:
+            raise InvalidEvent(f"missing (required for {etype})", "user")
+        if session is None and etype in SESSION_TYPES:
+            raise InvalidEvent(f"missing (required for {etype})", "session")
+        _common(d, ev)
+        ev.sso_session = _opt_str(d, "sso_session")
+        ev.app = _opt_str(d, "app")
+        roles = d.get("roles")
+        if roles is not None:
+            if type(roles) is not list or not all(type(r) is str for r in roles):
+                raise InvalidEvent("expected a list of strings", "roles")
+            ev.roles = tuple(roles)
+        aal = d.get("aal")
+        if aal is not None:
+            if type(aal) is not int or not 1 <= aal <= 3:
+                raise InvalidEvent(f"expected 1, 2 or 3, got {aal!r}"[:120], "aal")
+            ev.aal = aal
+        # a logout naming only the user ends all of the user's sessions (see Engine._logout)
+    return ev
+
+
+def _common(d: dict[str, Any], ev: Event) -> None:
+    ch = d.get("channel")
+    if ch is not None:
+        if ch not in CHANNELS:
+            raise InvalidEvent(f"expected web, mobile or api, got {ch!r}"[:120], "channel")
+        ev.channel = ch
+    ev.ip = _opt_str(d, "ip")
+    ev.device = _opt_str(d, "device")
+    geo = d.get("geo")
+    if geo is not None:
+        if type(geo) is not dict:
+            raise InvalidEvent(f"expected an object, got {type(geo).__name__}", "geo")
+        ev.geo = geo
+    a = d.get("automatic")
+    if a is not None:
+        if type(a) is not bool:
+            raise InvalidEvent(f"expected true or false, got {a!r}"[:120], "automatic")
+        ev.automatic = a
+    if ev.type == "activity":
+        return
+    ev.app = _opt_str(d, "app")
+
+
+class SightingIndex:
+    """Recent ``(user, session, ts)`` per IP and per session id.
+    """
+
+    __slots__ = ("lookback", "grain", "_by_key", "_queue", "_noted", "_last", "_cutoff")
+
+    def __init__(self, lookback_s: float) -> None:
+        self.lookback = float(lookback_s)
+        self.grain = min(60.0, self.lookback / 60.0)
+        self._by_key: dict[str, dict[tuple[str, str], float]] = {}
+        self._queue: deque[tuple[float, str]] = deque()   # one entry per key, roughly by time
+        self._noted = 0
+        # session -> (t, user, ip): both of its entries hold a time >= t (a fast "nothing to refresh")
+        self._last: dict[str, tuple[float, str, str | None]] = {}
+        self._cutoff = -INF  # newest prune cutoff: entries at or after it are all still there
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def _put(self, key: str, pair: tuple[str, str], ts: float) -> None:
+        d = self._by_key.get(key)
+        if d is None:
+            self._by_key[key] = {pair: ts}
+            self._queue.append((ts, key))
+            return
+        old = d.get(pair)
+        if old is None or ts > old:
+            d[pair] = ts
+
+    def note(self, event: Event) -> None:
+        """Record that ``event.user``/``event.session`` used ``event.ip`` at ``event.ts``."""
+        user, session = event.user, event.session
+        if user is None or session is None:
+            return
+        ts = event.ts
+        ip = event.ip or None
+        last = self._last.get(session)
+        # fast path: the same user and IP, both entries refreshed within `grain`, none pruned since
+        if last is None or last[0] < ts - self.grain or last[1] != user or last[2] != ip or last[0] < self._cutoff:
+            pair = (user, session)
+            by_key = self._by_key
+            key = "session:" + session
+            d = by_key.get(key)
+            # refresh a sighting at most once per `grain` seconds (resolve widens its window to match)
+            if d is None or d.get(pair, -INF) < ts - self.grain:
+                self._put(key, pair, ts)
+            t = by_key[key].get(pair, -INF)
+            if ip is not None:
+                key = "ip:" + ip
+                d = by_key.get(key)
+                if d is None or d.get(pair, -INF) < ts - self.grain:
+                    self._put(key, pair, ts)
+                t2 = by_key[key].get(pair, -INF)
+                if t2 < t:
+                    t = t2
+            self._last[session] = (t, user, ip)
+        self._noted += 1
+        if self._noted & 1023 == 0:
+            self.prune(ts)
+
+    def prune(self, now: float) -> None:
+        """Drop sightings older than ``now - lookback`` (amortised: one queue entry per key)."""
+        cutoff = now - self.lookback - self.grain
+        if cutoff > self._cutoff:
+            self._cutoff = cutoff
+        q, by_key = self._queue, self._by_key
+        while q and q[0][0] < cutoff:
+            _, key = q.popleft()
+            d = by_key.get(key)
+            if d is None:
+                continue
+            for pair in [p for p, ts in d.items() if ts < cutoff]:
+                del d[pair]
+            if d:
+                q.append((max(d.values()), key))
+            else:
+                del by_key[key]
+                if key.startswith("session:"):
+                    self._last.pop(key[8:], None)
+
+    def lookup(self, key: str, since: float) -> list[tuple[str, str, float]]:
+        """``(user, session, ts)`` seen under ``key`` at or after ``since``."""
+        d = self._by_key.get(key)
+        if not d:
+            return []
+        return sorted((u, s, ts) for (u, s), ts in d.items() if ts >= since)
+
+    def resolve(self, alert: Event) -> list[Event]:
+        """Copies of ``alert`` aimed at each ``(user, session)`` it concerns.
+
+        Its own ``user`` (all that user's sessions, ``session=None``) or ``user``+``session``,
+        a ``session`` alone (resolved to its user), and every session seen on ``src_ip`` or
+        ``dest_ip`` within ``lookback`` before the alert. Deduplicated, in a stable order.
+        """
+        since = alert.ts - self.lookback - self.grain
+        targets: dict[tuple[str, str | None], None] = {}
+        whole_users: set[str] = set()
+        if alert.user is not None:
+            targets[(alert.user, alert.session)] = None
+            if alert.session is None:
+                whole_users.add(alert.user)
+        elif alert.session is not None:
+            for u, s, _ in self.lookup("session:" + alert.session, -float("inf")):
+                targets[(u, s)] = None
+        for ip in (alert.src_ip, alert.dest_ip):
+            if ip:
+                for u, s, _ in self.lookup("ip:" + ip, since):
+                    if u not in whole_users:
+                        targets[(u, s)] = None
+        return [alert.targeted(u, s) for u, s in targets]
+
+    # -- serialisation (one key at a time, or whole) ------------------------------------------------
+    def entries(self, key: str) -> list[list[Any]]:
+        """JSON-ready ``[[user, session, ts], ...]`` for one key."""
+        return [[u, s, ts] for (u, s), ts in sorted(self._by_key.get(key, {}).items())]
+
+    def load(self, key: str, entries: list[list[Any]]) -> None:
+        """Merge entries (as from :meth:`entries`) under ``key``."""
+        for u, s, ts in entries:
+            self._put(key, (u, s), float(ts))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lookback": self.lookback, "keys": {k: self.entries(k) for k in sorted(self._by_key)}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SightingIndex:
+        idx = cls(d["lookback"])
+        for k, entries in d.get("keys", {}).items():
+            idx.load(k, entries)
+        return idx
+
+
+import heapq  # noqa: E402  (the original deadline index, below)
+from collections.abc import Hashable, Iterator  # noqa: E402
+
+class DeadlineIndex:
+    """Keys with due times; pop those due by ``now`` in time order (ties by key).
+
+    """
+
+    __slots__ = ("_heap", "_due", "_mark")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, Any]] = []
+        self._due: dict[Hashable, float] = {}
+        self._mark: dict[Hashable, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._due
+
+    def get(self, key: Hashable) -> float | None:
+        """The key's due time, or ``None``."""
+        return self._due.get(key)
+
+    def set(self, key: Hashable, at: float) -> None:
+        """Set (or move) the key's due time."""
+        self._due[key] = at
+        mark = self._mark.get(key)
+        if mark is None or at < mark:
+            self._mark[key] = at
+            heapq.heappush(self._heap, (at, key))
+
+    def discard(self, key: Hashable) -> None:
+        """Forget the key (its heap entries die lazily)."""
+        self._due.pop(key, None)
+
+    def clear(self) -> None:
+        self._heap.clear()
+        self._due.clear()
+        self._mark.clear()
+
+    def next_due(self) -> float | None:
+        """A lower bound of the earliest due time (dead entries on top are dropped first)."""
+        heap = self._heap
+        while heap:
+            at, key = heap[0]
+            if self._mark.get(key) == at and key in self._due:
+                return at
+            heapq.heappop(heap)
+            if self._mark.get(key) == at:
+                del self._mark[key]
+        return None
+
+    def pop_due(self, now: float) -> Iterator[tuple[Any, float]]:
+        """Yield ``(key, due)`` for every key due at or before ``now``, earliest first.
+
+        A key is removed before it is yielded; the caller may ``set`` it again (even to a time
+        at or before ``now``, which is then yielded in this same pass).
+        """
+        heap, due, mark = self._heap, self._due, self._mark
+        pop, push = heapq.heappop, heapq.heappush
+        while heap and heap[0][0] <= now:
+            at, key = pop(heap)
+            if mark.get(key) != at:
+                continue  # dead entry
+            del mark[key]
+            d = due.get(key)
+            if d is None:
+                continue
+            if d <= now:
+                if d > at:
+                    # moved later but still due: keep time order by re-queueing at its true time
+                    mark[key] = d
+                    push(heap, (d, key))
+                    continue
+                del due[key]
+                yield key, d
+            else:
+                mark[key] = d
+                push(heap, (d, key))
+
+
+def policy_limits(policy: Any, s: Any, t: float) -> Any:
+    """The original ``Policy.limits``: each dynamic rule through ``Policy.condition_holds``."""
+    from streams.engine.policy import Limits
+
+    st = policy._static(s.roles, s.ip, s.channel, s.app, s.aal)
+    if not st.dynamic:
+        return st.limits
+    base = st.limits
+    idle, absolute, idle_by, abs_by = base.idle, base.absolute, base.idle_by, base.absolute_by
+    extra: list[Any] = []
+    conds: list[tuple[str, str]] = []
+    until = INF
+    for r in st.dynamic:
+        ok, r_until, names = policy.condition_holds(r, s, t)
+        if not ok:
+            continue
+        extra.append(r)
+        conds.extend((r.name, c) for c in names)
+        until = min(until, r_until)
+        if r.idle is not None and (idle is None or r.idle < idle):
+            idle, idle_by = r.idle, r.name
+        if r.absolute is not None and (absolute is None or r.absolute < absolute):
+            absolute, abs_by = r.absolute, r.name
+    if not extra:
+        return base
+    order = policy._order
+    names_all = tuple(sorted(base.rules + tuple(r.name for r in extra), key=lambda n: order.get(n, -1)))
+    return Limits(idle, absolute, names_all, idle_by, abs_by, tuple(conds), until)
