@@ -95,17 +95,24 @@ async def produce_all(prefix: str, items) -> None:
         await p.stop()
 
 
+async def topic_partitions(consumer, topic: str) -> list:
+    """The topic's partitions as TopicPartitions (refreshing metadata once if it is not known yet)."""
+    from aiokafka import TopicPartition
+
+    parts = consumer.partitions_for_topic(topic) or set()
+    if not parts:
+        await consumer._client.force_metadata_update()
+        parts = consumer.partitions_for_topic(topic) or set()
+    return [TopicPartition(topic, p) for p in sorted(parts)]
+
+
 async def count_topic(topic: str) -> int:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
     c = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP)
     await c.start()
     try:
-        parts = c.partitions_for_topic(topic) or set()
-        if not parts:
-            await c._client.force_metadata_update()
-            parts = c.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in parts]
+        tps = await topic_partitions(c, topic)
         ends = await c.end_offsets(tps)
         return sum(ends.values())
     finally:
@@ -114,7 +121,7 @@ async def count_topic(topic: str) -> int:
 
 async def group_lag(group: str, topics: list[str]) -> int:
     """Messages on ``topics`` that consumer group ``group`` has not committed yet."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
@@ -125,11 +132,7 @@ async def group_lag(group: str, topics: list[str]) -> int:
         committed = await admin.list_consumer_group_offsets(group)
         tps = []
         for topic in topics:
-            parts = c.partitions_for_topic(topic) or set()
-            if not parts:
-                await c._client.force_metadata_update()
-                parts = c.partitions_for_topic(topic) or set()
-            tps += [TopicPartition(topic, p) for p in parts]
+            tps += await topic_partitions(c, topic)
         ends = await c.end_offsets(tps)
         lag = 0
         for tp in tps:
@@ -143,16 +146,12 @@ async def group_lag(group: str, topics: list[str]) -> int:
 
 async def read_with_times(topic: str) -> list[tuple[int, dict]]:
     """Every record of ``topic`` as (producer CreateTime in ms, parsed value)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
     c = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, auto_offset_reset="earliest", enable_auto_commit=False)
     await c.start()
     try:
-        parts = c.partitions_for_topic(topic) or set()
-        if not parts:
-            await c._client.force_metadata_update()
-            parts = c.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in parts]
+        tps = await topic_partitions(c, topic)
         c.assign(tps)
         ends = await c.end_offsets(tps)
         await c.seek_to_beginning(*tps)

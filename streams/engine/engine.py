@@ -28,6 +28,24 @@ INF = math.inf
 _IDENTITY_SESSION = frozenset({"login", "refresh", "reauth"})
 
 
+def _take_newest_attrs(s: SessionState, ev: Event, ts: float) -> bool:
+    """``ev`` is the session's newest event: take its time, IP, channel and device; return whether
+    an attribute policy rules match on (IP, channel) changed."""
+    s.last_seen = ts
+    moved = False
+    ip = ev.ip
+    if ip is not None and ip != s.ip:
+        s.ip = ip
+        moved = True
+    ch = ev.channel
+    if ch is not None and ch != s.channel:
+        s.channel = ch
+        moved = True
+    if ev.device is not None:
+        s.device = ev.device
+    return moved
+
+
 def _holds(lim: Limits, condition: str) -> bool:
     """Whether an activity condition of this kind currently binds the session."""
     if lim.conditions:
@@ -406,18 +424,8 @@ class Engine:
                 automatic = r if r is not None and automatic is not None else policy.is_automatic(ev.action, ev.resource)
         else:
             automatic = False
-        if ts >= s.last_seen:
-            s.last_seen = ts
-            ip = ev.ip
-            if ip is not None and ip != s.ip:
-                s.ip = ip
-                changed = True
-            ch = ev.channel
-            if ch is not None and ch != s.channel:
-                s.channel = ch
-                changed = True
-            if ev.device is not None:
-                s.device = ev.device
+        if ts >= s.last_seen and _take_newest_attrs(s, ev, ts):
+            changed = True
         moved = False
         if automatic:
             s.auto_n += 1
@@ -526,18 +534,8 @@ class Engine:
         automatic = ev.automatic or (self._auto and activity and policy.is_automatic(ev.action, ev.resource))
         lim = s.lim
         changed = lim is None or self._dyn_every
-        if ts >= s.last_seen:
-            s.last_seen = ts
-            ip = ev.ip
-            if ip is not None and ip != s.ip:
-                s.ip = ip
-                changed = True
-            ch = ev.channel
-            if ch is not None and ch != s.channel:
-                s.channel = ch
-                changed = True
-            if ev.device is not None:
-                s.device = ev.device
+        if ts >= s.last_seen and _take_newest_attrs(s, ev, ts):
+            changed = True
         # Identity attributes come from the newest identity event, whatever activity arrived in
         # between: identity and activity travel on different topics, so a session's login can
         # arrive after its first requests (the session was adopted; the login completes it).
