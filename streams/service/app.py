@@ -23,8 +23,8 @@ Commit order of one batch (the invariant that makes delivery at-least-once and n
    batch is retried); sightings, dead letters and forwards are awaited too, before step 5, but
    outside the lock that orders the paths that decide;
 4. **changelog** — the touched users' states are written to the table (changelog topic); for the
-   identity/activity inbox, once for all the batches of up to ``CHANGELOG_EVERY_S`` (and at once
-   when the inbox runs empty), so a user active in several batches is written once;
+   identity/activity inbox, optionally once for all the batches of up to ``CHANGELOG_EVERY_S``
+   (and at once when the inbox runs empty), so a user active in several batches is written once;
 5. **offsets** — the events are acked only after 4; Faust's commit flushes the producer (so the
    changelog is durable) before it commits the offsets of acked events.
 
@@ -60,12 +60,16 @@ from streams.service.store import TableStore
 
 log = logging.getLogger("lapse.service")
 
-#: events per batch and how long a batch may wait to fill
-BATCH_MAX = int(os.environ.get("LAPSE_BATCH_MAX", "5000"))
+#: events per batch and how long a batch may wait to fill. A batch holds the event loop while it is
+#: decided, so its size bounds how long an IDS alert can wait behind it: 200 measured best for both
+#: alert p99 and throughput here (5,000: p99 130 ms and 5.8k events/s; 200: 60 ms and 7.4k/s)
+BATCH_MAX = int(os.environ.get("LAPSE_BATCH_MAX", "200"))
 BATCH_WITHIN_S = float(os.environ.get("LAPSE_BATCH_WITHIN_S", "0.05"))
 LINGER_MS = int(os.environ.get("LAPSE_LINGER_MS", "5"))
-#: identity/activity batches share one changelog write per this many seconds (acked after it)
-CHANGELOG_EVERY_S = float(os.environ.get("LAPSE_CHANGELOG_EVERY_S", "0.5"))
+#: identity/activity batches may share one changelog write per this many seconds (acked after it).
+#: 0 (the default): one write per batch. Sharing writes fewer records when users are active in
+#: several batches, but one large write holds the loop (0.5 s: alert p99 130 ms vs 60 ms here)
+CHANGELOG_EVERY_S = float(os.environ.get("LAPSE_CHANGELOG_EVERY_S", "0"))
 #: the IDS join's agents carry few messages and sit on the alert's critical path: short windows
 JOIN_WITHIN_S = float(os.environ.get("LAPSE_JOIN_WITHIN_S", "0.005"))
 #: per-agent queue; large, because a full agent queue during table recovery blocks the delivery of
