@@ -494,21 +494,8 @@ class Engine:
         if changed or s.risk is not None:
             self._apply_limits(s, t_eval, outs, "event", ts)
             self._schedule(s)
-        elif moved:  # only last_active moved: _schedule, inline
-            idle = lim.idle
-            due = ts + idle * s.shorten if idle is not None else INF
-            if lim.absolute is not None:
-                a = s.auth_at + lim.absolute
-                if a < due:
-                    due = a
-            if due < s.lim_since:
-                due = s.lim_since
-            if lim.until < due:
-                due = lim.until
-            if due == INF:
-                self.deadlines.discard(s.key)
-            else:
-                self.deadlines.set(s.key, due)
+        elif moved:  # only last_active moved
+            self._schedule(s)
         # else: nothing _schedule reads has moved, so the deadline set last time still holds
         self.store[ev.user] = us  # type: ignore[index]
         return True
