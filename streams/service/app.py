@@ -15,23 +15,24 @@ Dataflow (each arrow is a Kafka topic)::
     ids-alerts ──► IDS join (ids-alerts + sightings, co-partitioned) ──► revocations, audit
                    (decides at once for users on this worker; others go through user-requests)
 
-Commit order of one batch (the invariant that makes delivery at-least-once and never lossy):
+Commit order of one step (a batch of events, an expiry tick, an IDS-join batch, a policy switch),
+the invariant that makes delivery at-least-once and never lossy (streams/service/commit.py):
 
-1. **decide** — the engine handles every event of the batch; it mutates state in memory only;
-2. **produce** — decisions, audit records, sightings and dead letters are sent;
-3. **await** — the broker acknowledged every decision and audit record (a failure raises: the
-   batch is retried); sightings, dead letters and forwards are awaited too, before step 5, but
-   outside the lock that orders the paths that decide;
-4. **changelog** — the touched users' states are written to the table (changelog topic); for the
-   identity/activity inbox, optionally once for all the batches of up to ``CHANGELOG_EVERY_S``
-   (and at once when the inbox runs empty), so a user active in several batches is written once;
-5. **offsets** — the events are acked only after 4; Faust's commit flushes the producer (so the
+1. **decide** — the engine handles the step's events synchronously, mutating state in memory; the
+   state of every user (and join key) the step touched is serialized at once;
+2. **produce** — decisions, audit records, sightings, forwards and dead letters are submitted to
+   the batch sender (streams/service/outbox.py), which hands them to aiokafka in step order;
+3. **await** — the committer waits until the broker acknowledged every one of them, while the
+   worker already decides the next step;
+4. **changelog** — only then are the step's serialized states handed to the producer (for
+   tickets in the order the steps decided, so the changelog never runs ahead of a decision);
+5. **offsets** — the step's input messages are acked; Faust's commit flushes the producer (so the
    changelog is durable) before it commits the offsets of acked events.
 
-A crash before 3 re-processes the batch and re-decides the same decisions (same ids). A crash
+A crash before 3 re-processes the step and re-decides the same decisions (same ids). A crash
 between 3 and 5 re-processes events against state that already saw them: the engine re-issues
-the same ids. A decision is never lost; a duplicate always carries the id of the original.
-The expiry timer follows the same order (2-4) with no offsets involved.
+the same ids. A decision is never lost; a duplicate always carries the id of the original. A
+step whose records fail stops the committer and crashes the worker (restart from the last commit).
 """
 
 from __future__ import annotations
@@ -52,9 +53,11 @@ from streams.engine import Engine, Event, InvalidEvent, Output, parse_event, par
 from streams.service import codecs, transport
 from streams.service.admin import AdminRequest, parse_request as parse_admin_request  # issue 8
 from streams.service.deadletter import dead_letter
+from streams.service.commit import Committer, Ticket
 from streams.service.inbox import Inbox
 from streams.service.ingest import DEFAULT_MAX_SKEW_S, Rejected, decode
 from streams.service.metrics import Metrics
+from streams.service.outbox import BatchSender, Record
 from streams.service.partitioning import partition_for
 from streams.service.store import TableStore
 
@@ -66,10 +69,8 @@ log = logging.getLogger("lapse.service")
 BATCH_MAX = int(os.environ.get("LAPSE_BATCH_MAX", "200"))
 BATCH_WITHIN_S = float(os.environ.get("LAPSE_BATCH_WITHIN_S", "0.05"))
 LINGER_MS = int(os.environ.get("LAPSE_LINGER_MS", "5"))
-#: identity/activity batches may share one changelog write per this many seconds (acked after it).
-#: 0 (the default): one write per batch. Sharing writes fewer records when users are active in
-#: several batches, but one large write holds the loop (0.5 s: alert p99 130 ms vs 60 ms here)
-CHANGELOG_EVERY_S = float(os.environ.get("LAPSE_CHANGELOG_EVERY_S", "0"))
+#: decided steps whose records are still in flight before the worker waits to decide more
+COMMIT_PENDING = int(os.environ.get("LAPSE_COMMIT_PENDING", "8"))
 #: the IDS join's agents carry few messages and sit on the alert's critical path: short windows
 JOIN_WITHIN_S = float(os.environ.get("LAPSE_JOIN_WITHIN_S", "0.005"))
 #: per-agent queue; large, because a full agent queue during table recovery blocks the delivery of
@@ -154,10 +155,9 @@ class Service:
         self._partition_cache: dict[str, int] = {}
         self._user_requests_name = settings.topic("user-requests")
         self._live_sessions_at = 0.0
-        self._aioproducer: Any = None
-        #: held from "decide" to "changelog written" by every path that changes state (a batch, the
-        #: expiry timer, a policy reload), so none of them writes another's state before that
-        #: other's decisions are acknowledged
+        #: held by a policy switch from its decision to its commit (streams/service/policy_publish.py).
+        #: The other steps need no lock: each decides synchronously and submits its ticket before
+        #: it yields, and the committer takes tickets in that order (streams/service/commit.py)
         self.deciding = asyncio.Lock()
 
         app = self.app = faust.App(
@@ -210,6 +210,12 @@ class Service:
         self.sightings = _table(app, "sightings", settings.partitions, codecs.JSON)
 
         self._changelog_name = self.users.changelog_topic.get_topic_name()
+        self._sightings_changelog_name = self.sightings.changelog_topic.get_topic_name()
+        # steps 2-5 of the commit order: records go out in batches, tickets commit in order
+        self.sender = BatchSender(lambda: app.producer._ensure_producer())
+        self.committer = Committer(self.sender, lambda msg: app.consumer.ack(msg), max_pending=COMMIT_PENDING)
+        app.task(self._run_sender)
+        app.task(self._run_committer)
         self.store = TableStore(self.users, owns=self.owns_user)
         self.engine = engine_factory(self.store)
 
@@ -240,6 +246,12 @@ class Service:
         from streams.service import admin
 
         self.operator = admin.register(self)
+
+    async def _run_sender(self) -> None:
+        await self.sender.run()
+
+    async def _run_committer(self) -> None:
+        await self.committer.run()  # raises (and so crashes the worker) if a step was not acknowledged
 
     # ------------------------------------------------------------------ partitions
 
@@ -296,14 +308,13 @@ class Service:
 
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             now = self.clock()
-            sends = []
+            records: list[Record] = []
             for ev in batch:
                 msg = ev.message
                 self.metrics.saw(msg.topic, msg.partition, now)
                 result = adapt(self._raw_format[msg.topic], msg.value or b"")
                 if result.error is not None:
-                    sends.append(await self._dead_letter(
-                        msg, Rejected(result.error.reason, result.error.field), stage="adapter"))
+                    self._dead_letter(records, msg, Rejected(result.error.reason, result.error.field), stage="adapter")
                     continue
                 if result.skipped is not None:
                     self.metrics.skipped.labels(msg.topic, result.skipped).inc()
@@ -317,8 +328,8 @@ class Service:
                         topic, key = self.names.activity, canonical.get("user") or ""
                     else:
                         topic, key = self.names.identity, canonical.get("user") or ""
-                    sends.append(await self._send(topic, key, orjson.dumps(canonical)))
-            await self._await_all(sends)
+                    records.append((topic, key.encode(), orjson.dumps(canonical), None))
+            await self._await_delivery(self.sender.submit(records))
 
     async def _user_agent(self, stream: Any) -> None:
         """Subscribes identity and activity; their messages arrive through the inbox instead
@@ -331,29 +342,19 @@ class Service:
         Faust's commit covers an offset once it is acked, and a rebalance waits (``wait_empty``)
         for the tracked messages not yet acked.
 
-        The changelog write (step 4) is shared by the batches of up to ``CHANGELOG_EVERY_S``, so a
-        user active in several of them is written once (Kafka Streams' record cache does the
-        same); their messages are acked (step 5) only after it. It is written at once whenever the
-        inbox runs empty, so an idle worker, and a rebalance (Faust empties the inbox first), never
-        wait for it.
+        Each batch is decided (step 1) and its records submitted (step 2) at once; the committer
+        (streams/service/commit.py) takes it through steps 3-5 while the next batch is decided, so
+        the worker never idles waiting for the broker's acknowledgements.
         """
         consumer = self.app.consumer
         inbox = self.user_inbox
-        unacked: list[Any] = []
-        flushed_at = time.monotonic()
+        committer = self.committer
         while True:
+            await committer.room()
             batch = await inbox.take(BATCH_MAX, BATCH_WITHIN_S)
             for msg in batch:
                 consumer.track_message(msg)
-            await self.process_user_batch(batch, changelog=False)   # steps 1-3
-            unacked.extend(batch)
-            if len(inbox) == 0 or time.monotonic() - flushed_at >= CHANGELOG_EVERY_S:
-                async with self.deciding:
-                    await self._write_changelog()                    # 4. changelog
-                for msg in unacked:                                  # 5. offsets (Faust commits acked ones)
-                    consumer.ack(msg)
-                unacked.clear()
-                flushed_at = time.monotonic()
+            self._decide_user_batch(batch, ack=True)                  # 1-2; 3-5 in the committer
 
     async def _request_agent(self, stream: Any) -> None:
         async for batch in stream.take_events(500, within=JOIN_WITHIN_S):
@@ -385,45 +386,41 @@ class Service:
                 return Rejected(f"malformed request envelope: {exc}", None)
         return decode(value, now, self.max_skew_s)
 
-    async def process_user_batch(self, batch: Iterable[Any], *, changelog: bool = True) -> None:
-        """Steps 1-4 of the commit order for a batch of Kafka messages (Faust ``Message``); with
-        ``changelog=False`` the caller writes the changelog (step 4) before it acks the batch."""
-        async with self.deciding:
-            others = await self._process_user_batch(batch, changelog)
-        # sightings, dead letters and forwards carry no decision: the changelog need not wait for
-        # them, so neither does the lock; the batch is acked only after they are acknowledged too
-        await self._await_all(others)
+    async def process_user_batch(self, batch: Iterable[Any]) -> None:
+        """The whole commit order for a batch of Kafka messages (Faust ``Message``): returns once
+        the batch is committable (its caller, a Faust stream, acks it afterwards)."""
+        await self.committer.room()
+        await self._committed(self._decide_user_batch(batch, ack=False))
 
-    async def _process_user_batch(self, batch: Iterable[Any], changelog: bool = True) -> list[Any]:
-        """Decide, produce, await the decisions' acks (and write the changelog); returns the other
-        sends of the batch, still to be awaited."""
+    def _decide_user_batch(self, batch: Iterable[Any], *, ack: bool) -> Ticket:
+        """Steps 1-2 for a batch: decide every event, submit the records, return the ticket
+        (``ack``: the committer acks the batch's messages after its changelog)."""
+        batch = list(batch)
         now = self.clock()
         outputs: list[Output] = []
-        sends: list[Any] = []
+        records: list[Record] = []
         engine, store, metrics = self.engine, self.store, self.metrics
         oldest_ts = None
-        n = 0
         seen_tp: set[tuple[str, int]] = set()
         counts: dict[tuple[str, str], int] = {}
         for msg in batch:
-            n += 1
             seen_tp.add((msg.topic, msg.partition))
             if oldest_ts is None:
                 oldest_ts = msg.timestamp
             result = self._decode_user_message(msg, now)
             if isinstance(result, Rejected):
-                sends.append(await self._dead_letter(msg, result))
+                self._dead_letter(records, msg, result)
                 continue
             event: Event = result
             counts[(msg.topic, event.type)] = counts.get((msg.topic, event.type), 0) + 1
             user = event.user
             if user is None:  # alerts without a user reach this agent only resolved, through user-requests
-                sends.append(await self._dead_letter(msg, Rejected("no user to route the event to", "user")))
+                self._dead_letter(records, msg, Rejected("no user to route the event to", "user"))
                 continue
             if self.partition_of(user) != msg.partition:
                 # produced with another partitioner or key: forward once to the user's partition
                 metrics.forwarded.inc()
-                sends.append(await self._send(self.names.user_requests, user, msg.value))
+                records.append((self.names.user_requests, user.encode(), msg.value, None))
                 continue
             if isinstance(event, AdminRequest):  # issue 8: manual revoke, on the user's own partition
                 outputs.extend(self.operator.handle(event, now))
@@ -432,15 +429,14 @@ class Service:
             outputs.extend(engine.handle(event, now))
             store.touch(user)
             if event.session is not None and event.type != "alert":
-                sends.extend(await self._sighting_sends(event))
-        metrics.batch_size.observe(n)
+                self._sighting_records(event, records)
+        metrics.batch_size.observe(len(batch))
         for topic, partition in seen_tp:
             metrics.saw(topic, partition, now)
         for (topic, etype), k in counts.items():
             metrics.events_in.labels(topic, etype).inc(k)
         outputs.extend(engine.expire(now))
-        await self._publish(outputs, [], now, oldest_ts, changelog=changelog)
-        return sends
+        return self._stage(outputs, records, now, oldest_ts, messages=batch if ack else ())
 
     async def _join_agent(self, stream: Any) -> None:
         """The IDS join: IDS alerts meet the sightings of the sessions that used their IPs.
@@ -453,8 +449,8 @@ class Service:
         the sightings topic, which takes them to the partition that holds them.
 
         Each implicated (user, session) is decided here when the user's partition is on this
-        worker too (always, with one worker), under the same commit order as a user batch; else it
-        goes to that user's partition through ``user-requests``.
+        worker too (always, with one worker), in the same step as the join's own state change;
+        else it goes to that user's partition through ``user-requests``.
 
         Table value: ``{"s": [[user, session, ts], ...], "a": [[alert, alert_ts, received], ...]}``.
         A sighting and an alert meet whichever arrives first: recent alerts wait ``ALERT_GRACE_S``
@@ -462,7 +458,7 @@ class Service:
         """
         async for batch in stream.take_events(1000, within=JOIN_WITHIN_S):
             now = self.clock()
-            sends: list[Any] = []
+            records: list[Record] = []
             targets: list[tuple[Event, str, str | None, str]] = []
             touched: dict[str, dict] = {}
             inbound_ms = None
@@ -470,7 +466,7 @@ class Service:
                 msg = ev.message
                 if msg.topic == self._alerts_name:
                     inbound_ms = inbound_ms or msg.timestamp
-                    sends.extend(await self._join_alert_message(msg, now, touched, targets))
+                    self._join_alert_message(msg, now, touched, targets, records)
                     continue
                 try:
                     value = orjson.loads(msg.value) if msg.value else None
@@ -486,35 +482,34 @@ class Service:
                     if alert is not None:
                         inbound_ms = inbound_ms or msg.timestamp
                         self._join_alert(key, alert, value["alert"], now, touched, targets)
-            await self._deliver_targets(targets, sends, now, inbound_ms)
-            # the join's state: one write per key touched in this batch, through Faust's table API
-            # (a sighting is sent once per new session or IP, not per event: not the hot path)
-            for key, entry in touched.items():
-                self.sightings[key] = entry
+            outputs = self._deliver_targets(targets, records, now)
+            # the join's state: one changelog record per key touched in this batch, in the same
+            # step (and ticket) as the decisions it led to
+            ticket = self._stage(outputs, records, now, inbound_ms, join_state=touched)
+            await self._committed(ticket)
 
-    async def _join_alert_message(self, msg: Any, now: float, touched: dict[str, dict],
-                                  targets: list[tuple[Event, str, str | None, str]]) -> list[Any]:
+    def _join_alert_message(self, msg: Any, now: float, touched: dict[str, dict],
+                            targets: list[tuple[Event, str, str | None, str]], records: list[Record]) -> None:
         """One message of ``ids-alerts``: validate, join the keys held here, forward the others."""
         self.metrics.saw(msg.topic, msg.partition, now)
         result = decode(msg.value, now, self.max_skew_s)
         if isinstance(result, Rejected):
-            return [await self._dead_letter(msg, result)]
+            self._dead_letter(records, msg, result)
+            return
         alert: Event = result
         self.metrics.events_in.labels(msg.topic, alert.type).inc()
         if alert.type != "alert":
-            return [await self._dead_letter(
-                msg, Rejected(f"expected an alert on this topic, got {alert.type!r}", "type"))]
+            self._dead_letter(records, msg, Rejected(f"expected an alert on this topic, got {alert.type!r}", "type"))
+            return
         body = alert.raw if alert.raw is not None else orjson.loads(msg.value)
         if alert.user:
             targets.append((alert, alert.user, alert.session, "user"))
-        sends = []
         for key in self._alert_keys(alert):
             if self.partition_of(key) == msg.partition:
                 self._join_alert(key, alert, body, now, touched, targets)
             else:
-                sends.append(await self._send(self.names.sightings, key, orjson.dumps(
-                    {"kind": "alert", "alert": body, "ts": alert.ts, "received": now})))
-        return sends
+                records.append((self.names.sightings, key.encode(), orjson.dumps(
+                    {"kind": "alert", "alert": body, "ts": alert.ts, "received": now}), None))
 
     def _alert_keys(self, alert: Event) -> list[str]:
         """The join keys an alert concerns: its IPs, or its session when it names no user."""
@@ -560,8 +555,8 @@ class Service:
                 targets.append((alert, user, session, key))
         entry["a"] = [a for a in entry["a"] if a[2] >= now - ALERT_GRACE_S][-15:] + [[body, alert.ts, now]]
 
-    async def _deliver_targets(self, targets: list[tuple[Event, str, str | None, str]], sends: list[Any],
-                               now: float, inbound_ms: float | None) -> None:
+    def _deliver_targets(self, targets: list[tuple[Event, str, str | None, str]], records: list[Record],
+                         now: float) -> list[Output]:
         """Decide the targets whose users live on this worker; send the others to their partition."""
         local: dict[int, list[Event]] = {}
         seen: set[tuple[int, str, str | None]] = set()
@@ -573,23 +568,18 @@ class Service:
                 local.setdefault(id(alert), []).append(alert.targeted(user, session))
             else:
                 env = {"kind": "target", "user": user, "session": session, "alert": alert.raw, "via": via}
-                sends.append(await self._send(self.names.user_requests, user, orjson.dumps(env)))
-        if not local:
-            await self._await_all(sends)
-            return
-        async with self.deciding:
-            outputs: list[Output] = []
-            for resolved in local.values():
-                outputs.extend(self.engine.handle_alert(resolved, now))
-                for e in resolved:
-                    self.store.touch(e.user)
-            await self._publish(outputs, sends, now, inbound_ms)
+                records.append((self.names.user_requests, user.encode(), orjson.dumps(env), None))
+        outputs: list[Output] = []
+        for resolved in local.values():
+            outputs.extend(self.engine.handle_alert(resolved, now))
+            for e in resolved:
+                self.store.touch(e.user)
+        return outputs
 
-    async def _sighting_sends(self, event: Event) -> list[Any]:
+    def _sighting_records(self, event: Event, records: list[Record]) -> None:
         """Tell the IDS join who uses this IP and session: on change, and refreshed every
         ``max(5 s, lookback / 20)`` of event time (so the join is exact to within that margin)."""
         refresh = max(5.0, self.engine.policy.ids.lookback / 20)
-        out = []
         keys = (f"session:{event.session}", event.ip) if event.ip else (f"session:{event.session}",)
         for key in keys:
             memo = (key, event.user, event.session)
@@ -605,35 +595,36 @@ class Service:
             self._sighting_sent.move_to_end(memo)
             if len(self._sighting_sent) > 200_000:  # a cache: losing entries costs one extra message
                 self._sighting_sent.popitem(last=False)
-            out.append(await self._send(self.names.sightings, key, orjson.dumps(
-                {"kind": "sighting", "user": event.user, "session": event.session, "ts": event.ts})))
-        return out
+            records.append((self.names.sightings, key.encode(), orjson.dumps(
+                {"kind": "sighting", "user": event.user, "session": event.session, "ts": event.ts}), None))
 
     # ------------------------------------------------------------------ timer
 
     async def _expiry_tick(self) -> None:
         if not self.ready:
             return
-        async with self.deciding:
-            now = self.clock()
-            outputs = self.engine.expire(now)
-            if outputs:
-                await self._publish(outputs, [], now, None)
+        await self.committer.room()
+        now = self.clock()
+        outputs = self.engine.expire(now)
+        if outputs:
+            self._stage(outputs, [], now, None)  # committed in order behind earlier steps; no offsets
         if now - self._live_sessions_at > 5.0:  # a scan: every few seconds, not every tick
             self._live_sessions_at = now
             self.metrics.live_sessions.set(self.engine.live_sessions())
 
     # ------------------------------------------------------------------ publish
 
-    async def _publish(self, outputs: list[Output], sends: list[Any], now: float, inbound_ts_ms: float | None,
-                       *, changelog: bool = True) -> None:
-        """Steps 2-4 of the commit order: produce, await acknowledgement, then write the changelog."""
+    def _stage(self, outputs: list[Output], records: list[Record], now: float, inbound_ts_ms: float | None, *,
+               messages: Iterable[Any] = (), join_state: dict[str, dict] | None = None) -> Ticket:
+        """Steps 1-2 of the commit order, synchronously (see streams/service/commit.py): the
+        decisions and audit records join the step's ``records``, which go to the producer; the
+        state the step touched is serialized now; the ticket takes it through steps 3-5."""
         metrics = self.metrics
+        names = self.names
         for out in outputs:
             if out.kind == "decision":
                 d = out.value
-                # 2. produce
-                sends.append(await self._send(self.names.revocations, out.key, self.encode_decision(d)))
+                records.append((names.revocations, out.key.encode(), self.encode_decision(d), None))
                 metrics.decisions.labels(d["action"], d["reason"]).inc()
                 if d["reason"] in ("idle_timeout", "absolute_timeout"):
                     metrics.lateness.observe(max(0.0, now - parse_ts(d["at"])))
@@ -643,60 +634,68 @@ class Service:
                     metrics.scores.observe(d["score"])
                 self.store.touch(d.get("user"))
             else:
-                sends.append(await self._send(self.names.audit, out.key, orjson.dumps(out.value)))
+                records.append((names.audit, out.key.encode() if out.key is not None else None,
+                                orjson.dumps(out.value), None))
                 metrics.audit.labels(out.value.get("kind", "?")).inc()
                 self.store.touch(out.value.get("user"))
-        # 3. await: every decision and audit record is acknowledged by the broker
-        await self._await_all(sends)
-        self.operator.note_published(outputs, now)  # issue 8: the dashboard's recent-decisions feed
-        # 4. changelog: only now may state that reflects these decisions become durable
-        if changelog:
-            await self._write_changelog()
+        sent = self.sender.submit(records)                                   # 2. produce
+        changelog = self._changelog_records(join_state)                      # (1.) state as decided
+        ticket = self.committer.submit(Ticket(sent, changelog, messages))    # 3-5, in order
+        if outputs:
+            ticket.done.add_done_callback(lambda f: f.cancelled() or f.exception() is not None
+                                          or self.operator.note_published(outputs, now))
+        return ticket
+
+    def _changelog_records(self, join_state: dict[str, dict] | None = None) -> list[Record]:
+        """The users (and join keys) a step touched, as the changelog records Faust would write:
+        key, codec and the partition Kafka's default partitioner gives the key, so Faust's recovery
+        reads them back. The in-memory table takes them now; the changelog after step 3."""
+        pending, deleted = self.store.drain()
+        out: list[Record] = []
+        if pending or deleted:
+            data = self.users.data
+            changelog = self._changelog_name
+            for user, state in pending.items():
+                data[user] = state
+                out.append((changelog, user.encode(), orjson.dumps(state.to_dict()), self.partition_of(user)))
+            for user in deleted:
+                data.pop(user, None)
+                out.append((changelog, user.encode(), None, self.partition_of(user)))
+        if join_state:
+            data = self.sightings.data
+            changelog = self._sightings_changelog_name
+            for key, entry in join_state.items():
+                data[key] = entry
+                out.append((changelog, key.encode(), orjson.dumps(entry), self.partition_of(key)))
+        return out
+
+    async def _publish(self, outputs: list[Output], records: list[Record], now: float,
+                       inbound_ts_ms: float | None) -> None:
+        """A whole step for outputs decided elsewhere (a policy switch): stage them, wait for commit."""
+        await self._committed(self._stage(outputs, records, now, inbound_ts_ms))
+
+    async def _committed(self, ticket: Ticket) -> None:
+        await asyncio.shield(ticket.done)
 
     async def _send(self, topic: str, key: str | bytes | None, value: bytes | None,
                     partition: int | None = None) -> asyncio.Future:
-        """Produce through Faust's own aiokafka producer, skipping Faust's per-message machinery.
-
-        The same producer is flushed by Faust before every offset commit, so the commit order
-        holds. Returns the delivery future.
-        """
-        producer = self._aioproducer
-        if producer is None:
-            producer = self._aioproducer = self.app.producer._ensure_producer()
+        """One record outside any step (model snapshots); returns its delivery future."""
+        producer = self.app.producer._ensure_producer()
         if isinstance(key, str):
             key = key.encode()
         return await producer.send(topic, value=value, key=key, partition=partition)
 
-    async def _write_changelog(self) -> None:
-        """Step 4: the users this batch touched, to the table's store and its changelog topic.
-
-        Written by lapse rather than through ``table[user] = state`` (one Faust send per key is the
-        hot path's biggest cost); the record is the one Faust would write — key, codec, and the
-        partition Kafka's default partitioner gives the key — so Faust's recovery reads it back.
-        Not awaited: Faust flushes the producer before it commits offsets.
-        """
-        pending, deleted = self.store.drain()
-        if not pending and not deleted:
-            return
-        data = self.users.data
-        changelog = self._changelog_name
-        for user, state in pending.items():
-            data[user] = state
-            await self._send(changelog, user, orjson.dumps(state.to_dict()), self.partition_of(user))
-        for user in deleted:
-            data.pop(user, None)
-            await self._send(changelog, user, None, self.partition_of(user))
-
     @staticmethod
-    async def _await_all(sends: list[Any]) -> None:
-        if sends:
-            await asyncio.gather(*sends)
+    async def _await_delivery(submitted: asyncio.Future) -> None:
+        futures = await submitted
+        if futures:
+            await asyncio.gather(*futures)
 
-    async def _dead_letter(self, msg: Any, rejected: Rejected, stage: str = "ingest") -> Any:
+    def _dead_letter(self, records: list[Record], msg: Any, rejected: Rejected, stage: str = "ingest") -> None:
         self.metrics.invalid.labels(msg.topic, rejected.reason.split(":")[0][:40]).inc()
         record = dead_letter(msg.value, reason=rejected.reason, field=rejected.field, topic=msg.topic,
                              partition=msg.partition, offset=msg.offset, now=self.clock(), stage=stage)
-        return await self._send(self.names.dead_letters, msg.topic, orjson.dumps(record))
+        records.append((self.names.dead_letters, msg.topic.encode(), orjson.dumps(record), None))
 
 
 def _alert_from(body: Any) -> Event | None:

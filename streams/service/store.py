@@ -1,9 +1,10 @@
 """The engine's per-user store over a Faust table, with writes staged until decisions are out.
 
 The engine mutates ``UserState`` objects in place. This store remembers which users a batch (or a
-timer tick) touched and hands them over with ``drain()``, which the service calls only after the
-decisions of that batch were acknowledged by the broker (``Service._write_changelog``). See the
-docstring of ``streams.service.app`` for the whole commit order.
+timer tick) touched and hands them over with ``drain()``, which the service calls at the end of the
+step's decide pass (``Service._changelog_records`` serializes them then, and the committer writes
+them only after the step's decisions are acknowledged). See the docstring of ``streams.service.app``
+for the whole commit order.
 """
 
 from __future__ import annotations
