@@ -324,3 +324,35 @@ def test_the_generated_stream_reaches_the_paths_it_is_meant_to():
     kinds = {orjson.loads(o)[2].get("kind") or orjson.loads(o)[2].get("reason") for o in outs}
     assert {"session_start", "session_end", "policy_tightened", "policy_relaxed", "automatic_activity",
             "enforcement_gap", "idle_timeout", "ids_alert", "sso_logout"} <= kinds
+
+
+def _generic_session_dict(s: SessionState) -> dict:
+    """SessionState.to_dict as the plain loop over its field table (the unrolled method must match)."""
+    from streams.engine.state import _DEFAULTS, _FIELDS
+
+    out = {}
+    for f, k in _FIELDS:
+        v = getattr(s, f)
+        if v is None or (f in _DEFAULTS and v == _DEFAULTS[f]):
+            continue
+        if f == "roles":
+            v = list(v)
+        elif f in ("rate_w", "bytes_w"):
+            v = [v[0], float(v[1]), float(v[2])]
+        out[k] = v
+    return out
+
+
+@pytest.mark.parametrize("policy", [POLICY, NOT_PRIV])
+def test_session_to_dict_writes_every_field_of_the_field_table_in_its_order(policy):
+    replay = Replay(loads_policy(policy))
+    checked = set()
+    for e in _stream(3, 2500):
+        replay.feed(parse_event(e))
+    for us in replay.engine.store.values():
+        for s in us.sessions.values():
+            got = s.to_dict()
+            assert orjson.dumps(got) == orjson.dumps(_generic_session_dict(s))
+            checked.update(got)
+    # the stream reaches the optional fields, not just the always-present ones
+    assert {"roles", "ch", "ip", "te", "er", "dec", "n"} <= checked
