@@ -106,6 +106,8 @@ class Engine:
         self._auto = bool(policy.activity.automatic)
         self._dyn_every = policy.dynamic_every_event
         self._values: dict[Any, Any] = {}  # see _shared
+        #: live sessions in the store, kept as they start and end (``live_sessions()`` counts them)
+        self.live = 0
 
     # -- public API -----------------------------------------------------------------------------
     def handle(self, ev: Event, now: float) -> list[Output]:
@@ -221,13 +223,16 @@ class Engine:
         self._purge_at.clear()
         self._purge_key.clear()
         ended = []
+        live = 0
         for us in self.store.values():
             for s in us.sessions.values():
                 if s.ended is not None:
                     ended.append((s.ended + self.tombstone_s, s))
                 else:
+                    live += 1
                     s.lim = self.policy.limits(s, s.last_seen)
                     self._schedule(s)
+        self.live = live
         ended.sort(key=lambda e: e[0])
         for until, s in ended:
             self._keep_tombstone(s, until)
@@ -384,6 +389,7 @@ class Engine:
             break
         s = SessionState(ev.session, user, ev.ts)  # type: ignore[arg-type]
         us.sessions[ev.session] = s  # type: ignore[index]
+        self.live += 1
         s.sso = ev.sso_session
         s.app = ev.app
         s.roles = self._shared(ev.roles) if ev.roles is not None else None
@@ -646,6 +652,8 @@ class Engine:
             outs.append(audit("decision", s.user, s.session, at, trigger,
                               {"action": action, "reason": reason, "decision": out.value["id"]}))
             return
+        if s.ended is None:
+            self.live -= 1
         s.ended = at
         s.end_reason = reason
         s.keep_terminal(self.policy.version, None if timeout else (trigger, score, evidence))
@@ -668,6 +676,8 @@ class Engine:
                           cascade=False)
 
     def _quiet_end(self, s: SessionState, at: float, now: float, outs: list[Output], reason: str) -> None:
+        if s.ended is None:
+            self.live -= 1
         s.ended = at
         s.end_reason = reason
         s.rate_w = s.bytes_w = None
@@ -749,6 +759,7 @@ class Engine:
                 # never seen: keep a revoked tombstone so later traffic is caught as a gap
                 s = SessionState(ev.session, user, ev.ts)  # type: ignore[arg-type]
                 us.sessions[ev.session] = s
+                self.live += 1  # (ended just below)
                 s.lim = self.policy.limits(s, ev.ts)
             targets = [s] if s.ended is None else []
         else:

@@ -34,6 +34,8 @@ class Metrics:
                                 buckets=(0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0), registry=r)
         self.batch_size = Histogram("lapse_batch_size", "Events per processed batch",
                                     buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000), registry=r)
+        self.gc_pause = Histogram("lapse_gc_pause_seconds", "Garbage-collection pauses of the worker, by generation",
+                                  ["generation"], buckets=LATENCY_BUCKETS, registry=r)
         # issue 8: operator surface (admin API, policy reload)
         self.policy_info = Gauge("lapse_policy_info", "The policy version in force (value 1)", ["version"], registry=r)
         self.policy_reloads = Counter("lapse_policy_reloads", "Policy-topic records, by result (applied, refused)",

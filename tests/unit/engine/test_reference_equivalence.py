@@ -356,3 +356,16 @@ def test_session_to_dict_writes_every_field_of_the_field_table_in_its_order(poli
             checked.update(got)
     # the stream reaches the optional fields, not just the always-present ones
     assert {"roles", "ch", "ip", "te", "er", "dec", "n"} <= checked
+
+
+@pytest.mark.parametrize("policy", [POLICY, NOT_PRIV, '[defaults]\nidle = "10m"\n'])
+def test_live_session_counter_matches_a_count_of_the_store(policy):
+    replay = Replay(loads_policy(policy))
+    eng = replay.engine
+    for i, e in enumerate(_stream(4, 2500)):
+        replay.feed(parse_event(e))
+        if i % 97 == 0:
+            assert eng.live == eng.live_sessions()
+    replay.drain()
+    assert eng.live == eng.live_sessions() == 0
+    assert eng.counts["decisions"] > 50  # sessions did end, by several reasons
