@@ -202,6 +202,9 @@ class Service:
         self.requests_in = app.topic(t("user-requests"), **raw)
         # the IDS join reads alerts and sightings in one agent (co-partitioned: see _join_agent)
         self.join_in = app.topic(t("ids-alerts"), t("sightings"), **raw)
+        self.join_inbox = Inbox(STREAM_BUFFER)  # the same for the join's topics (see _join_inbox_task)
+        app.lapse_inboxes.update({t("ids-alerts"): self.join_inbox, t("sightings"): self.join_inbox})
+        app.flow_control.manage_queue(self.join_inbox)
         self._alerts_name = t("ids-alerts")
         self.names = TopicNames(settings)
 
@@ -229,6 +232,7 @@ class Service:
         app.task(self._user_inbox_task)
         app.agent(self.requests_in, name="lapse.requests")(self._request_agent)
         app.agent(self.join_in, name="lapse.ids-join")(self._join_agent)
+        app.task(self._join_inbox_task)
         app.timer(TICK_S, name="lapse.expiry")(self._expiry_tick)
         self._snapshot_key: bytes | None = None
         self._snapshot_restored = False
@@ -467,37 +471,56 @@ class Service:
         for sightings of uses that happened before them (the two travel different paths).
         """
         async for batch in stream.take_events(1000, within=JOIN_WITHIN_S):
-            now = self.clock()
-            records: list[Record] = []
-            targets: list[tuple[Event, str, str | None, str]] = []
-            touched: dict[str, dict] = {}
-            inbound_ms = None
-            for ev in batch:
-                msg = ev.message
-                if msg.topic == self._alerts_name:
-                    inbound_ms = inbound_ms or msg.timestamp
-                    self._join_alert_message(msg, now, touched, targets, records)
-                    continue
-                try:
-                    value = orjson.loads(msg.value) if msg.value else None
-                except orjson.JSONDecodeError:
-                    value = None
-                key = ev.key
-                if not isinstance(value, dict) or not isinstance(key, str):
-                    continue
-                if value.get("kind") == "sighting":
-                    self._join_sighting(key, value, touched, targets)
-                elif value.get("kind") == "alert":
-                    alert = _alert_from(value.get("alert"))
-                    if alert is not None:
-                        inbound_ms = inbound_ms or msg.timestamp
-                        self._join_alert(key, alert, value["alert"], now, touched, targets)
-            outputs = self._deliver_targets(targets, records, now)
-            # the join's state: one changelog record per key touched in this batch, in the same
-            # step (and ticket) as the decisions it led to
-            ticket = self._stage(outputs, records, now, inbound_ms, join_state=touched)
+            ticket = self._decide_join_batch([ev.message for ev in batch], ack=False)
             await self.sender.send_now()  # revocations out now, not on the sending task's next turn
             await self._committed(ticket)
+
+    async def _join_inbox_task(self) -> None:
+        """The join's messages, taken from their inbox as they come (no wait for a batch to fill:
+        an alert is on its way to a revocation), tracked and acked like the users' inbox."""
+        consumer = self.app.consumer
+        inbox = self.join_inbox
+        while True:
+            await self.committer.room()
+            batch = await inbox.take(1000, 0.0)
+            for msg in batch:
+                consumer.track_message(msg)
+            self._decide_join_batch(batch, ack=True)
+            await self.sender.send_now()  # revocations out now, not on the sending task's next turn
+            await asyncio.sleep(0)
+
+    def _decide_join_batch(self, batch: list[Any], *, ack: bool) -> Ticket:
+        """Steps 1-2 for a batch of ids-alerts and sightings messages (see :meth:`_join_agent`)."""
+        now = self.clock()
+        records: list[Record] = []
+        targets: list[tuple[Event, str, str | None, str]] = []
+        touched: dict[str, dict] = {}
+        inbound = None
+        for msg in batch:
+            if msg.topic == self._alerts_name:
+                inbound = inbound or msg.timestamp
+                self._join_alert_message(msg, now, touched, targets, records)
+                continue
+            try:
+                value = orjson.loads(msg.value) if msg.value else None
+            except orjson.JSONDecodeError:
+                value = None
+            key = msg.key
+            if type(key) is bytes:
+                key = key.decode("utf-8", "replace")
+            if not isinstance(value, dict) or not isinstance(key, str):
+                continue
+            if value.get("kind") == "sighting":
+                self._join_sighting(key, value, touched, targets)
+            elif value.get("kind") == "alert":
+                alert = _alert_from(value.get("alert"))
+                if alert is not None:
+                    inbound = inbound or msg.timestamp
+                    self._join_alert(key, alert, value["alert"], now, touched, targets)
+        outputs = self._deliver_targets(targets, records, now)
+        # the join's state: one changelog record per key touched in this batch, in the same step
+        # (and ticket) as the decisions it led to
+        return self._stage(outputs, records, now, inbound, join_state=touched, messages=batch if ack else ())
 
     def _join_alert_message(self, msg: Any, now: float, touched: dict[str, dict],
                             targets: list[tuple[Event, str, str | None, str]], records: list[Record]) -> None:
@@ -624,7 +647,7 @@ class Service:
 
     # ------------------------------------------------------------------ publish
 
-    def _stage(self, outputs: list[Output], records: list[Record], now: float, inbound_ts_ms: float | None, *,
+    def _stage(self, outputs: list[Output], records: list[Record], now: float, inbound_ts: float | None, *,
                messages: Iterable[Any] = (), join_state: dict[str, dict] | None = None) -> Ticket:
         """Steps 1-2 of the commit order, synchronously (see streams/service/commit.py): the
         decisions and audit records join the step's ``records``, which go to the producer; the
@@ -638,8 +661,8 @@ class Service:
                 metrics.decisions.labels(d["action"], d["reason"]).inc()
                 if d["reason"] in ("idle_timeout", "absolute_timeout"):
                     metrics.lateness.observe(max(0.0, now - parse_ts(d["at"])))
-                elif inbound_ts_ms:
-                    metrics.decision_latency.observe(max(0.0, now - inbound_ts_ms / 1000))
+                elif inbound_ts:
+                    metrics.decision_latency.observe(max(0.0, now - inbound_ts))
                 if d.get("score") is not None:
                     metrics.scores.observe(d["score"])
                 self.store.touch(d.get("user"))
@@ -680,9 +703,9 @@ class Service:
         return out
 
     async def _publish(self, outputs: list[Output], records: list[Record], now: float,
-                       inbound_ts_ms: float | None) -> None:
+                       inbound_ts: float | None) -> None:
         """A whole step for outputs decided elsewhere (a policy switch): stage them, wait for commit."""
-        await self._committed(self._stage(outputs, records, now, inbound_ts_ms))
+        await self._committed(self._stage(outputs, records, now, inbound_ts))
 
     async def _committed(self, ticket: Ticket) -> None:
         await asyncio.shield(ticket.done)
