@@ -63,6 +63,7 @@ from streams.service.partitioning import partition_for
 from streams.service.store import TableStore
 
 log = logging.getLogger("lapse.service")
+INF = float("inf")
 
 #: events per batch and how long a batch may wait to fill. A batch holds the event loop while it is
 #: decided, so its size bounds how long an IDS alert can wait behind it (each hop of the alert's
@@ -155,6 +156,7 @@ class Service:
         self.n_partitions = settings.partitions
         self._assigned_user_partitions: set[int] = set()
         self._sighting_sent: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+        self._sighting_quiet: dict[tuple[Any, ...], tuple[float, float]] = {}
         self._partition_cache: dict[str, int] = {}
         self._user_requests_name = settings.topic("user-requests")
         #: held by a policy switch from its decision to its commit (streams/service/policy_publish.py).
@@ -218,7 +220,7 @@ class Service:
         self._sightings_changelog_name = self.sightings.changelog_topic.get_topic_name()
         # steps 2-5 of the commit order: records go out in batches, tickets commit in order
         self.sender = BatchSender(lambda: app.producer._ensure_producer())
-        self.committer = Committer(self.sender, lambda msg: app.consumer.ack(msg), max_pending=COMMIT_PENDING)
+        self.committer = Committer(self.sender, lambda msgs: app.consumer.ack_batch(msgs), max_pending=COMMIT_PENDING)
         app.task(self._run_sender)
         app.task(self._run_committer)
         self.store = TableStore(self.users, owns=self.owns_user)
@@ -363,8 +365,7 @@ class Service:
         while True:
             await committer.room()
             batch = await inbox.take(BATCH_MAX, BATCH_WITHIN_S)
-            for msg in batch:
-                consumer.track_message(msg)
+            consumer.track_batch(batch)
             self._decide_user_batch(batch, ack=True)                  # 1-2; 3-5 in the committer
             # with a backlog, take() returns at once: yield, or one task would decide batch after
             # batch while an IDS alert waits (measured: 30-80 ms stalls under 5k events/s)
@@ -483,8 +484,7 @@ class Service:
         while True:
             await self.committer.room()
             batch = await inbox.take(1000, 0.0)
-            for msg in batch:
-                consumer.track_message(msg)
+            consumer.track_batch(batch)
             self._decide_join_batch(batch, ack=True)
             await self.sender.send_now()  # revocations out now, not on the sending task's next turn
             await asyncio.sleep(0)
@@ -612,25 +612,41 @@ class Service:
 
     def _sighting_records(self, event: Event, records: list[Record]) -> None:
         """Tell the IDS join who uses this IP and session: on change, and refreshed every
-        ``max(5 s, lookback / 20)`` of event time (so the join is exact to within that margin)."""
+        ``max(5 s, lookback / 20)`` of event time (so the join is exact to within that margin).
+
+        Runs for every event; nearly all are a repeat of a recent sighting, answered by one lookup
+        of the (user, session, ip) window in which nothing is due.
+        """
+        pair = (event.user, event.session, event.ip)
+        quiet = self._sighting_quiet.get(pair)
+        if quiet is not None and quiet[0] <= event.ts < quiet[1]:
+            return
         refresh = max(5.0, self.engine.policy.ids.lookback / 20)
         keys = (f"session:{event.session}", event.ip) if event.ip else (f"session:{event.session}",)
+        until = (-INF, INF)  # a session id is looked up without a time bound: once is enough
         for key in keys:
             memo = (key, event.user, event.session)
             last = self._sighting_sent.get(memo)
+            # IP sightings are refreshed; the interval varies per session (75-100 %) so that
+            # sessions that started together do not all refresh in the same instant
+            every = refresh * (0.75 + (hash(memo) & 1023) / 4096)
             if last is not None:
-                if key[0] == "s":  # a session id is looked up without a time bound: once is enough
+                if key[0] == "s":
                     continue
-                # IP sightings are refreshed; the interval varies per session (75-100 %) so that
-                # sessions that started together do not all refresh in the same instant
-                if 0 <= event.ts - last < refresh * (0.75 + (hash(memo) & 1023) / 4096):
+                if 0 <= event.ts - last < every:
+                    until = (last, last + every)
                     continue
             self._sighting_sent[memo] = event.ts
             self._sighting_sent.move_to_end(memo)
             if len(self._sighting_sent) > 200_000:  # a cache: losing entries costs one extra message
                 self._sighting_sent.popitem(last=False)
+            if key[0] != "s":
+                until = (event.ts, event.ts + every)
             records.append((self.names.sightings, key.encode(), orjson.dumps(
                 {"kind": "sighting", "user": event.user, "session": event.session, "ts": event.ts}), None))
+        if len(self._sighting_quiet) > 200_000:  # a cache too
+            self._sighting_quiet.clear()
+        self._sighting_quiet[pair] = until
 
     # ------------------------------------------------------------------ timer
 
@@ -686,7 +702,7 @@ class Service:
         pending, deleted = self.store.drain()
         out: list[Record] = []
         if pending or deleted:
-            data = self.users.data
+            data = self.store.read
             changelog = self._changelog_name
             for user, state in pending.items():
                 data[user] = state

@@ -70,7 +70,7 @@ class Committer:
     sender : BatchSender
         Where the changelog records go (the same sender as the steps' own records).
     ack : callable
-        ``ack(message)``: marks an input message processed (Faust's ``consumer.ack``).
+        ``ack(messages)``: marks a step's input messages processed (the consumer's ``ack_batch``).
     max_pending : int
         Tickets in flight before :meth:`room` makes the deciding side wait.
 
@@ -86,7 +86,7 @@ class Committer:
     ...         def append(self, **kw): return True
     ...         def close(self): pass
     ...     sender, acked = BatchSender(Producer), []
-    ...     committer = Committer(sender, acked.append)
+    ...     committer = Committer(sender, acked.extend)
     ...     tasks = [asyncio.create_task(sender.run()), asyncio.create_task(committer.run())]
     ...     t = committer.submit(Ticket(sender.submit([("audit", b"u1", b"{}", None)]),
     ...                                 [("users-changelog", b"u1", b"{}", 0)], ["m1", "m2"]))
@@ -101,7 +101,7 @@ class Committer:
         if not isinstance(sender, BatchSender):
             raise TypeError(f"Committer: sender must be a BatchSender, got {type(sender).__name__}")
         if not callable(ack):
-            raise TypeError("Committer: ack must be callable(message)")
+            raise TypeError("Committer: ack must be callable(messages)")
         if max_pending < 1:
             raise ValueError(f"Committer: max_pending must be >= 1, got {max_pending!r}")
         self.sender = sender
@@ -150,8 +150,8 @@ class Committer:
                 if futures:
                     await asyncio.gather(*futures)                           # 3. acknowledged
                 await self.sender.submit(ticket.changelog)                   # 4. changelog handed over
-                for msg in ticket.messages:                                  # 5. offsets
-                    self.ack(msg)
+                if ticket.messages:                                          # 5. offsets
+                    self.ack(ticket.messages)
             except BaseException as exc:
                 self.failed = exc
                 reason = exc if isinstance(exc, asyncio.CancelledError) else CommitFailed(

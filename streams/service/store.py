@@ -35,6 +35,9 @@ class TableStore(MutableMapping):
 
     def __init__(self, table: MutableMapping, owns: Callable[[str], bool]) -> None:
         self.table = table
+        #: what reads go to: the plain dict under a Faust table's in-memory store when there is one
+        #: (three Python-level layers fewer per lookup: Table, ManagedUserDict, Store), else the table
+        self.read = in_memory_dict(table)
         self.owns = owns
         self._pending: dict[str, Any] = {}
         self._deleted: set[str] = set()
@@ -45,7 +48,7 @@ class TableStore(MutableMapping):
             return state
         if user in self._deleted or not self.owns(user):
             raise KeyError(user)  # another worker's partition: never act on a stale copy
-        return self.table[user]
+        return self.read[user]
 
     def __setitem__(self, user: str, state: Any) -> None:
         self._pending[user] = state
@@ -60,10 +63,10 @@ class TableStore(MutableMapping):
     def __contains__(self, user: object) -> bool:
         if user in self._pending:
             return True
-        return user not in self._deleted and user in self.table and self.owns(user)  # type: ignore[arg-type]
+        return user not in self._deleted and user in self.read and self.owns(user)  # type: ignore[arg-type]
 
     def __iter__(self) -> Iterator[str]:
-        for user in list(self.table.keys()):
+        for user in list(self.read.keys()):
             if user not in self._deleted and user not in self._pending and self.owns(user):
                 yield user
         yield from list(self._pending)
@@ -75,10 +78,9 @@ class TableStore(MutableMapping):
         """Mark ``user``'s state as changed in place (handed over by the next ``drain``)."""
         if user is None or user in self._pending or user in self._deleted:
             return
-        try:
-            self._pending[user] = self.table[user]
-        except KeyError:
-            pass
+        state = self.read.get(user)
+        if state is not None:
+            self._pending[user] = state
 
     @property
     def dirty(self) -> int:
@@ -89,3 +91,15 @@ class TableStore(MutableMapping):
         pending, deleted = self._pending, self._deleted
         self._pending, self._deleted = {}, set()
         return pending, deleted
+
+
+def in_memory_dict(table: MutableMapping) -> MutableMapping:
+    """The ``dict`` that holds a Faust table's values in its in-memory store, else ``table`` itself
+    (rocksdb, or a plain mapping in tests). Safe for reads and writes: Faust's memory store keeps
+    nothing else per key, and lapse writes its changelog itself.
+
+    >>> in_memory_dict({"a": 1})
+    {'a': 1}
+    """
+    inner = getattr(getattr(table, "data", None), "data", None)
+    return inner if type(inner) is dict else table
