@@ -74,8 +74,10 @@ BATCH_WITHIN_S = float(os.environ.get("LAPSE_BATCH_WITHIN_S", "0.05"))
 LINGER_MS = int(os.environ.get("LAPSE_LINGER_MS", "5"))
 #: decided steps whose records are still in flight before the worker waits to decide more
 COMMIT_PENDING = int(os.environ.get("LAPSE_COMMIT_PENDING", "8"))
-#: the IDS join's agents carry few messages and sit on the alert's critical path: short windows
-JOIN_WITHIN_S = float(os.environ.get("LAPSE_JOIN_WITHIN_S", "0.002"))
+#: Faust agents whose topics go through an inbox receive nothing in normal operation; Faust's
+#: take_events wakes every ``within`` even when idle (a 2 ms window cost ~15 % of the CPU during
+#: table recovery), so they wait long
+IDLE_AGENT_WITHIN_S = 1.0
 #: per-agent queue; large, because a full agent queue during table recovery blocks the delivery of
 #: changelog records and stalls recovery (faust-streaming issue #74)
 STREAM_BUFFER = int(os.environ.get("LAPSE_STREAM_BUFFER", "65536"))
@@ -202,6 +204,9 @@ class Service:
         # resolved IDS alerts and admin requests: a lane of their own, so they never queue behind a
         # backlog of activity (same partitions and state; Faust co-partitions topics of equal size)
         self.requests_in = app.topic(t("user-requests"), **raw)
+        self.requests_inbox = Inbox(STREAM_BUFFER)
+        app.lapse_inboxes[t("user-requests")] = self.requests_inbox
+        app.flow_control.manage_queue(self.requests_inbox)
         # the IDS join reads alerts and sightings in one agent (co-partitioned: see _join_agent)
         self.join_in = app.topic(t("ids-alerts"), t("sightings"), **raw)
         self.join_inbox = Inbox(STREAM_BUFFER)  # the same for the join's topics (see _join_inbox_task)
@@ -233,6 +238,7 @@ class Service:
         app.agent(self.user_inputs, name="lapse.users")(self._user_agent)
         app.task(self._user_inbox_task)
         app.agent(self.requests_in, name="lapse.requests")(self._request_agent)
+        app.task(self._request_inbox_task)
         app.agent(self.join_in, name="lapse.ids-join")(self._join_agent)
         app.task(self._join_inbox_task)
         app.timer(TICK_S, name="lapse.expiry")(self._expiry_tick)
@@ -347,7 +353,7 @@ class Service:
     async def _user_agent(self, stream: Any) -> None:
         """Subscribes identity and activity; their messages arrive through the inbox instead
         (any event that still comes this way is processed the same)."""
-        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+        async for batch in stream.take_events(BATCH_MAX, within=IDLE_AGENT_WITHIN_S):
             await self.process_user_batch([ev.message for ev in batch])
 
     async def _user_inbox_task(self) -> None:
@@ -372,8 +378,22 @@ class Service:
             await asyncio.sleep(0)
 
     async def _request_agent(self, stream: Any) -> None:
-        async for batch in stream.take_events(500, within=JOIN_WITHIN_S):
+        """Subscribes user-requests; its messages arrive through their inbox instead."""
+        async for batch in stream.take_events(500, within=IDLE_AGENT_WITHIN_S):
             await self.process_user_batch([ev.message for ev in batch])
+
+    async def _request_inbox_task(self) -> None:
+        """user-requests (alerts resolved to a user of this worker by another worker's IDS join,
+        admin requests, forwarded events): taken as they come, like the join's inbox."""
+        consumer = self.app.consumer
+        inbox = self.requests_inbox
+        while True:
+            await self.committer.room()
+            batch = await inbox.take(500, 0.0)
+            consumer.track_batch(batch)
+            self._decide_user_batch(batch, ack=True)
+            await self.sender.send_now()  # revocations out now, not on the sending task's next turn
+            await asyncio.sleep(0)
 
     def partition_of(self, user: str) -> int:
         p = self._partition_cache.get(user)
@@ -471,7 +491,7 @@ class Service:
         A sighting and an alert meet whichever arrives first: recent alerts wait ``ALERT_GRACE_S``
         for sightings of uses that happened before them (the two travel different paths).
         """
-        async for batch in stream.take_events(1000, within=JOIN_WITHIN_S):
+        async for batch in stream.take_events(1000, within=IDLE_AGENT_WITHIN_S):
             ticket = self._decide_join_batch([ev.message for ev in batch], ack=False)
             await self.sender.send_now()  # revocations out now, not on the sending task's next turn
             await self._committed(ticket)
