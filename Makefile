@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: lapse needs Python 3.11+"; exit 1; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev,rocksdb]"
+	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 
 kafka-up:

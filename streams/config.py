@@ -18,8 +18,8 @@ LAPSE_PARTITIONS                   partitions of the keyed topics              6
 LAPSE_APP_ID                       Faust app id = consumer group               lapse
 LAPSE_WEB_HOST / LAPSE_WEB_PORT    worker's web server                         127.0.0.1 / 6066
 LAPSE_POLICY                       policy TOML file                            built-in default
-LAPSE_DATA_DIR                     worker's local data (rocksdb, …)            .cache/worker
-LAPSE_STORE                        memory:// or rocksdict://                   memory://
+LAPSE_DATA_DIR                     worker's local data (Faust's files)          .cache/worker
+LAPSE_STORE                        memory:// (the only store supported)        memory://
 LAPSE_SESSION_TIMEOUT_S            consumer-group session timeout (failover)   10
 LAPSE_SET_ISSUER                   ``iss`` of the signed revocation tokens     https://lapse.local/
 LAPSE_SET_AUDIENCE                 ``aud`` of the signed revocation tokens     lapse-enforcement
@@ -112,6 +112,11 @@ class Settings:
             raise ConfigError("LAPSE_SASL_USERNAME and LAPSE_SASL_PASSWORD(_FILE) are required with SASL")
         if self.partitions < 1:
             raise ConfigError(f"LAPSE_PARTITIONS: must be >= 1, got {self.partitions}")
+        if self.store != "memory://":
+            # Faust's RocksDB store decodes a new object on every read; the engine keeps live
+            # objects between events (cached limits) and lapse writes its changelog itself
+            raise ConfigError(f"LAPSE_STORE: only memory:// is supported (state is rebuilt from the "
+                              f"changelog topics at start), got {self.store!r}")
         if not self.bootstrap.strip():
             raise ConfigError("LAPSE_BOOTSTRAP: empty")
 

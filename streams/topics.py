@@ -7,6 +7,7 @@ so that a user's events and state are co-partitioned.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 
 import click
@@ -85,6 +86,40 @@ async def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPIC
         return result
     finally:
         await admin.close()
+
+
+async def ensure_topics(settings: Settings, extra: tuple[TopicSpec, ...] = (), *, timeout_s: float = 60.0,
+                        log=None) -> list[str]:
+    """Create what is missing of lapse's topics (and ``extra``, whose names are already full), then
+    wait until the broker's metadata lists every one of them; returns those still missing at the
+    timeout (the worker goes on, and Faust will rebalance when they appear).
+
+    A worker calls this before it joins its consumer group: a group leader that does not see a
+    topic yet assigns none of its partitions ("Ignoring missing topic"), and on a broker that
+    just started, a topic created a moment earlier can be missing from its metadata for a while.
+    """
+    from aiokafka import AIOKafkaConsumer
+
+    try:
+        await create_topics(settings)
+        if extra:
+            await create_topics(dataclasses.replace(settings, topic_prefix=""), extra)
+    except Exception as exc:  # no permission to create, say: the operator's topics may exist already
+        if log is not None:
+            log.warning("lapse: could not create topics (%s); waiting for them to exist", exc)
+    want = {settings.topic(t.name) for t in TOPICS} | {t.name for t in extra}
+    client = AIOKafkaConsumer(**settings.kafka_kwargs())
+    await client.start()
+    try:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout_s
+        while True:
+            missing = sorted(want - set(await client.topics()))
+            if not missing or loop.time() >= end:
+                return missing
+            await asyncio.sleep(0.2)
+    finally:
+        await client.stop()
 
 
 @click.group("topics")

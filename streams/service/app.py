@@ -60,7 +60,7 @@ from streams.service.ingest import DEFAULT_MAX_SKEW_S, Rejected, decode
 from streams.service.metrics import Metrics
 from streams.service.outbox import BatchSender, Record
 from streams.service.partitioning import partition_for
-from streams.service.store import TableStore
+from streams.service.store import TableStore, in_memory_dict
 
 log = logging.getLogger("lapse.service")
 INF = float("inf")
@@ -223,6 +223,7 @@ class Service:
 
         self._changelog_name = self.users.changelog_topic.get_topic_name()
         self._sightings_changelog_name = self.sightings.changelog_topic.get_topic_name()
+        self._sightings_data = in_memory_dict(self.sightings)
         # steps 2-5 of the commit order: records go out in batches, tickets commit in order
         self.sender = BatchSender(lambda: app.producer._ensure_producer())
         self.committer = Committer(self.sender, lambda msgs: app.consumer.ack_batch(msgs), max_pending=COMMIT_PENDING)
@@ -260,6 +261,15 @@ class Service:
         from streams.service import admin
 
         self.operator = admin.register(self)
+
+    def internal_topics(self) -> tuple[Any, ...]:
+        """Faust's topics for this app that lapse's topic list does not name: the tables' changelogs
+        (created up front with the settings Faust would give them; see ``streams.topics.ensure_topics``)."""
+        from streams.topics import TopicSpec
+
+        return tuple(TopicSpec(name, "internal", "table key", "a table's changelog", partitions=self.n_partitions,
+                               config={"cleanup.policy": "compact"})
+                     for name in (self._changelog_name, self._sightings_changelog_name))
 
     async def _run_sender(self) -> None:
         await self.sender.run()
@@ -579,7 +589,7 @@ class Service:
         return keys
 
     def _join_entry(self, key: str, touched: dict[str, dict]) -> dict:
-        entry = touched.get(key) or self.sightings.data.get(key) or {"s": [], "a": []}
+        entry = touched.get(key) or self._sightings_data.get(key) or {"s": [], "a": []}
         touched[key] = entry
         return entry
 
@@ -731,7 +741,7 @@ class Service:
                 data.pop(user, None)
                 out.append((changelog, user.encode(), None, self.partition_of(user)))
         if join_state:
-            data = self.sightings.data
+            data = self._sightings_data
             changelog = self._sightings_changelog_name
             for key, entry in join_state.items():
                 data[key] = entry

@@ -95,11 +95,12 @@ class TableStore(MutableMapping):
 
 def in_memory_dict(table: MutableMapping) -> MutableMapping:
     """The ``dict`` that holds a Faust table's values in its in-memory store, else ``table`` itself
-    (rocksdb, or a plain mapping in tests). Safe for reads and writes: Faust's memory store keeps
-    nothing else per key, and lapse writes its changelog itself.
+    (a plain mapping in tests). Safe for reads and writes: Faust's memory store keeps nothing else
+    per key, and lapse writes its changelog itself.
 
     >>> in_memory_dict({"a": 1})
     {'a': 1}
     """
     inner = getattr(getattr(table, "data", None), "data", None)
     return inner if type(inner) is dict else table
+

@@ -25,4 +25,13 @@ def worker_cmd(loglevel: str) -> None:
         service = build_service()
     except (ConfigError, KeyConfigError, PolicyError) as exc:
         raise click.ClickException(str(exc)) from None
+    import asyncio
+    import logging
+
+    from streams.topics import ensure_topics
+
+    log = logging.getLogger("lapse.worker")
+    missing = asyncio.run(ensure_topics(service.settings, service.internal_topics(), log=log))
+    if missing:
+        log.warning("lapse: topics still missing from the broker's metadata: %s", ", ".join(missing))
     Worker(service.app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()

@@ -1,0 +1,17 @@
+"""Worker settings: bad configuration fails fast, naming the setting."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.config import ConfigError, Settings
+
+
+def test_the_memory_store_is_the_default_and_loads():
+    assert Settings.load({"LAPSE_BOOTSTRAP": "127.0.0.1:9092"}).store == "memory://"
+
+
+@pytest.mark.parametrize("url", ["rocksdb://", "rocksdict://", "aerospike://"])
+def test_any_other_store_is_refused_with_the_setting_named(url):
+    with pytest.raises(ConfigError, match="LAPSE_STORE: only memory://"):
+        Settings.load({"LAPSE_BOOTSTRAP": "127.0.0.1:9092", "LAPSE_STORE": url})
