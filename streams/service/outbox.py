@@ -2,7 +2,7 @@
 
 aiokafka's ``producer.send()`` costs ~18 us of CPU per record on this machine: an awaited
 metadata check, a pure-Python murmur2 partitioner, and a future per record. Its batch API
-(``create_batch`` / ``send_batch``) costs ~7 us per record: records are appended to one builder
+(``create_batch`` / ``send_batch``) costs 4-9 us per record: records are appended to one builder
 per (topic, partition) and each builder is one future (``python bench/producer_bench.py``).
 
 The engine's decide step is synchronous, so it stages its records in a plain list
