@@ -229,6 +229,7 @@ class Service:
         self.committer = Committer(self.sender, lambda msgs: app.consumer.ack_batch(msgs), max_pending=COMMIT_PENDING)
         app.task(self._run_sender)
         app.task(self._run_committer)
+        app.lapse_drained = self.committer.drained  # a rebalance waits for it (transport.Consumer.wait_empty)
         self.store = TableStore(self.users, owns=self.owns_user)
         self.engine = engine_factory(self.store)
 

@@ -75,12 +75,16 @@ class Consumer(faust_aiokafka.Consumer):
             notify(self._waiting_for_ack)
 
     async def wait_empty(self) -> None:
-        """Faust's wait for every started message to be acked, inbox batches included."""
+        """Faust's wait for every started message to be acked, inbox batches included, and for every
+        decided step (timer ticks too: ``app.lapse_drained``) to have handed its changelog over."""
         while not self.should_stop and self.lapse_in_flight > 0:
             await self.commit()
             if self.lapse_in_flight <= 0:
                 break
             await self._wait_for_ack(timeout=1)
+        drained = getattr(self.app, "lapse_drained", None)
+        if drained is not None and not self.should_stop:
+            await drained()
         await super().wait_empty()
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised by the worker tests
