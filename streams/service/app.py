@@ -376,14 +376,21 @@ class Service:
         (streams/service/commit.py) takes it through steps 3-5 while the next batch is decided, so
         the worker never idles waiting for the broker's acknowledgements.
         """
+        await self._lane(self.user_inbox, BATCH_MAX, BATCH_WITHIN_S, self._decide_user_batch, send_now=False)
+
+    async def _lane(self, inbox: Inbox, max_n: int, within: float, decide: Callable[..., Ticket], *,
+                    send_now: bool) -> None:
+        """One inbox's task: take a batch, track it, decide it (steps 1-2; the committer does 3-5
+        and acks it), and yield. ``send_now``: hand the step's records to aiokafka from this task
+        (an alert's lane) rather than on the sending task's next turn."""
         consumer = self.app.consumer
-        inbox = self.user_inbox
-        committer = self.committer
         while True:
-            await committer.room()
-            batch = await inbox.take(BATCH_MAX, BATCH_WITHIN_S)
+            await self.committer.room()
+            batch = await inbox.take(max_n, within)
             consumer.track_batch(batch)
-            self._decide_user_batch(batch, ack=True)                  # 1-2; 3-5 in the committer
+            decide(batch, ack=True)
+            if send_now:
+                await self.sender.send_now()
             # with a backlog, take() returns at once: yield, or one task would decide batch after
             # batch while an IDS alert waits (measured: 30-80 ms stalls under 5k events/s)
             await asyncio.sleep(0)
@@ -396,15 +403,7 @@ class Service:
     async def _request_inbox_task(self) -> None:
         """user-requests (alerts resolved to a user of this worker by another worker's IDS join,
         admin requests, forwarded events): taken as they come, like the join's inbox."""
-        consumer = self.app.consumer
-        inbox = self.requests_inbox
-        while True:
-            await self.committer.room()
-            batch = await inbox.take(500, 0.0)
-            consumer.track_batch(batch)
-            self._decide_user_batch(batch, ack=True)
-            await self.sender.send_now()  # revocations out now, not on the sending task's next turn
-            await asyncio.sleep(0)
+        await self._lane(self.requests_inbox, 500, 0.0, self._decide_user_batch, send_now=True)
 
     def partition_of(self, user: str) -> int:
         p = self._partition_cache.get(user)
@@ -510,15 +509,7 @@ class Service:
     async def _join_inbox_task(self) -> None:
         """The join's messages, taken from their inbox as they come (no wait for a batch to fill:
         an alert is on its way to a revocation), tracked and acked like the users' inbox."""
-        consumer = self.app.consumer
-        inbox = self.join_inbox
-        while True:
-            await self.committer.room()
-            batch = await inbox.take(1000, 0.0)
-            consumer.track_batch(batch)
-            self._decide_join_batch(batch, ack=True)
-            await self.sender.send_now()  # revocations out now, not on the sending task's next turn
-            await asyncio.sleep(0)
+        await self._lane(self.join_inbox, 1000, 0.0, self._decide_join_batch, send_now=True)
 
     def _decide_join_batch(self, batch: list[Any], *, ack: bool) -> Ticket:
         """Steps 1-2 for a batch of ids-alerts and sightings messages (see :meth:`_join_agent`)."""

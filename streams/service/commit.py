@@ -25,11 +25,11 @@ last commit), since writing a later step's changelog over a lost decision would 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from streams.service.outbox import BatchSender, Record
+from streams.service.pending import Pending
 
 __all__ = ["Ticket", "Committer", "CommitFailed"]
 
@@ -102,15 +102,9 @@ class Committer:
             raise TypeError(f"Committer: sender must be a BatchSender, got {type(sender).__name__}")
         if not callable(ack):
             raise TypeError("Committer: ack must be callable(messages)")
-        if max_pending < 1:
-            raise ValueError(f"Committer: max_pending must be >= 1, got {max_pending!r}")
         self.sender = sender
         self.ack = ack
-        self.max_pending = max_pending
-        self._queue: deque[Ticket] = deque()
-        self._wakeup = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
+        self._queue: Pending[Ticket] = Pending("Committer", max_pending)
         self.failed: BaseException | None = None
         self.committed = 0
 
@@ -119,10 +113,7 @@ class Committer:
         if self.failed is not None:
             ticket.done.set_exception(CommitFailed(f"an earlier step failed: {self.failed!r}"))
             return ticket
-        self._queue.append(ticket)
-        self._wakeup.set()
-        if len(self._queue) >= self.max_pending:
-            self._room.clear()
+        self._queue.push(ticket)
         return ticket
 
     @property
@@ -131,20 +122,17 @@ class Committer:
 
     async def room(self) -> None:
         """Wait until fewer than ``max_pending`` tickets are in flight."""
-        await self._room.wait()
+        await self._queue.room()
 
     async def drained(self) -> None:
         """Wait until every ticket submitted so far is committed (or failed)."""
         if self._queue:
-            await asyncio.wait([self._queue[-1].done])
+            await asyncio.wait([self._queue.last().done])
 
     async def run(self) -> None:
         while True:
-            if not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            ticket = self._queue[0]
+            await self._queue.items()
+            ticket = self._queue.peek()
             try:
                 futures = await ticket.sent
                 if futures:
@@ -157,14 +145,11 @@ class Committer:
                 reason = exc if isinstance(exc, asyncio.CancelledError) else CommitFailed(
                     f"a step's records were not acknowledged: {exc!r}")
                 while self._queue:
-                    t = self._queue.popleft()
+                    t = self._queue.pop()
                     if not t.done.done():
                         t.done.set_exception(CommitFailed(f"not committed: {exc!r}"))
                     t.done.exception()  # retrieved: no "never retrieved" warning for failed waiters
-                self._room.set()
                 raise reason from exc
-            self._queue.popleft()
+            self._queue.pop()
             self.committed += 1
-            if len(self._queue) < self.max_pending:
-                self._room.set()
             ticket.done.set_result(None)

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from streams.service.partitioning import partition_for
+from streams.service.pending import Pending
 
 __all__ = ["Record", "BatchSender"]
 
@@ -53,15 +53,9 @@ class BatchSender:
     def __init__(self, get_producer: Callable[[], Any], *, max_pending: int = 64) -> None:
         if not callable(get_producer):
             raise TypeError("BatchSender: get_producer must be callable() -> AIOKafkaProducer")
-        if max_pending < 1:
-            raise ValueError(f"BatchSender: max_pending must be >= 1, got {max_pending!r}")
         self._get_producer = get_producer
-        self.max_pending = max_pending
-        self._queue: deque[tuple[list[Record], asyncio.Future]] = deque()
-        self._wakeup = asyncio.Event()
+        self._queue: Pending[tuple[list[Record], asyncio.Future]] = Pending("BatchSender", max_pending)
         self._lock = asyncio.Lock()
-        self._room = asyncio.Event()
-        self._room.set()
         self._partitions: dict[str, int] = {}
         self._pcache: dict[tuple[bytes, int], int] = {}
         self.records_sent = 0
@@ -73,23 +67,17 @@ class BatchSender:
         if not records:
             fut.set_result([])
             return fut
-        self._queue.append((records, fut))
-        self._wakeup.set()
-        if len(self._queue) >= self.max_pending:
-            self._room.clear()
+        self._queue.push((records, fut))
         return fut
 
     async def room(self) -> None:
         """Wait until fewer than ``max_pending`` lists are waiting to be handed over."""
-        await self._room.wait()
+        await self._queue.room()
 
     async def run(self) -> None:
         """The sending task: hand each list over in order; a failure fails that list's future."""
         while True:
-            if not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
+            await self._queue.items()
             async with self._lock:
                 await self._send_queued(yield_between=True)
 
@@ -103,9 +91,7 @@ class BatchSender:
 
     async def _send_queued(self, *, yield_between: bool) -> None:
         while self._queue:
-            records, fut = self._queue.popleft()
-            if len(self._queue) < self.max_pending:
-                self._room.set()
+            records, fut = self._queue.pop()
             try:
                 futures = await self._send(records)
             except Exception as exc:  # the caller's commit step decides what a failure means
