@@ -728,7 +728,7 @@ class Service:
             changelog = self._changelog_name
             for user, state in pending.items():
                 data[user] = state
-                out.append((changelog, user.encode(), orjson.dumps(state.to_dict()), self.partition_of(user)))
+                out.append((changelog, user.encode(), state.to_json(), self.partition_of(user)))
             for user in deleted:
                 data.pop(user, None)
                 out.append((changelog, user.encode(), None, self.partition_of(user)))

@@ -31,10 +31,10 @@ class OrjsonValue(codecs.Codec):
 
 
 class UserStateValue(codecs.Codec):
-    """The engine's ``UserState`` as its ``to_dict()`` in orjson."""
+    """The engine's ``UserState`` as ``to_json()`` (sessions as rows); reads dict sessions too."""
 
     def _dumps(self, obj: Any) -> bytes:
-        return orjson.dumps(obj.to_dict())
+        return obj.to_json()
 
     def _loads(self, s: bytes) -> Any:
         if s is None:

@@ -369,3 +369,17 @@ def test_live_session_counter_matches_a_count_of_the_store(policy):
     replay.drain()
     assert eng.live == eng.live_sessions() == 0
     assert eng.counts["decisions"] > 50  # sessions did end, by several reasons
+
+
+@pytest.mark.parametrize("policy", [POLICY, NOT_PRIV])
+def test_changelog_rows_read_back_to_the_same_state(policy):
+    replay = Replay(loads_policy(policy))
+    for e in _stream(5, 2500):
+        replay.feed(parse_event(e))
+    users = list(replay.engine.store.values())
+    sessions = [s for us in users for s in us.sessions.values()]
+    assert len(sessions) > 20 and any(s.ended is not None for s in sessions) and any(s.ended is None for s in sessions)
+    for us in users:
+        back = UserState.from_dict(orjson.loads(us.to_json()))
+        assert orjson.dumps(back.to_dict()) == orjson.dumps(us.to_dict())
+        assert [s.terminal for s in back.sessions.values()] == [s.terminal for s in us.sessions.values()]
