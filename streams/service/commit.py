@@ -116,10 +116,6 @@ class Committer:
         self._queue.push(ticket)
         return ticket
 
-    @property
-    def pending(self) -> int:
-        return len(self._queue)
-
     async def room(self) -> None:
         """Wait until fewer than ``max_pending`` tickets are in flight."""
         await self._queue.room()

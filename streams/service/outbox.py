@@ -59,7 +59,6 @@ class BatchSender:
         self._partitions: dict[str, int] = {}
         self._pcache: dict[tuple[bytes, int], int] = {}
         self.records_sent = 0
-        self.batches_sent = 0
 
     def submit(self, records: list[Record]) -> asyncio.Future:
         """Queue ``records`` (synchronously: the caller keeps its order among other submitters)."""
@@ -130,7 +129,6 @@ class BatchSender:
             if builder is None or builder.append(key=key, value=value, timestamp=None) is None:
                 if builder is not None:  # full (append closed it): hand it over, start another
                     futures.append(await producer.send_batch(builder, topic, partition=partition))
-                    self.batches_sent += 1
                 builder = builders[tp] = producer.create_batch()
                 if builder.append(key=key, value=value, timestamp=None) is None:
                     del builders[tp]  # larger than an empty batch: on its own
@@ -139,5 +137,4 @@ class BatchSender:
         for (topic, partition), builder in builders.items():
             builder.close()
             futures.append(await producer.send_batch(builder, topic, partition=partition))
-            self.batches_sent += 1
         return futures
