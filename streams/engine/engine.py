@@ -402,6 +402,15 @@ class Engine:
         outs.append(audit("session_start", s.user, s.session, ev.ts, f"start@{ev.ts!r}", detail))
         return s
 
+    def _count_automatic(self, s: SessionState, ev: Event, ts: float, outs: list[Output]) -> None:
+        """Background traffic on ``s``: counted, never resets idle; the first one is audited."""
+        s.auto_n += 1
+        self.counts["automatic"] += 1
+        if s.auto_n == 1:
+            outs.append(audit("automatic_activity", s.user, s.session, ts, f"auto@{ts!r}",
+                              {"action": ev.action, "resource": ev.resource,
+                               "note": "background traffic: counted, never resets idle"}))
+
     def _activity(self, ev: Event, now: float, outs: list[Output], us: UserState) -> bool:
         """Activity on a live session whose limits are known, without a scorer: most events.
 
@@ -434,12 +443,7 @@ class Engine:
             changed = True
         moved = False
         if automatic:
-            s.auto_n += 1
-            self.counts["automatic"] += 1
-            if s.auto_n == 1:
-                outs.append(audit("automatic_activity", s.user, s.session, ts, f"auto@{ts!r}",
-                                  {"action": ev.action, "resource": ev.resource,
-                                   "note": "background traffic: counted, never resets idle"}))
+            self._count_automatic(s, ev, ts, outs)
         elif ts > s.last_active:
             s.last_active = ts
             moved = True
@@ -545,12 +549,7 @@ class Engine:
             if ev.sso_session is not None:
                 s.sso = ev.sso_session
         if automatic:
-            s.auto_n += 1
-            self.counts["automatic"] += 1
-            if s.auto_n == 1:
-                outs.append(audit("automatic_activity", s.user, s.session, ts, f"auto@{ts!r}",
-                                  {"action": ev.action, "resource": ev.resource,
-                                   "note": "background traffic: counted, never resets idle"}))
+            self._count_automatic(s, ev, ts, outs)
         elif ts > s.last_active:
             s.last_active = ts
         t_eval = ts if ts > now else now
