@@ -52,10 +52,12 @@ from streams.config import Settings
 from streams.engine import Engine, Event, InvalidEvent, Output, parse_event, parse_ts
 from streams.service import codecs, transport
 from streams.service.admin import AdminRequest, parse_request as parse_admin_request  # issue 8
+from streams.service.catchup import CatchUp
 from streams.service.deadletter import dead_letter
 from streams.service.commit import Committer, Ticket
 from streams.service.gcpause import GcPauses
 from streams.service.inbox import Inbox
+from streams.service.interval import CommitInterval
 from streams.service.ingest import DEFAULT_MAX_SKEW_S, Rejected, decode
 from streams.service.metrics import Metrics
 from streams.service.outbox import BatchSender, Record
@@ -74,6 +76,13 @@ BATCH_WITHIN_S = float(os.environ.get("LAPSE_BATCH_WITHIN_S", "0.05"))
 LINGER_MS = int(os.environ.get("LAPSE_LINGER_MS", "5"))
 #: decided steps whose records are still in flight before the worker waits to decide more
 COMMIT_PENDING = int(os.environ.get("LAPSE_COMMIT_PENDING", "8"))
+#: longest time between commit points: the changelog of the users touched meanwhile is written
+#: once, and the inputs are acked, at each (streams/service/interval.py). Faust commits acked
+#: offsets every second (broker_commit_interval), so this is at most the input a crash re-reads
+COMMIT_INTERVAL_S = float(os.environ.get("LAPSE_COMMIT_INTERVAL_S", "1.0"))
+#: after partitions are assigned, deadlines wait (at most this long) until the input already in
+#: the topics then is decided (streams/service/catchup.py)
+CATCHUP_MAX_S = float(os.environ.get("LAPSE_CATCHUP_MAX_S", "60"))
 #: Faust agents whose topics go through an inbox receive nothing in normal operation; Faust's
 #: take_events wakes every ``within`` even when idle (a 2 ms window cost ~15 % of the CPU during
 #: table recovery), so they wait long
@@ -227,9 +236,15 @@ class Service:
         # steps 2-5 of the commit order: records go out in batches, tickets commit in order
         self.sender = BatchSender(lambda: app.producer._ensure_producer())
         self.committer = Committer(self.sender, lambda msgs: app.consumer.ack_batch(msgs), max_pending=COMMIT_PENDING)
+        self.interval = CommitInterval(COMMIT_INTERVAL_S)
+        self._join_dirty: dict[str, dict] = {}  # join keys changed since the last commit point
+        self.catchup = CatchUp(CATCHUP_MAX_S)
+        self._input_tps: set[Any] = set()
         app.task(self._run_sender)
         app.task(self._run_committer)
-        app.lapse_drained = self.committer.drained  # a rebalance waits for it (transport.Consumer.wait_empty)
+        # a rebalance makes a commit point and waits for it (transport.Consumer.wait_empty)
+        app.lapse_commit_point = self.commit_point
+        app.lapse_drained = self.committer.drained
         self.store = TableStore(self.users, owns=self.owns_user)
         self.engine = engine_factory(self.store)
 
@@ -290,6 +305,7 @@ class Service:
     async def _on_assigned(self, app: Any, assigned: set, **kwargs: Any) -> None:
         identity = self.settings.topic("identity")
         self._assigned_user_partitions = {tp.partition for tp in assigned if tp.topic == identity}
+        self._input_tps = {tp for tp in assigned if tp.topic in self.app.lapse_inboxes}
         self.ready = False
 
     async def _on_revoked(self, app: Any, revoked: set, **kwargs: Any) -> None:
@@ -299,6 +315,15 @@ class Service:
         """Tables are recovered: rebuild the deadline index from the users this worker owns."""
         t0 = time.perf_counter()
         self.engine.rebuild_deadlines()
+        try:  # the input present now is decided before any deadline fires (streams/service/catchup.py)
+            ends = await self.app.consumer.highwaters(*self._input_tps) if self._input_tps else {}
+        except Exception as exc:  # no end offsets: deadlines fire at once, as before catch-up existed
+            log.warning("lapse: end offsets of the input unavailable (%r); expiry not held back", exc)
+            ends = {}
+        self.catchup.start(ends)
+        if self.catchup.pending:
+            log.info("lapse: deadlines wait until %d input partitions are decided up to their end offsets",
+                     self.catchup.pending)
         self.gc_pauses.collect_and_freeze()
         self.ready = True
         log.info("lapse: deadline index rebuilt over partitions %s in %.3fs",
@@ -448,6 +473,8 @@ class Service:
         oldest_ts = None
         seen_tp: set[tuple[str, int]] = set()
         counts: dict[tuple[str, str], int] = {}
+        if self.catchup.pending:
+            self.catchup.decided(batch)
         for msg in batch:
             seen_tp.add((msg.topic, msg.partition))
             if oldest_ts is None:
@@ -480,8 +507,10 @@ class Service:
             metrics.saw(topic, partition, now)
         for (topic, etype), k in counts.items():
             metrics.events_in.labels(topic, etype).inc(k)
-        outputs.extend(engine.expire(now))
-        return self._stage(outputs, records, now, oldest_ts, messages=batch if ack else ())
+        if self._caught_up():
+            outputs.extend(engine.expire(now))
+        # ack=False: the caller acks the batch itself once this returns, so it must be a commit point
+        return self._stage(outputs, records, now, oldest_ts, messages=batch if ack else (), commit=not ack)
 
     async def _join_agent(self, stream: Any) -> None:
         """The IDS join: IDS alerts meet the sightings of the sessions that used their IPs.
@@ -518,6 +547,8 @@ class Service:
         targets: list[tuple[Event, str, str | None, str]] = []
         touched: dict[str, dict] = {}
         inbound = None
+        if self.catchup.pending:
+            self.catchup.decided(batch)
         for msg in batch:
             if msg.topic == self._alerts_name:
                 inbound = inbound or msg.timestamp
@@ -542,7 +573,8 @@ class Service:
         outputs = self._deliver_targets(targets, records, now)
         # the join's state: one changelog record per key touched in this batch, in the same step
         # (and ticket) as the decisions it led to
-        return self._stage(outputs, records, now, inbound, join_state=touched, messages=batch if ack else ())
+        return self._stage(outputs, records, now, inbound, join_state=touched, messages=batch if ack else (),
+                           commit=not ack)
 
     def _join_alert_message(self, msg: Any, now: float, touched: dict[str, dict],
                             targets: list[tuple[Event, str, str | None, str]], records: list[Record]) -> None:
@@ -678,18 +710,49 @@ class Service:
             return
         await self.committer.room()
         now = self.clock()
-        outputs = self.engine.expire(now)
-        if outputs:
-            self._stage(outputs, [], now, None)  # committed in order behind earlier steps; no offsets
+        outputs = self.engine.expire(now) if self._caught_up() else []
+        if outputs or (self.uncommitted() and self.interval.due()):
+            # committed in order behind earlier steps; a commit point when one is due, so that state
+            # and offsets are committed even when no input arrives
+            self._stage(outputs, [], now, None)
         self.metrics.live_sessions.set(self.engine.live)  # a counter: no scan of the store
+
+    def _caught_up(self) -> bool:
+        """Whether deadlines may fire: the input present at assignment is decided (or waited long
+        enough for it; streams/service/catchup.py)."""
+        catchup = self.catchup
+        if catchup.waited_s is not None:
+            return True
+        catchup.committed(self.app.consumer._committed_offset)
+        if not catchup.done():
+            return False
+        log.info("lapse: caught up with the input present at assignment in %.2fs%s", catchup.waited_s,
+                 "" if catchup.waited_s < catchup.max_wait_s else " (stopped waiting: LAPSE_CATCHUP_MAX_S)")
+        return True
+
+    def uncommitted(self) -> bool:
+        """Whether state or input messages wait for the next commit point."""
+        return bool(self.interval.held or self.store.dirty or self._join_dirty)
+
+    def commit_point(self) -> None:
+        """Make the next step a commit point now, if anything waits for one (before a rebalance
+        gives partitions away; ``app.lapse_drained`` then waits for it)."""
+        if self.uncommitted():
+            self._stage([], [], self.clock(), None, commit=True)
 
     # ------------------------------------------------------------------ publish
 
     def _stage(self, outputs: list[Output], records: list[Record], now: float, inbound_ts: float | None, *,
-               messages: Iterable[Any] = (), join_state: dict[str, dict] | None = None) -> Ticket:
+               messages: Iterable[Any] = (), join_state: dict[str, dict] | None = None,
+               commit: bool = False) -> Ticket:
         """Steps 1-2 of the commit order, synchronously (see streams/service/commit.py): the
         decisions and audit records join the step's ``records``, which go to the producer; the
-        state the step touched is serialized now; the ticket takes it through steps 3-5."""
+        ticket takes them through steps 3-5.
+
+        At a commit point (every ``LAPSE_COMMIT_INTERVAL_S``, or ``commit``: the caller waits for
+        the step to be committed) the state touched since the last one is serialized now and the
+        ticket also acks every input message held back; other steps' tickets carry neither
+        (streams/service/interval.py)."""
         metrics = self.metrics
         names = self.names
         for out in outputs:
@@ -710,17 +773,27 @@ class Service:
                 metrics.audit.labels(out.value.get("kind", "?")).inc()
                 self.store.touch(out.value.get("user"))
         sent = self.sender.submit(records)                                   # 2. produce
-        changelog = self._changelog_records(join_state)                      # (1.) state as decided
+        if join_state:  # visible to the join's next batch now; written at the next commit point
+            self._sightings_data.update(join_state)
+            self._join_dirty.update(join_state)
+        interval = self.interval
+        interval.hold(messages)
+        if interval.due(force=commit):  # a commit point (streams/service/interval.py)
+            changelog = self._changelog_records()                            # (1.) state as decided
+            messages = interval.take()
+        else:
+            changelog, messages = [], ()
         ticket = self.committer.submit(Ticket(sent, changelog, messages))    # 3-5, in order
         if outputs:
             ticket.done.add_done_callback(lambda f: f.cancelled() or f.exception() is not None
                                           or self.operator.note_published(outputs, now))
         return ticket
 
-    def _changelog_records(self, join_state: dict[str, dict] | None = None) -> list[Record]:
-        """The users (and join keys) a step touched, as the changelog records Faust would write:
-        key, codec and the partition Kafka's default partitioner gives the key, so Faust's recovery
-        reads them back. The in-memory table takes them now; the changelog after step 3."""
+    def _changelog_records(self) -> list[Record]:
+        """The users (and join keys) touched since the last commit point, as the changelog records
+        Faust would write: key, codec and the partition Kafka's default partitioner gives the key,
+        so Faust's recovery reads them back. The in-memory table takes them now; the changelog
+        after step 3."""
         pending, deleted = self.store.drain()
         out: list[Record] = []
         if pending or deleted:
@@ -732,18 +805,17 @@ class Service:
             for user in deleted:
                 data.pop(user, None)
                 out.append((changelog, user.encode(), None, self.partition_of(user)))
-        if join_state:
-            data = self._sightings_data
+        if self._join_dirty:
             changelog = self._sightings_changelog_name
-            for key, entry in join_state.items():
-                data[key] = entry
+            for key, entry in self._join_dirty.items():
                 out.append((changelog, key.encode(), orjson.dumps(entry), self.partition_of(key)))
+            self._join_dirty = {}
         return out
 
     async def _publish(self, outputs: list[Output], records: list[Record], now: float,
                        inbound_ts: float | None) -> None:
         """A whole step for outputs decided elsewhere (a policy switch): stage them, wait for commit."""
-        await self._committed(self._stage(outputs, records, now, inbound_ts))
+        await self._committed(self._stage(outputs, records, now, inbound_ts, commit=True))
 
     async def _committed(self, ticket: Ticket) -> None:
         await asyncio.shield(ticket.done)

@@ -77,12 +77,17 @@ class Consumer(faust_aiokafka.Consumer):
 
     async def wait_empty(self) -> None:
         """Faust's wait for every started message to be acked, inbox batches included, and for every
-        decided step (timer ticks too: ``app.lapse_drained``) to have handed its changelog over."""
+        decided step (timer ticks too: ``app.lapse_drained``) to have handed its changelog over.
+        ``app.lapse_commit_point()`` first makes a commit point of whatever waits for one
+        (streams/service/interval.py)."""
+        commit_point = getattr(self.app, "lapse_commit_point", None) or (lambda: None)
+        commit_point()  # state and messages held back for the commit interval: committed by it
         while not self.should_stop and self.lapse_in_flight > 0:
             await self.commit()
             if self.lapse_in_flight <= 0:
                 break
             await self._wait_for_ack(timeout=1)
+            commit_point()  # a batch decided meanwhile
         drained = getattr(self.app, "lapse_drained", None)
         if drained is not None and not self.should_stop:
             await drained()

@@ -155,7 +155,7 @@ async def test_kill_9_mid_stream_loses_no_decision_and_fires_missed_deadlines_on
             finally:
                 restarted.stop()
         got = set(decision_ids(rev.values()))
-        assert got == expected_ids, "every expected decision arrives, nothing unexpected"
+        assert got == expected_ids, f"every expected decision arrives, nothing unexpected: {_diff(expected, rev.values())}"
         missed = [d for d in expected if d["reason"] == "idle_timeout" and d["id"] in arrivals]
         assert missed, "some idle deadlines passed while the worker was down"
         assert max(arrivals[d["id"]] for d in missed) - ready_at < 5.0, "missed deadlines fire right after recovery"
@@ -331,3 +331,66 @@ async def test_alerts_reach_sessions_whether_or_not_the_user_lives_on_the_alerts
     finally:
         w1.stop()
         w2.stop()
+
+
+async def _committed_lag(bootstrap: str, group: str, topics: list[str]) -> int:
+    """Messages on ``topics`` that ``group`` has not committed."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin, consumer = AIOKafkaAdminClient(bootstrap_servers=bootstrap), AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        await consumer._client.force_metadata_update()  # so that partitions_for_topic knows the topics
+        tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
+        assert tps, f"no partitions known for {topics}"
+        ends = await consumer.end_offsets(tps)
+        return sum(end - max(committed[tp].offset, 0) if tp in committed else end for tp, end in ends.items())
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def test_busy_users_state_is_written_once_per_commit_interval_and_offsets_commit_without_more_input(
+        kafka_bootstrap, tmp_path):
+    from streams.engine.state import UserState
+
+    prefix, policy, key = await _setup(kafka_bootstrap, tmp_path, idle="10m", admin_idle="10m")
+    app_id = f"{prefix}app"
+    worker = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path,
+                           extra_env={"LAPSE_COMMIT_INTERVAL_S": "2"}).start()
+    try:
+        await worker.wait_ready()
+        t0 = time.time()
+        users = [f"ci-u{i}" for i in range(4)]
+        events = [("identity", {"type": "login", "ts": t0, "user": u, "session": f"{u}-s", "ip": "10.1.1.1"})
+                  for u in users]
+        n = 4000  # 40+ batches of 100, each touching every user
+        events += [("activity", {"type": "activity", "ts": t0 + 0.001 * (i + 1), "user": users[i % 4],
+                                 "session": f"{users[i % 4]}-s", "ip": "10.1.1.1", "action": "GET"})
+                   for i in range(n)]
+        started = time.time()
+        await produce(kafka_bootstrap, prefix, events)
+        inputs = [prefix + "identity", prefix + "activity"]
+        end = time.time() + 90
+        # no input follows the last event: the timer's commit point must still commit its offset
+        while await _committed_lag(kafka_bootstrap, app_id, inputs) > 0:
+            assert time.time() < end, f"offsets never committed:\n{worker.tail(30)}"
+            await asyncio.sleep(0.3)
+        elapsed = time.time() - started
+        changelog = f"{app_id}-users-changelog"
+        async with TopicReader(kafka_bootstrap, changelog) as log:
+            await log.wait_for(lambda vs: len(vs) >= len(users), timeout=30)
+            await asyncio.sleep(1.0)
+            records = list(log.records)
+        per_user = {u: [v for k, v, _ in records if k == u.encode()] for u in users}
+        for u, values in per_user.items():
+            # one record per commit point that followed a change (at most one per 2 s, plus the last),
+            # where one per batch would be 10+
+            assert 1 <= len(values) <= elapsed / 2 + 2, (u, len(values), elapsed)
+            last = UserState.from_dict(values[-1]).sessions[f"{u}-s"]
+            assert last.events_n == n // 4 + 1, "the last record holds the login and every activity event"
+    finally:
+        worker.stop()
