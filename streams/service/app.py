@@ -711,10 +711,11 @@ class Service:
         await self.committer.room()
         now = self.clock()
         outputs = self.engine.expire(now) if self._caught_up() else []
-        if outputs or (self.uncommitted() and self.interval.due()):
-            # committed in order behind earlier steps; a commit point when one is due, so that state
-            # and offsets are committed even when no input arrives
-            self._stage(outputs, [], now, None)
+        if outputs or (self.uncommitted() and (self.interval.due() or self._idle())):
+            # committed in order behind earlier steps; a commit point when one is due, or at once
+            # when no input waits (holding back then saves nothing), so that state and offsets are
+            # committed even when no input arrives
+            self._stage(outputs, [], now, None, commit=self._idle())
         self.metrics.live_sessions.set(self.engine.live)  # a counter: no scan of the store
 
     def _caught_up(self) -> bool:
@@ -729,6 +730,10 @@ class Service:
         log.info("lapse: caught up with the input present at assignment in %.2fs%s", catchup.waited_s,
                  "" if catchup.waited_s < catchup.max_wait_s else " (stopped waiting: LAPSE_CATCHUP_MAX_S)")
         return True
+
+    def _idle(self) -> bool:
+        """No input waits in any inbox."""
+        return not (self.user_inbox or self.requests_inbox or self.join_inbox)
 
     def uncommitted(self) -> bool:
         """Whether state or input messages wait for the next commit point."""

@@ -19,7 +19,35 @@ import asyncio
 from collections import deque
 from typing import Any
 
-__all__ = ["Inbox"]
+__all__ = ["Inbox", "InboxMessage"]
+
+
+class InboxMessage:
+    """A consumed record as the inbox's readers see it: what they and the consumer's batch acks use
+    of Faust's ``Message`` (building one of those, with its dozen more fields, cost ~5 % of the
+    worker's CPU).
+
+    Examples
+    --------
+    >>> from collections import namedtuple
+    >>> Record = namedtuple("Record", "topic partition offset timestamp key value")
+    >>> m = InboxMessage(("activity", 2), Record("activity", 2, 41, 1767225600500, b"u1", b"{}"))
+    >>> m.tp, m.offset, m.timestamp, m.key, m.acked
+    (('activity', 2), 41, 1767225600.5, b'u1', False)
+    """
+
+    __slots__ = ("tp", "topic", "partition", "offset", "timestamp", "key", "value", "acked")
+
+    def __init__(self, tp: Any, record: Any) -> None:
+        self.tp = tp
+        self.topic = record.topic
+        self.partition = record.partition
+        self.offset = record.offset
+        ts = record.timestamp
+        self.timestamp = ts / 1000.0 if ts is not None else None  # seconds, as Faust's Message
+        self.key = record.key
+        self.value = record.value
+        self.acked = False
 
 
 class Inbox:

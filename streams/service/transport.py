@@ -35,6 +35,8 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
+from streams.service.inbox import InboxMessage
+
 __all__ = ["Consumer", "Transport", "register", "SCHEME"]
 
 SCHEME = "lapse"
@@ -97,7 +99,8 @@ class Consumer(faust_aiokafka.Consumer):
         """Faust's ``getmany`` as one list: the same records, checks and Message objects, built in
         one synchronous pass rather than an async generator step per message, with the partition's
         highwater read once per partition, not per message. Partitions with fewer records come
-        first (an IDS alert is not queued behind a fetch of thousands of activity events)."""
+        first (an IDS alert is not queued behind a fetch of thousands of activity events). Records
+        of inbox topics become :class:`~streams.service.inbox.InboxMessage`."""
         records, active_partitions = await self._wait_next_records(timeout)
         if records is None or self.should_stop:
             return []
@@ -108,6 +111,7 @@ class Consumer(faust_aiokafka.Consumer):
                 self.log.warning(f"exception performing seek when flow not active {exc}")
             return []
         to_message = self._to_message
+        inboxes = getattr(self.app, "lapse_inboxes", None) or {}
         buffered = self._buffered_partitions
         track_end = self.app.monitor.track_tp_end_offset
         out: list[tuple[Any, Any]] = []
@@ -115,7 +119,9 @@ class Consumer(faust_aiokafka.Consumer):
             if active_partitions is not None and tp not in active_partitions and tp not in buffered:
                 continue
             track_end(tp, self.highwater(tp))
-            out.extend((tp, to_message(tp, r)) for r in records[tp])
+            # an inbox's readers need a few fields, not a Faust Message (see InboxMessage)
+            make = InboxMessage if tp.topic in inboxes else to_message
+            out.extend((tp, make(tp, r)) for r in records[tp])
         return out
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised by the worker tests
