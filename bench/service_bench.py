@@ -238,7 +238,7 @@ async def setup(tmp: Path, idle: str):
     return prefix, policy, make_key(tmp)
 
 
-async def bench_throughput(tmp: Path, n: int, sessions: int) -> dict:
+async def bench_throughput(tmp: Path, n: int, sessions: int, store: str = "memory://") -> dict:
     from kafka_baseline import passthrough
 
     prefix, policy, key = await setup(tmp, idle="1h")
@@ -250,7 +250,8 @@ async def bench_throughput(tmp: Path, n: int, sessions: int) -> dict:
     await produce_all("", [(src, k, v) for _, k, v in items])
     base = await passthrough(src, dst, len(items))
     await produce_all(prefix, items)
-    w = WorkerProcess(BOOTSTRAP, prefix, f"{prefix}app", policy, key, tmp, name=f"tp-{prefix}").start()
+    w = WorkerProcess(BOOTSTRAP, prefix, f"{prefix}app", policy, key, tmp, name=f"tp-{prefix}",
+                      extra_env={"LAPSE_STORE": store}).start()
     try:
         ready = await w.wait_ready(timeout=120)
         cpu0 = process_cpu_s(w.proc.pid)
@@ -274,7 +275,7 @@ async def bench_throughput(tmp: Path, n: int, sessions: int) -> dict:
     finally:
         w.stop()
     rate = n / elapsed
-    return {"events": n, "sessions": sessions, "outputs": dec + aud, "worker_events_per_s": round(rate),
+    return {"events": n, "sessions": sessions, "store": store, "outputs": dec + aud, "worker_events_per_s": round(rate),
             "passthrough_per_s": round(base), "ratio_to_passthrough": round(rate / base, 2),
             # steadier than the rate on a shared 2-core box: the worker's own CPU per event
             "worker_cpu_us_per_event": round(cpu / n * 1e6, 1) if cpu is not None else None}
@@ -425,7 +426,9 @@ async def bench_lateness(tmp: Path, sessions: int) -> dict:
             "lateness_p99_s": round(percentile(late, 99), 3), "lateness_max_s": round(max(late), 3) if late else None}
 
 
-async def bench_recovery(tmp: Path, sessions: int) -> dict:
+async def bench_recovery(tmp: Path, sessions: int, store: str = "memory://") -> dict:
+    """kill -9 and restart. memory://: the new worker reads the whole changelog; rocksdb://: it keeps
+    the data directory, so it reads only the changelog written after its databases' persisted offsets."""
     prefix, policy, key = await setup(tmp, idle="12h")
     now = time.time()
     items = [("identity", f"r{s // 2}".encode(), orjson.dumps({
@@ -433,7 +436,8 @@ async def bench_recovery(tmp: Path, sessions: int) -> dict:
         "ip": f"10.2.{s % 250}.{(s // 250) % 250}", "channel": "web", "roles": ["staff"]})) for s in range(sessions)]
     await produce_all(prefix, items)
     app_id = f"{prefix}app"
-    w = WorkerProcess(BOOTSTRAP, prefix, app_id, policy, key, tmp, name=f"rc-{prefix}").start()
+    env = {"LAPSE_STORE": store, "LAPSE_DATA_DIR": str(tmp / f"rc-{prefix}-data")}
+    w = WorkerProcess(BOOTSTRAP, prefix, app_id, policy, key, tmp, name=f"rc-{prefix}", extra_env=env).start()
     try:
         await w.wait_ready(timeout=180)
         while await count_topic(prefix + "audit") < sessions:
@@ -442,7 +446,7 @@ async def bench_recovery(tmp: Path, sessions: int) -> dict:
     finally:
         w.kill9()
     killed = time.time()
-    w2 = WorkerProcess(BOOTSTRAP, prefix, app_id, policy, key, tmp, name=f"rc2-{prefix}").start()
+    w2 = WorkerProcess(BOOTSTRAP, prefix, app_id, policy, key, tmp, name=f"rc2-{prefix}", extra_env=env).start()
     try:
         ready = await w2.wait_ready(timeout=600)
     finally:
@@ -452,7 +456,7 @@ async def bench_recovery(tmp: Path, sessions: int) -> dict:
 
     rss = None
     m = re.findall(r"deadline index rebuilt over partitions .* in ([0-9.]+)s", w2.tail(400))
-    return {"live_sessions": sessions, "restart_to_ready_s": round(recovery, 1),
+    return {"live_sessions": sessions, "store": store, "restart_to_ready_s": round(recovery, 1),
             "index_rebuild_s": float(m[-1]) if m else None,
             "projected_1M_s": round(recovery * 1_000_000 / sessions, 0), "rss": rss}
 
@@ -468,9 +472,9 @@ async def run_all(args) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="lapse-bench-"))
     skip = set(args.skip or [])
     if "throughput" not in skip:
-        r = await bench_throughput(tmp, args.events, args.sessions)
+        r = await bench_throughput(tmp, args.events, args.sessions, args.store)
         record("service_throughput", **r)
-        print(f"worker end-to-end: {r['worker_events_per_s']:,} events/s vs raw passthrough "
+        print(f"worker end-to-end ({args.store}): {r['worker_events_per_s']:,} events/s vs raw passthrough "
               f"{r['passthrough_per_s']:,} msg/s ({r['ratio_to_passthrough']}x), {r['outputs']:,} outputs; "
               f"worker CPU {r['worker_cpu_us_per_event']} us/event")
     if "latency" not in skip:
@@ -489,10 +493,11 @@ async def run_all(args) -> None:
         record("service_lateness", **r)
         print(f"timeout lateness: p50 {r['lateness_p50_s']} s, p99 {r['lateness_p99_s']} s over {r['timeouts_seen']}")
     if "recovery" not in skip:
-        r = await bench_recovery(tmp, args.recovery_sessions)
-        record("service_recovery", **r)
-        print(f"recovery after kill -9 with {r['live_sessions']:,} live sessions: {r['restart_to_ready_s']} s to ready "
-              f"(index rebuild {r['index_rebuild_s']} s); projected 1M: {r['projected_1M_s']:.0f} s")
+        for store in args.recovery_stores:
+            r = await bench_recovery(tmp, args.recovery_sessions, store)
+            record("service_recovery", **r)
+            print(f"recovery after kill -9 with {r['live_sessions']:,} live sessions ({store}): {r['restart_to_ready_s']} s "
+                  f"to ready (index rebuild {r['index_rebuild_s']} s); projected 1M: {r['projected_1M_s']:.0f} s")
 
 
 if __name__ == "__main__":
@@ -503,6 +508,8 @@ if __name__ == "__main__":
     ap.add_argument("--background", type=float, default=5000.0)
     ap.add_argument("--lateness-sessions", type=int, default=2000)
     ap.add_argument("--recovery-sessions", type=int, default=100_000)
+    ap.add_argument("--store", default="memory://", help="LAPSE_STORE of the throughput run")
+    ap.add_argument("--recovery-stores", nargs="*", default=["memory://", "rocksdb://"])
     ap.add_argument("--skip", nargs="*", choices=["throughput", "latency", "lateness", "recovery"])
     os.environ.setdefault("LAPSE_BOOTSTRAP", BOOTSTRAP)
     asyncio.run(main(ap.parse_args()))

@@ -19,7 +19,7 @@ LAPSE_APP_ID                       Faust app id = consumer group               l
 LAPSE_WEB_HOST / LAPSE_WEB_PORT    worker's web server                         127.0.0.1 / 6066
 LAPSE_POLICY                       policy TOML file                            built-in default
 LAPSE_DATA_DIR                     worker's local data (Faust's files)          .cache/worker
-LAPSE_STORE                        memory:// (the only store supported)        memory://
+LAPSE_STORE                        memory:// or rocksdb:// (rocksdict)         memory://
 LAPSE_SESSION_TIMEOUT_S            consumer-group session timeout (failover)   10
 LAPSE_SET_ISSUER                   ``iss`` of the signed revocation tokens     https://lapse.local/
 LAPSE_SET_AUDIENCE                 ``aud`` of the signed revocation tokens     lapse-enforcement
@@ -53,6 +53,11 @@ def _read_secret(env: dict[str, str], name: str, file_values: dict[str, Any]) ->
     return None
 
 
+#: state stores: Faust's memory store (state rebuilt from the changelog at start), or its RocksDB
+#: store through rocksdict, under LiveState (streams/service/livestate.py)
+STORES = ("memory://", "rocksdb://")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     bootstrap: str = "127.0.0.1:9092"
@@ -68,7 +73,7 @@ class Settings:
     web_port: int = 6066
     policy: str | None = None
     data_dir: str = ".cache/worker"
-    store: str = "memory://"
+    store: str = "memory://"  # see STORES
     session_timeout_s: int = 10
     set_issuer: str = "https://lapse.local/"
     set_audience: str = "lapse-enforcement"
@@ -112,11 +117,11 @@ class Settings:
             raise ConfigError("LAPSE_SASL_USERNAME and LAPSE_SASL_PASSWORD(_FILE) are required with SASL")
         if self.partitions < 1:
             raise ConfigError(f"LAPSE_PARTITIONS: must be >= 1, got {self.partitions}")
-        if self.store != "memory://":
-            # Faust's RocksDB store decodes a new object on every read; the engine keeps live
-            # objects between events (cached limits) and lapse writes its changelog itself
-            raise ConfigError(f"LAPSE_STORE: only memory:// is supported (state is rebuilt from the "
-                              f"changelog topics at start), got {self.store!r}")
+        if self.store == "rocksdict://":  # the driver's name, as Faust's docs spell the option
+            object.__setattr__(self, "store", "rocksdb://")
+        if self.store not in STORES:
+            raise ConfigError(f"LAPSE_STORE: expected one of {', '.join(STORES)} (rocksdict:// is rocksdb://), "
+                              f"got {self.store!r}")
         if not self.bootstrap.strip():
             raise ConfigError("LAPSE_BOOTSTRAP: empty")
 

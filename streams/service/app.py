@@ -47,6 +47,7 @@ from typing import Any
 
 import faust
 import orjson
+from faust.types import TP
 
 from streams.config import Settings
 from streams.engine import Engine, Event, InvalidEvent, Output, parse_event, parse_ts
@@ -82,7 +83,9 @@ COMMIT_PENDING = int(os.environ.get("LAPSE_COMMIT_PENDING", "8"))
 COMMIT_INTERVAL_S = float(os.environ.get("LAPSE_COMMIT_INTERVAL_S", "1.0"))
 #: after partitions are assigned, deadlines wait (at most this long) until the input already in
 #: the topics then is decided (streams/service/catchup.py)
-CATCHUP_MAX_S = float(os.environ.get("LAPSE_CATCHUP_MAX_S", "60"))
+CATCHUP_MAX_S = float(os.environ.get("LAPSE_CATCHUP_MAX_S", "15"))
+#: LAPSE_STORE=rocksdb://: objects kept in memory per table (the rest read back when needed)
+LIVE_MAX = int(os.environ.get("LAPSE_LIVE_MAX", "1000000"))
 #: Faust agents whose topics go through an inbox receive nothing in normal operation; Faust's
 #: take_events wakes every ``within`` even when idle (a 2 ms window cost ~15 % of the CPU during
 #: table recovery), so they wait long
@@ -227,25 +230,41 @@ class Service:
         # use_partitioner: a key's changelog partition is the one Kafka's default partitioner gives
         # it, which is also its input partition — so timer-driven writes (no current event) land
         # where recovery will look for them.
-        self.users = _table(app, "users", settings.partitions, codecs.USER_STATE)
-        self.sightings = _table(app, "sightings", settings.partitions, codecs.JSON)
+        rocks = settings.store == "rocksdb://"
+        options = {"driver": "rocksdict"} if rocks else None
+        self.users = _table(app, "users", settings.partitions, codecs.USER_STATE, options)
+        self.sightings = _table(app, "sightings", settings.partitions, codecs.JSON, options)
 
         self._changelog_name = self.users.changelog_topic.get_topic_name()
         self._sightings_changelog_name = self.sightings.changelog_topic.get_topic_name()
-        self._sightings_data = in_memory_dict(self.sightings)
+        #: the live objects over each table: the memory store's own dict, or LiveState over RocksDB
+        self._live: dict[str, Any] = {}
+        if rocks:
+            self._live = {
+                self._changelog_name: _live_state(self.users, self.partition_of, _decode_user_state,
+                                                  lambda: sorted(self._assigned_user_partitions)),
+                self._sightings_changelog_name: _live_state(self.sightings, self.partition_of, orjson.loads, tuple),
+            }
+            users_read = self._live[self._changelog_name]
+            self._sightings_data = self._live[self._sightings_changelog_name]
+        else:
+            users_read = None
+            self._sightings_data = in_memory_dict(self.sightings)
         # steps 2-5 of the commit order: records go out in batches, tickets commit in order
         self.sender = BatchSender(lambda: app.producer._ensure_producer())
-        self.committer = Committer(self.sender, lambda msgs: app.consumer.ack_batch(msgs), max_pending=COMMIT_PENDING)
+        self.committer = Committer(self.sender, lambda msgs: app.consumer.ack_batch(msgs), max_pending=COMMIT_PENDING,
+                                   on_changelog=self._changelog_handed_over if rocks else None)
         self.interval = CommitInterval(COMMIT_INTERVAL_S)
         self._join_dirty: dict[str, dict] = {}  # join keys changed since the last commit point
         self.catchup = CatchUp(CATCHUP_MAX_S)
+        self._input_at = 0.0  # monotonic time input was last decided (the timer commits when quiet)
         self._input_tps: set[Any] = set()
         app.task(self._run_sender)
         app.task(self._run_committer)
         # a rebalance makes a commit point and waits for it (transport.Consumer.wait_empty)
         app.lapse_commit_point = self.commit_point
         app.lapse_drained = self.committer.drained
-        self.store = TableStore(self.users, owns=self.owns_user)
+        self.store = TableStore(self.users, owns=self.owns_user, read=users_read)
         self.engine = engine_factory(self.store)
 
         self.raw_inputs = app.topic(*(t(f"raw.{fmt}") for fmt in RAW_FORMATS), **raw)
@@ -314,6 +333,8 @@ class Service:
     async def _on_rebalance_complete(self, app: Any, **kwargs: Any) -> None:
         """Tables are recovered: rebuild the deadline index from the users this worker owns."""
         t0 = time.perf_counter()
+        for live in self._live.values():  # RocksDB: recovery updated the databases, which are the truth
+            live.drop_clean()
         self.engine.rebuild_deadlines()
         try:  # the input present now is decided before any deadline fires (streams/service/catchup.py)
             ends = await self.app.consumer.highwaters(*self._input_tps) if self._input_tps else {}
@@ -473,6 +494,7 @@ class Service:
         oldest_ts = None
         seen_tp: set[tuple[str, int]] = set()
         counts: dict[tuple[str, str], int] = {}
+        self._input_at = time.monotonic()
         if self.catchup.pending:
             self.catchup.decided(batch)
         for msg in batch:
@@ -547,6 +569,7 @@ class Service:
         targets: list[tuple[Event, str, str | None, str]] = []
         touched: dict[str, dict] = {}
         inbound = None
+        self._input_at = time.monotonic()
         if self.catchup.pending:
             self.catchup.decided(batch)
         for msg in batch:
@@ -711,11 +734,12 @@ class Service:
         await self.committer.room()
         now = self.clock()
         outputs = self.engine.expire(now) if self._caught_up() else []
-        if outputs or (self.uncommitted() and (self.interval.due() or self._idle())):
+        quiet = time.monotonic() - self._input_at >= TICK_S
+        if outputs or (self.uncommitted() and (self.interval.due() or quiet)):
             # committed in order behind earlier steps; a commit point when one is due, or at once
-            # when no input waits (holding back then saves nothing), so that state and offsets are
-            # committed even when no input arrives
-            self._stage(outputs, [], now, None, commit=self._idle())
+            # when no input was decided for a tick (holding back then saves nothing), so that state
+            # and offsets are committed even when no input arrives
+            self._stage(outputs, [], now, None, commit=quiet)
         self.metrics.live_sessions.set(self.engine.live)  # a counter: no scan of the store
 
     def _caught_up(self) -> bool:
@@ -725,8 +749,16 @@ class Service:
         if catchup.waited_s is not None:
             return True
         catchup.committed(self.app.consumer._committed_offset)
+        if self._idle():  # every message delivered so far is decided
+            catchup.delivered(self.app.consumer._read_offset)
+        left = catchup.left()
         if not catchup.done():
             return False
+        if left:
+            read = self.app.consumer._read_offset
+            log.warning("lapse: input not caught up after %.0fs: %s", catchup.waited_s, ", ".join(
+                f"{tp[0]}/{tp[1]} end {end} committed {self.app.consumer._committed_offset.get(tp)} "
+                f"read {read.get(tp)} decided {catchup.last_decided.get(tp)}" for tp, end in left.items()))
         log.info("lapse: caught up with the input present at assignment in %.2fs%s", catchup.waited_s,
                  "" if catchup.waited_s < catchup.max_wait_s else " (stopped waiting: LAPSE_CATCHUP_MAX_S)")
         return True
@@ -810,12 +842,45 @@ class Service:
             for user in deleted:
                 data.pop(user, None)
                 out.append((changelog, user.encode(), None, self.partition_of(user)))
+            if self._live:  # RocksDB: kept in memory until written, after step 3
+                stage = data.stage
+                for user in pending:
+                    stage(user)
+                for user in deleted:
+                    stage(user)
         if self._join_dirty:
             changelog = self._sightings_changelog_name
             for key, entry in self._join_dirty.items():
                 out.append((changelog, key.encode(), orjson.dumps(entry), self.partition_of(key)))
+            if self._live:
+                for key in self._join_dirty:
+                    self._sightings_data.stage(key)
             self._join_dirty = {}
         return out
+
+    def _changelog_handed_over(self, records: list[Record], futures: list[asyncio.Future]) -> None:
+        """RocksDB store, step 4: the changelog records go to the local databases (the step's
+        decisions are acknowledged), and each partition's persisted offset follows the broker's
+        acknowledgements, so a restart recovers only the changelog written after it."""
+        by_table: dict[str, list[tuple[bytes, bytes | None, int]]] = {}
+        for topic, key, value, partition in records:
+            by_table.setdefault(topic, []).append((key, value, partition))  # type: ignore[arg-type]
+        for topic, rows in by_table.items():
+            self._live[topic].write(rows)
+        stores = {self._changelog_name: self.users.data, self._sightings_changelog_name: self.sightings.data}
+
+        def persisted(fut: asyncio.Future) -> None:
+            if fut.cancelled() or fut.exception() is not None:
+                return  # the committer fails the worker over it
+            meta = fut.result()
+            store = stores.get(meta.topic)
+            if store is not None:  # a batch's base offset: recovery re-reads the rest of it, harmlessly
+                tp = TP(meta.topic, meta.partition)
+                if (store.persisted_offset(tp) or -1) < meta.offset:
+                    store.set_persisted_offset(tp, meta.offset)
+
+        for fut in futures:
+            fut.add_done_callback(persisted)
 
     async def _publish(self, outputs: list[Output], records: list[Record], now: float,
                        inbound_ts: float | None) -> None:
@@ -857,14 +922,30 @@ def _alert_from(body: Any) -> Event | None:
     return ev if ev.type == "alert" else None
 
 
-def _table(app: faust.App, name: str, partitions: int, value_codec: str) -> Any:
+def _decode_user_state(raw: bytes) -> Any:
+    from streams.engine.state import UserState
+
+    return UserState.from_dict(orjson.loads(raw))
+
+
+def _live_state(table: Any, partition_of: Callable[[str], int], decode: Callable[[bytes], Any],
+                partitions: Callable[[], Any]) -> Any:
+    """:class:`~streams.service.livestate.LiveState` over a table's Faust RocksDB store."""
+    from streams.service.livestate import LiveState
+
+    store = table.data
+    return LiveState(lambda p: store._db_for_partition(p), partition_of, decode, max_live=LIVE_MAX,
+                     partitions=partitions, skip_keys=(store.offset_key,))
+
+
+def _table(app: faust.App, name: str, partitions: int, value_codec: str, options: dict | None = None) -> Any:
     """A changelog-backed table with our codecs.
 
     Faust derives a table's serializers from ``key_type``/``value_type`` models; ours are plain
     codecs, set on the table (Faust passes them explicitly when it writes the changelog, and to the
     store it creates lazily) and on the changelog topic that recovery reads.
     """
-    table = app.Table(name, partitions=partitions, use_partitioner=True)
+    table = app.Table(name, partitions=partitions, use_partitioner=True, options=options)
     table.key_serializer = codecs.KEY
     table.value_serializer = value_codec
     # the table registered a changelog topic with the default (json) serializers: replace it (same

@@ -46,7 +46,7 @@ class CatchUp:
     (True, 0.0)
     """
 
-    __slots__ = ("max_wait_s", "clock", "_ends", "_started", "_deadline", "waited_s")
+    __slots__ = ("max_wait_s", "clock", "_ends", "_started", "_deadline", "waited_s", "last_decided")
 
     def __init__(self, max_wait_s: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         if not isinstance(max_wait_s, (int, float)) or isinstance(max_wait_s, bool) or not max_wait_s >= 0:
@@ -59,6 +59,8 @@ class CatchUp:
         self._started = self._deadline = 0.0
         #: how long the last catch-up took (None while it runs)
         self.waited_s: float | None = 0.0
+        #: the newest offset decided of each partition waited for (diagnostics)
+        self.last_decided: dict[Any, int] = {}
 
     @property
     def pending(self) -> int:
@@ -68,6 +70,7 @@ class CatchUp:
     def start(self, end_offsets: Mapping[Any, int | None]) -> None:
         """Partitions were assigned: their end offsets (the next offset to be written) now."""
         self._ends = {tp: end for tp, end in end_offsets.items() if end}
+        self.last_decided = {}
         self._started = self.clock()
         self._deadline = self._started + self.max_wait_s
         self.waited_s = None if self._ends else 0.0
@@ -77,15 +80,29 @@ class CatchUp:
         ends = self._ends
         if not ends:
             return
+        last = self.last_decided
         for m in messages:
             end = ends.get(m.tp)
-            if end is not None and m.offset >= end - 1:
-                del ends[m.tp]
+            if end is not None:
+                last[m.tp] = m.offset
+                if m.offset >= end - 1:
+                    del ends[m.tp]
+
+    def left(self) -> dict[Any, int]:
+        """The partitions not caught up yet and their end offsets."""
+        return dict(self._ends)
 
     def committed(self, offsets: Mapping[Any, int | None]) -> None:
         """Committed offsets: a partition whose commit already covers its end needs nothing read."""
         ends = self._ends
         for tp in [tp for tp, end in ends.items() if (offsets.get(tp) or 0) >= end]:
+            del ends[tp]
+
+    def delivered(self, read_offsets: Mapping[Any, int | None]) -> None:
+        """The consumer's newest delivered offsets, at a moment when every delivered message is
+        decided (no input waits): a partition delivered up to its end is caught up."""
+        ends = self._ends
+        for tp in [tp for tp, end in ends.items() if (read_offsets.get(tp) or -1) >= end - 1]:
             del ends[tp]
 
     def done(self) -> bool:

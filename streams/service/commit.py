@@ -73,6 +73,10 @@ class Committer:
         ``ack(messages)``: marks a step's input messages processed (the consumer's ``ack_batch``).
     max_pending : int
         Tickets in flight before :meth:`room` makes the deciding side wait.
+    on_changelog : callable, optional
+        ``on_changelog(records, futures)`` once a ticket's changelog records are handed over (step
+        4), with their delivery futures: a RocksDB store writes them locally then
+        (streams/service/livestate.py).
 
     Examples
     --------
@@ -97,13 +101,17 @@ class Committer:
     (['m1', 'm2'], 2)
     """
 
-    def __init__(self, sender: BatchSender, ack: Callable[[Any], None], *, max_pending: int = 8) -> None:
+    def __init__(self, sender: BatchSender, ack: Callable[[Any], None], *, max_pending: int = 8,
+                 on_changelog: Callable[[list[Record], list[asyncio.Future]], None] | None = None) -> None:
         if not isinstance(sender, BatchSender):
             raise TypeError(f"Committer: sender must be a BatchSender, got {type(sender).__name__}")
         if not callable(ack):
             raise TypeError("Committer: ack must be callable(messages)")
         self.sender = sender
         self.ack = ack
+        if on_changelog is not None and not callable(on_changelog):
+            raise TypeError("Committer: on_changelog must be callable(records, futures)")
+        self.on_changelog = on_changelog
         self._queue: Pending[Ticket] = Pending("Committer", max_pending)
         self.failed: BaseException | None = None
         self.committed = 0
@@ -133,7 +141,9 @@ class Committer:
                 futures = await ticket.sent
                 if futures:
                     await asyncio.gather(*futures)                           # 3. acknowledged
-                await self.sender.submit(ticket.changelog)                   # 4. changelog handed over
+                handed = await self.sender.submit(ticket.changelog)          # 4. changelog handed over
+                if self.on_changelog is not None and ticket.changelog:
+                    self.on_changelog(ticket.changelog, handed)
                 if ticket.messages:                                          # 5. offsets
                     self.ack(ticket.messages)
             except BaseException as exc:

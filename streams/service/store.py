@@ -33,11 +33,12 @@ class TableStore(MutableMapping):
     (['alice', 'bob'], set(), 0)
     """
 
-    def __init__(self, table: MutableMapping, owns: Callable[[str], bool]) -> None:
+    def __init__(self, table: MutableMapping, owns: Callable[[str], bool], read: Any = None) -> None:
         self.table = table
         #: what reads go to: the plain dict under a Faust table's in-memory store when there is one
-        #: (three Python-level layers fewer per lookup: Table, ManagedUserDict, Store), else the table
-        self.read = in_memory_dict(table)
+        #: (three Python-level layers fewer per lookup: Table, ManagedUserDict, Store), else the table;
+        #: or ``read`` (a :class:`~streams.service.livestate.LiveState` over a RocksDB store)
+        self.read = read if read is not None else in_memory_dict(table)
         self.owns = owns
         self._pending: dict[str, Any] = {}
         self._deleted: set[str] = set()
@@ -55,7 +56,7 @@ class TableStore(MutableMapping):
         self._deleted.discard(user)
 
     def __delitem__(self, user: str) -> None:
-        if user not in self._pending and user not in self.table:
+        if user not in self._pending and user not in self.read:
             raise KeyError(user)
         self._pending.pop(user, None)
         self._deleted.add(user)

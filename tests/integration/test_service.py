@@ -124,10 +124,14 @@ async def test_worker_publishes_exactly_the_decision_ids_of_replay(kafka_bootstr
         worker.stop()
 
 
-async def test_kill_9_mid_stream_loses_no_decision_and_fires_missed_deadlines_on_recovery(kafka_bootstrap, tmp_path):
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+async def test_kill_9_mid_stream_loses_no_decision_and_fires_missed_deadlines_on_recovery(kafka_bootstrap, tmp_path,
+                                                                                          store):
     prefix, policy, key = await _setup(kafka_bootstrap, tmp_path, idle="5s", admin_idle="5s")
     app_id = f"{prefix}app"
-    worker = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path).start()
+    # the restarted worker keeps the data directory (with rocksdb://, its local databases)
+    env = {"LAPSE_STORE": store, "LAPSE_DATA_DIR": str(tmp_path / "data")}
+    worker = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path, extra_env=env).start()
     try:
         await worker.wait_ready()
         t0 = time.time()
@@ -146,7 +150,8 @@ async def test_kill_9_mid_stream_loses_no_decision_and_fires_missed_deadlines_on
             worker.kill9()
             killed_at = time.time()
             await asyncio.sleep(7.0)  # every idle deadline (5 s) passes while the worker is down
-            restarted = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path, name="w1b").start()
+            restarted = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path, name="w1b",
+                                      extra_env=env).start()
             try:
                 ready_at = await restarted.wait_ready()
                 await rev.wait_for(lambda vs: expected_ids <= set(decision_ids(vs)), timeout=120,
@@ -163,11 +168,13 @@ async def test_kill_9_mid_stream_loses_no_decision_and_fires_missed_deadlines_on
         worker.kill9()
 
 
-async def test_second_worker_takes_over_partitions_and_their_deadlines_still_fire(kafka_bootstrap, tmp_path):
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+async def test_second_worker_takes_over_partitions_and_their_deadlines_still_fire(kafka_bootstrap, tmp_path, store):
     prefix, policy, key = await _setup(kafka_bootstrap, tmp_path, idle="12s", admin_idle="12s")
     app_id = f"{prefix}app"
-    w1 = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path, name="w1").start()
-    w2 = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path, name="w2").start()
+    env = {"LAPSE_STORE": store}
+    w1 = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path, name="w1", extra_env=env).start()
+    w2 = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path, name="w2", extra_env=env).start()
     try:
         await _split_between(w1, w2)
         t0 = time.time()
@@ -360,9 +367,8 @@ async def test_busy_users_state_is_written_once_per_commit_interval_and_offsets_
     prefix, policy, key = await _setup(kafka_bootstrap, tmp_path, idle="10m", admin_idle="10m")
     app_id = f"{prefix}app"
     worker = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path,
-                           extra_env={"LAPSE_COMMIT_INTERVAL_S": "2"}).start()
+                           extra_env={"LAPSE_COMMIT_INTERVAL_S": "2"})
     try:
-        await worker.wait_ready()
         t0 = time.time()
         users = [f"ci-u{i}" for i in range(4)]
         events = [("identity", {"type": "login", "ts": t0, "user": u, "session": f"{u}-s", "ip": "10.1.1.1"})
@@ -371,8 +377,9 @@ async def test_busy_users_state_is_written_once_per_commit_interval_and_offsets_
         events += [("activity", {"type": "activity", "ts": t0 + 0.001 * (i + 1), "user": users[i % 4],
                                  "session": f"{users[i % 4]}-s", "ip": "10.1.1.1", "action": "GET"})
                    for i in range(n)]
+        await produce(kafka_bootstrap, prefix, events)  # a backlog: the worker is never quiet until the end
         started = time.time()
-        await produce(kafka_bootstrap, prefix, events)
+        worker.start()
         inputs = [prefix + "identity", prefix + "activity"]
         end = time.time() + 90
         # no input follows the last event: the timer's commit point must still commit its offset

@@ -11,7 +11,12 @@ def test_the_memory_store_is_the_default_and_loads():
     assert Settings.load({"LAPSE_BOOTSTRAP": "127.0.0.1:9092"}).store == "memory://"
 
 
-@pytest.mark.parametrize("url", ["rocksdb://", "rocksdict://", "aerospike://"])
+@pytest.mark.parametrize("url, store", [("rocksdb://", "rocksdb://"), ("rocksdict://", "rocksdb://")])
+def test_the_rocksdb_store_loads_under_either_name(url, store):
+    assert Settings.load({"LAPSE_BOOTSTRAP": "127.0.0.1:9092", "LAPSE_STORE": url}).store == store
+
+
+@pytest.mark.parametrize("url", ["aerospike://", "memory:", "redis://"])
 def test_any_other_store_is_refused_with_the_setting_named(url):
-    with pytest.raises(ConfigError, match="LAPSE_STORE: only memory://"):
+    with pytest.raises(ConfigError, match="LAPSE_STORE: expected one of memory://, rocksdb://"):
         Settings.load({"LAPSE_BOOTSTRAP": "127.0.0.1:9092", "LAPSE_STORE": url})
