@@ -12,17 +12,10 @@ from joserfc.jwk import OKPKey
 from enforce import wire
 from enforce.state import EnforceConfigError, RevocationState
 from enforce.verify import SetVerifier
+from tests.support.clock import Clock
 
 ISS, AUD = "https://lapse.example.com/", "gw"
 T0 = 1_800_000_000.0
-
-
-class Clock:
-    def __init__(self, t: float = T0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def _jwk(private, kid):
@@ -53,7 +46,7 @@ def msg(private, c, kid="k1", typ="secevent+jwt") -> bytes:
 
 @pytest.fixture
 def state(keys):
-    clock = Clock()
+    clock = Clock(T0)
     st = RevocationState(SetVerifier(keys[2], ISS, AUD, clock=clock), ttl_s=3600, clock=clock)
     st.clock_ = clock
     return st

@@ -8,16 +8,9 @@ from collections import namedtuple
 import pytest
 
 from streams.service.catchup import CatchUp
+from tests.support.clock import Clock
 
 Msg = namedtuple("Msg", "tp offset")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def test_deadlines_wait_until_every_partition_is_decided_up_to_its_end_at_assignment():

@@ -6,18 +6,11 @@ from __future__ import annotations
 import pytest
 
 from streams.service.interval import CommitInterval
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
+from tests.support.clock import Clock
 
 
 def test_steps_inside_the_interval_hold_their_messages_and_the_next_commit_point_takes_all_in_order():
-    clock = Clock()
+    clock = Clock(100.0)
     ci = CommitInterval(1.0, clock=clock)
     ci.hold(["a1", "a2"])
     clock.t += 0.4
@@ -30,7 +23,7 @@ def test_steps_inside_the_interval_hold_their_messages_and_the_next_commit_point
 
 
 def test_the_interval_restarts_at_each_commit_point_forced_or_not():
-    clock = Clock()
+    clock = Clock(100.0)
     ci = CommitInterval(1.0, clock=clock)
     clock.t += 0.9
     assert ci.due(force=True)  # a caller that waits for its step to be committed
@@ -42,7 +35,7 @@ def test_the_interval_restarts_at_each_commit_point_forced_or_not():
 
 
 def test_zero_interval_makes_every_step_a_commit_point():
-    ci = CommitInterval(0, clock=Clock())
+    ci = CommitInterval(0, clock=Clock(100.0))
     ci.hold(["m"])
     assert ci.due() and ci.take() == ["m"]
 
