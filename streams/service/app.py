@@ -57,7 +57,7 @@ from streams.service.catchup import CatchUp
 from streams.service.deadletter import dead_letter
 from streams.service.commit import Committer, Ticket
 from streams.service.gcpause import GcPauses
-from streams.service.inbox import Inbox
+from streams.service.inbox import ClearOnSuspend, Inbox
 from streams.service.interval import CommitInterval
 from streams.service.ingest import DEFAULT_MAX_SKEW_S, Rejected, decode
 from streams.service.metrics import Metrics
@@ -212,18 +212,18 @@ class Service:
         # them out in batches (streams/service/inbox.py); the agent below keeps them subscribed
         self.user_inbox = Inbox(STREAM_BUFFER)
         app.lapse_inboxes = {t("identity"): self.user_inbox, t("activity"): self.user_inbox}
-        app.flow_control.manage_queue(self.user_inbox)  # cleared when partitions are revoked
+        self._inbox_clearers = [ClearOnSuspend(self.user_inbox, app.flow_control)]  # on revoke, not on resume
         # resolved IDS alerts and admin requests: a lane of their own, so they never queue behind a
         # backlog of activity (same partitions and state; Faust co-partitions topics of equal size)
         self.requests_in = app.topic(t("user-requests"), **raw)
         self.requests_inbox = Inbox(STREAM_BUFFER)
         app.lapse_inboxes[t("user-requests")] = self.requests_inbox
-        app.flow_control.manage_queue(self.requests_inbox)
+        self._inbox_clearers.append(ClearOnSuspend(self.requests_inbox, app.flow_control))
         # the IDS join reads alerts and sightings in one agent (co-partitioned: see _join_agent)
         self.join_in = app.topic(t("ids-alerts"), t("sightings"), **raw)
         self.join_inbox = Inbox(STREAM_BUFFER)  # the same for the join's topics (see _join_inbox_task)
         app.lapse_inboxes.update({t("ids-alerts"): self.join_inbox, t("sightings"): self.join_inbox})
-        app.flow_control.manage_queue(self.join_inbox)
+        self._inbox_clearers.append(ClearOnSuspend(self.join_inbox, app.flow_control))
         self._alerts_name = t("ids-alerts")
         self.names = TopicNames(settings)
 
@@ -749,8 +749,6 @@ class Service:
         if catchup.waited_s is not None:
             return True
         catchup.committed(self.app.consumer._committed_offset)
-        if self._idle():  # every message delivered so far is decided
-            catchup.delivered(self.app.consumer._read_offset)
         left = catchup.left()
         if not catchup.done():
             return False

@@ -98,13 +98,6 @@ class CatchUp:
         for tp in [tp for tp, end in ends.items() if (offsets.get(tp) or 0) >= end]:
             del ends[tp]
 
-    def delivered(self, read_offsets: Mapping[Any, int | None]) -> None:
-        """The consumer's newest delivered offsets, at a moment when every delivered message is
-        decided (no input waits): a partition delivered up to its end is caught up."""
-        ends = self._ends
-        for tp in [tp for tp, end in ends.items() if (read_offsets.get(tp) or -1) >= end - 1]:
-            del ends[tp]
-
     def done(self) -> bool:
         """Whether deadlines may fire: caught up, or waited ``max_wait_s``."""
         if self._ends and self.clock() < self._deadline:

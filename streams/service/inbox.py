@@ -19,7 +19,7 @@ import asyncio
 from collections import deque
 from typing import Any
 
-__all__ = ["Inbox", "InboxMessage"]
+__all__ = ["Inbox", "InboxMessage", "ClearOnSuspend"]
 
 
 class InboxMessage:
@@ -119,3 +119,40 @@ class Inbox:
         if len(items) < self.maxsize:
             self._not_full.set()
         return out
+
+
+class ClearOnSuspend:
+    """Registers an :class:`Inbox` with Faust's flow control so that it is cleared when a rebalance
+    suspends the flow (its messages may belong to partitions that move away; Faust seeks every
+    partition back to its committed offset afterwards), and *not* when the flow resumes.
+
+    ``FlowControlEvent.resume()`` clears every managed queue too. A worker's table recovery ends by
+    seeking to the committed offsets and then resuming, and messages the consumer delivered in
+    between were dropped from the inbox although the consumer had read past them: a restarted
+    worker never decided them (found by the kill -9 integration test once expiry waited for them).
+
+    Examples
+    --------
+    >>> class Flow:  # what FlowControlEvent offers
+    ...     active, queues = True, []
+    ...     def is_active(self): return self.active
+    ...     def manage_queue(self, q): self.queues.append(q)
+    ...     def clear(self): [q.clear() for q in self.queues]
+    >>> box, flow = Inbox(10), Flow()
+    >>> keep = ClearOnSuspend(box, flow)
+    >>> box.put("m"); flow.clear(); len(box)        # a resume's clear: kept
+    1
+    >>> flow.active = False; flow.clear(); len(box)  # a suspension's clear: dropped
+    0
+    """
+
+    def __init__(self, inbox: Inbox, flow_control: Any) -> None:
+        if not isinstance(inbox, Inbox):
+            raise TypeError(f"ClearOnSuspend: expected an Inbox, got {type(inbox).__name__}")
+        self.inbox = inbox
+        self.flow_control = flow_control
+        flow_control.manage_queue(self)  # held weakly by Faust: the service keeps this object
+
+    def clear(self) -> None:
+        if not self.flow_control.is_active():
+            self.inbox.clear()

@@ -49,6 +49,8 @@ class Consumer(faust_aiokafka.Consumer):
 
     #: inbox messages taken for processing and not yet acked (see track_batch)
     lapse_in_flight = 0
+    #: the first offset of each partition dropped since the last perform_seek (see _drain_messages)
+    lapse_dropped: dict[Any, int] | None = None
 
     def track_batch(self, messages: Sequence[Any]) -> None:
         """Inbox messages taken for processing: in flight until :meth:`ack_batch`."""
@@ -95,6 +97,26 @@ class Consumer(faust_aiokafka.Consumer):
             await drained()
         await super().wait_empty()
 
+    async def perform_seek(self) -> None:
+        """Faust's seek of every assigned partition to its committed offset, and of a partition
+        without one to its beginning (``auto_offset_reset=earliest``).
+
+        Faust leaves a partition without a committed offset wherever the fetcher got to. Messages
+        fetched while flow was suspended (during recovery or a rebalance) are dropped, because a
+        seek is to re-read them; for such a partition nothing would ever re-read them. Seen as an
+        IDS alert, at offset 0 of its partition and never committed, that a worker restarted after
+        kill -9 never re-decided.
+        """
+        await super().perform_seek()
+        self.lapse_dropped = {}  # what was dropped before this seek is read again from where it points
+        fresh = [tp for tp in self.assignment()
+                 if self._committed_offset.get(tp) is None and not self._is_changelog_tp(tp)]
+        if fresh:
+            earliest = await self.earliest_offsets(*fresh)
+            await self.seek_wait({tp: earliest.get(tp) or 0 for tp in fresh})
+            for tp in fresh:
+                self._read_offset[tp] = None
+
     async def _fetch(self, timeout: float) -> list[tuple[Any, Any]]:
         """Faust's ``getmany`` as one list: the same records, checks and Message objects, built in
         one synchronous pass rather than an async generator step per message, with the partition's
@@ -140,13 +162,16 @@ class Consumer(faust_aiokafka.Consumer):
                 await asyncio.sleep(0)
                 if self.should_stop:
                     continue
+                if self.lapse_dropped and flow_active() and not suspended():
+                    messages = await self._rewind(messages)
                 generation_id = self.app.consumer_generation_id
-                for tp, message in messages:
+                for i, (tp, message) in enumerate(messages):
                     since_yield += 1
                     if since_yield > YIELD_EVERY:
                         since_yield = 0
                         await asyncio.sleep(0)  # (mode's Service.sleep(0) costs a task and a wait)
                         if self.app.consumer_generation_id != generation_id:
+                            self._note_dropped(messages[i:])
                             break  # a rebalance happened meanwhile (as Faust's getmany)
                     offset = message.offset
                     last = read_offset.get(tp)
@@ -163,7 +188,8 @@ class Consumer(faust_aiokafka.Consumer):
                         if inbox.full():
                             await self.wait_first(inbox.wait_not_full(), self.suspend_flow.wait())
                         if not (flow_active() and not suspended()):
-                            continue  # a rebalance began: Faust seeks back to the committed offset
+                            self._note_dropped([(tp, message)])  # read again (see _rewind)
+                            continue
                         inbox.put(message)
                     elif flow_active() and not suspended():
                         await callback(message)
@@ -174,6 +200,34 @@ class Consumer(faust_aiokafka.Consumer):
             if self.transport.app.should_stop:
                 return
             raise
+
+
+    def _note_dropped(self, messages: Sequence[tuple[Any, Any]]) -> None:
+        """Messages fetched but not delivered (flow suspended, or a new generation)."""
+        if self.lapse_dropped is None:
+            self.lapse_dropped = {}
+        dropped = self.lapse_dropped
+        for tp, message in messages:
+            if tp not in dropped or message.offset < dropped[tp]:
+                dropped[tp] = message.offset
+
+    async def _rewind(self, messages: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+        """Flow is active again: seek every partition that dropped messages since the last
+        ``perform_seek`` back to the first of them, and deliver nothing of those partitions from
+        this fetch.
+
+        Faust drops what is fetched while flow is suspended and relies on the seek to committed
+        offsets that ends a rebalance; messages fetched between that seek and the flow's resumption
+        were lost until the next rebalance (seen: two identity events a worker restarted after
+        kill -9 never decided)."""
+        rewind = {tp: offset for tp, offset in (self.lapse_dropped or {}).items() if tp in self.assignment()}
+        self.lapse_dropped = {}
+        if rewind:
+            self.log.info(f"lapse: reading again from {len(rewind)} partitions' first undelivered offsets")
+            await self.seek_wait(rewind)
+            for tp, offset in rewind.items():
+                self._read_offset[tp] = None
+        return [(tp, m) for tp, m in messages if tp not in rewind]
 
 
 class Transport(faust_aiokafka.Transport):

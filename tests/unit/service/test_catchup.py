@@ -58,9 +58,3 @@ def test_bad_max_wait_fails_fast_with_a_named_message(bad):
     with pytest.raises(ValueError, match="CatchUp: max_wait_s"):
         CatchUp(bad)
 
-
-def test_a_partition_delivered_up_to_its_end_while_nothing_waits_is_caught_up():
-    c = CatchUp(30, clock=Clock())
-    c.start({("sightings", 0): 12, ("sightings", 1): 3})
-    c.delivered({("sightings", 0): 11, ("sightings", 1): 1})
-    assert c.left() == {("sightings", 1): 3}
