@@ -247,6 +247,9 @@ class Service:
             }
             users_read = self._live[self._changelog_name]
             self._sightings_data = self._live[self._sightings_changelog_name]
+            #: each changelog's Faust store, whose persisted offsets follow the broker's acks
+            self._live_stores = {self._changelog_name: self.users.data,
+                                 self._sightings_changelog_name: self.sightings.data}
         else:
             users_read = None
             self._sightings_data = in_memory_dict(self.sightings)
@@ -494,9 +497,7 @@ class Service:
         oldest_ts = None
         seen_tp: set[tuple[str, int]] = set()
         counts: dict[tuple[str, str], int] = {}
-        self._input_at = time.monotonic()
-        if self.catchup.pending:
-            self.catchup.decided(batch)
+        self._note_input(batch)
         for msg in batch:
             seen_tp.add((msg.topic, msg.partition))
             if oldest_ts is None:
@@ -569,9 +570,7 @@ class Service:
         targets: list[tuple[Event, str, str | None, str]] = []
         touched: dict[str, dict] = {}
         inbound = None
-        self._input_at = time.monotonic()
-        if self.catchup.pending:
-            self.catchup.decided(batch)
+        self._note_input(batch)
         for msg in batch:
             if msg.topic == self._alerts_name:
                 inbound = inbound or msg.timestamp
@@ -761,9 +760,11 @@ class Service:
                  "" if catchup.waited_s < catchup.max_wait_s else " (stopped waiting: LAPSE_CATCHUP_MAX_S)")
         return True
 
-    def _idle(self) -> bool:
-        """No input waits in any inbox."""
-        return not (self.user_inbox or self.requests_inbox or self.join_inbox)
+    def _note_input(self, batch: list[Any]) -> None:
+        """A step decides these input messages: the timer's quiet check and catch-up see them."""
+        self._input_at = time.monotonic()
+        if self.catchup.pending:
+            self.catchup.decided(batch)
 
     def uncommitted(self) -> bool:
         """Whether state or input messages wait for the next commit point."""
@@ -865,7 +866,7 @@ class Service:
             by_table.setdefault(topic, []).append((key, value, partition))  # type: ignore[arg-type]
         for topic, rows in by_table.items():
             self._live[topic].write(rows)
-        stores = {self._changelog_name: self.users.data, self._sightings_changelog_name: self.sightings.data}
+        stores = self._live_stores
 
         def persisted(fut: asyncio.Future) -> None:
             if fut.cancelled() or fut.exception() is not None:

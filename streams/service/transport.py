@@ -113,9 +113,7 @@ class Consumer(faust_aiokafka.Consumer):
                  if self._committed_offset.get(tp) is None and not self._is_changelog_tp(tp)]
         if fresh:
             earliest = await self.earliest_offsets(*fresh)
-            await self.seek_wait({tp: earliest.get(tp) or 0 for tp in fresh})
-            for tp in fresh:
-                self._read_offset[tp] = None
+            await self._read_again({tp: earliest.get(tp) or 0 for tp in fresh})
 
     async def _fetch(self, timeout: float) -> list[tuple[Any, Any]]:
         """Faust's ``getmany`` as one list: the same records, checks and Message objects, built in
@@ -201,7 +199,6 @@ class Consumer(faust_aiokafka.Consumer):
                 return
             raise
 
-
     def _note_dropped(self, messages: Sequence[tuple[Any, Any]]) -> None:
         """Messages fetched but not delivered (flow suspended, or a new generation)."""
         if self.lapse_dropped is None:
@@ -224,10 +221,15 @@ class Consumer(faust_aiokafka.Consumer):
         self.lapse_dropped = {}
         if rewind:
             self.log.info(f"lapse: reading again from {len(rewind)} partitions' first undelivered offsets")
-            await self.seek_wait(rewind)
-            for tp, offset in rewind.items():
-                self._read_offset[tp] = None
+            await self._read_again(rewind)
         return [(tp, m) for tp, m in messages if tp not in rewind]
+
+    async def _read_again(self, offsets: dict[Any, int]) -> None:
+        """Seek these partitions to these offsets and forget what was delivered of them, so the
+        messages from there on are delivered (again)."""
+        await self.seek_wait(offsets)
+        for tp in offsets:
+            self._read_offset[tp] = None
 
 
 class Transport(faust_aiokafka.Transport):

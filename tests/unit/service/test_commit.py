@@ -5,6 +5,7 @@ releases by hand. The real producer and broker are exercised by tests/integratio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -69,12 +70,18 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
+@contextlib.asynccontextmanager
 async def _pipeline(producer: Producer):
+    """A sender and a committer running on ``producer``, stopped on exit."""
     sender = BatchSender(lambda: producer)
     acked: list[str] = []
     committer = Committer(sender, acked.extend)
     tasks = [asyncio.create_task(sender.run()), asyncio.create_task(committer.run())]
-    return sender, committer, acked, tasks
+    try:
+        yield sender, committer, acked, tasks
+    finally:
+        for t in tasks:
+            t.cancel()
 
 
 def _step(sender: BatchSender, committer: Committer, name: str, partition: int) -> Ticket:
@@ -84,8 +91,7 @@ def _step(sender: BatchSender, committer: Committer, name: str, partition: int) 
 
 async def test_tickets_commit_in_decide_order_even_when_a_later_step_is_acknowledged_first():
     producer = Producer()
-    sender, committer, acked, tasks = await _pipeline(producer)
-    try:
+    async with _pipeline(producer) as (sender, committer, acked, tasks):
         first = _step(sender, committer, "a", 0)
         second = _step(sender, committer, "b", 1)
         await _settle()
@@ -101,15 +107,11 @@ async def test_tickets_commit_in_decide_order_even_when_a_later_step_is_acknowle
         assert changelog == [b"a", b"b"], "changelog written after the decisions, in decide order"
         assert acked == ["a-msg", "b-msg"]
         assert committer.committed == 2
-    finally:
-        for t in tasks:
-            t.cancel()
 
 
 async def test_a_step_whose_records_fail_stops_every_later_commit():
     producer = Producer()
-    sender, committer, acked, tasks = await _pipeline(producer)
-    try:
+    async with _pipeline(producer) as (sender, committer, acked, tasks):
         first = _step(sender, committer, "a", 0)
         second = _step(sender, committer, "b", 1)
         await _settle()
@@ -122,9 +124,6 @@ async def test_a_step_whose_records_fail_stops_every_later_commit():
         assert not [s for s in producer.sent if s[0] == "changelog"], "no state written over it either"
         late = _step(sender, committer, "c", 2)
         assert isinstance(late.done.exception(), CommitFailed)
-    finally:
-        for t in tasks:
-            t.cancel()
 
 
 async def test_sender_keeps_each_partitions_order_and_sends_oversized_records_alone():
