@@ -159,7 +159,10 @@ class Limits:
 
     ``rules`` names ``defaults`` and every matching rule in policy order; ``idle_by``/``absolute_by``
     name the rule that set each limit; ``conditions`` lists ``(rule, condition)`` activity conditions
-    that hold; ``until`` is when one of them next stops holding (``inf`` if none).
+    that hold; ``until`` is when one of them next stops holding (``inf`` if none). ``saturated``:
+    every activity rule the session's static attributes allow holds (or there is none), so more
+    activity cannot change these limits before ``until`` (counters only rise, a privileged
+    action only extends its window); the engine then skips re-evaluating them on each event.
     """
 
     idle: float | None
@@ -169,6 +172,7 @@ class Limits:
     absolute_by: str
     conditions: tuple[tuple[str, str], ...] = ()
     until: float = INF
+    saturated: bool = field(default=False, compare=False)
 
 
 _new = object.__new__
@@ -176,7 +180,8 @@ _LIMITS_SET = tuple(getattr(Limits, f).__set__ for f in Limits.__slots__)
 
 
 def _make_limits(idle: float | None, absolute: float | None, rules: tuple[str, ...], idle_by: str,
-                 absolute_by: str, conditions: tuple[tuple[str, str], ...], until: float) -> Limits:
+                 absolute_by: str, conditions: tuple[tuple[str, str], ...], until: float,
+                 saturated: bool = False) -> Limits:
     """``Limits(...)`` at a third of the cost: a frozen dataclass's ``__init__`` goes through
     ``object.__setattr__`` by name for each field; this sets the slots directly (limits are rebuilt
     on every event that can change an activity condition).
@@ -185,7 +190,7 @@ def _make_limits(idle: float | None, absolute: float | None, rules: tuple[str, .
     True
     """
     lim = _new(Limits)
-    a, b, c, d, e, f, g = _LIMITS_SET
+    a, b, c, d, e, f, g, h = _LIMITS_SET
     a(lim, idle)
     b(lim, absolute)
     c(lim, rules)
@@ -193,6 +198,7 @@ def _make_limits(idle: float | None, absolute: float | None, rules: tuple[str, .
     e(lim, absolute_by)
     f(lim, conditions)
     g(lim, until)
+    h(lim, saturated)
     return lim
 
 
@@ -412,7 +418,7 @@ class Policy:
                 idle, idle_by = r.idle, r.name
             if r.absolute is not None and (absolute is None or r.absolute < absolute):
                 absolute, abs_by = r.absolute, r.name
-        got = _Static(Limits(idle, absolute, tuple(names), idle_by, abs_by), tuple(dyn),
+        got = _Static(Limits(idle, absolute, tuple(names), idle_by, abs_by, saturated=not dyn), tuple(dyn),
                       tuple(tuple((r.name, c) for c in _condition_names(r)) for r in dyn))
         if len(self._cache) >= 65536:
             self._cache.clear()
@@ -533,7 +539,7 @@ class Policy:
             if len(self._names_memo) >= 4096:
                 self._names_memo.clear()
             self._names_memo[nkey] = names_all
-        return _make_limits(idle, absolute, names_all, idle_by, abs_by, conds, until)
+        return _make_limits(idle, absolute, names_all, idle_by, abs_by, conds, until, len(extra) == len(st.dynamic))
 
     def explain_rules(self, s: SessionLike, t: float) -> list[dict[str, Any]]:
         """For each rule: does it match, and why not (first failing condition)."""

@@ -326,6 +326,21 @@ def test_the_generated_stream_reaches_the_paths_it_is_meant_to():
             "enforcement_gap", "idle_timeout", "ids_alert", "sso_logout"} <= kinds
 
 
+def test_the_generated_stream_reaches_saturated_limits():
+    """Activity on a session whose every activity rule already holds skips re-evaluation (see
+    ``Limits.saturated``); the equivalence test above covers that case only if the stream reaches it."""
+    replay = Replay(loads_policy(POLICY))
+    saturated = 0
+    for e in _stream(1, 2500):
+        ev = parse_event(e)
+        us = replay.engine.store.get(ev.user) if ev.type == "activity" else None
+        s = us.sessions.get(ev.session) if us is not None else None
+        if s is not None and s.ended is None and s.lim is not None and s.lim.saturated and s.lim.conditions:
+            saturated += 1
+        replay.feed(ev)
+    assert saturated >= 10
+
+
 def _generic_session_dict(s: SessionState) -> dict:
     """SessionState.to_dict as the plain loop over its field table (the unrolled method must match)."""
     from streams.engine.state import _DEFAULTS, _FIELDS
