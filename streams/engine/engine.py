@@ -449,10 +449,9 @@ class Engine:
             moved = True
         t_eval = ts if ts > now else now
         if policy.has_dynamic:
-            # Saturated limits (every activity rule the session could match already holds) cannot
-            # change through more activity before lim.until: the counters are kept, the limits are
-            # not re-evaluated; at lim.until the deadline index wakes the session and they are.
-            watch = not lim.saturated
+            # Only a rule that does not hold yet can change the limits before lim.until (see
+            # Limits.priv_open): the counters are always kept, the limits re-evaluated only when
+            # one such rule could start to hold; at lim.until the deadline index wakes the session.
             if policy.tracks_privileged:
                 priv = ev.privileged
                 if not priv:  # as for automatic above
@@ -465,7 +464,7 @@ class Engine:
                     if s.priv_last is None or ts >= s.priv_last + 86400:
                         s.priv_since = ts
                     s.priv_last = ts
-                    if watch:
+                    if lim.priv_open:
                         changed = True
             # The counters: windows.window_push done in place on the session's window list (no call,
             # no new tuple: this runs on every event). prev + current bounds a window's estimate
@@ -482,9 +481,8 @@ class Engine:
                     w[0], w[1], w[2] = start + steps * RATE_WINDOW_S, w[2] if steps == 1 else 0, 1
                 else:
                     w[2] += 1
-                if watch and not changed and ((w[1] + w[2] > policy.rate_min
-                                     and window_estimate((w[0], w[1], w[2]), t_eval, RATE_WINDOW_S) > policy.rate_min)
-                                    or (lim.conditions and _holds(lim, "rate_over"))):
+                x = lim.rate_next
+                if not changed and w[1] + w[2] > x and window_estimate((w[0], w[1], w[2]), t_eval, RATE_WINDOW_S) > x:
                     changed = True
             b = ev.bytes
             if policy.tracks_bytes and b:
@@ -500,9 +498,8 @@ class Engine:
                     w[3], w[4], w[5] = start + steps * bw, w[5] if steps == 1 else 0, b
                 else:
                     w[5] += b
-                if watch and not changed and ((w[4] + w[5] > policy.bytes_min
-                                     and window_estimate((w[3], w[4], w[5]), t_eval, bw) > policy.bytes_min)
-                                    or (lim.conditions and _holds(lim, "bytes_over"))):
+                x = lim.bytes_next
+                if not changed and w[4] + w[5] > x and window_estimate((w[3], w[4], w[5]), t_eval, bw) > x:
                     changed = True
             if not changed and lim.until <= t_eval:
                 changed = True

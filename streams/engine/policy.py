@@ -159,10 +159,16 @@ class Limits:
 
     ``rules`` names ``defaults`` and every matching rule in policy order; ``idle_by``/``absolute_by``
     name the rule that set each limit; ``conditions`` lists ``(rule, condition)`` activity conditions
-    that hold; ``until`` is when one of them next stops holding (``inf`` if none). ``saturated``:
-    every activity rule the session's static attributes allow holds (or there is none), so more
-    activity cannot change these limits before ``until`` (counters only rise, a privileged
-    action only extends its window); the engine then skips re-evaluating them on each event.
+    that hold; ``until`` is when one of them next stops holding (``inf`` if none).
+
+    What more activity could change before ``until`` (the engine re-evaluates only then): a
+    privileged action, if a ``privileged = true`` rule the session's static attributes allow does
+    not hold (``priv_open``); a rate or bytes estimate above ``rate_next`` / ``bytes_next``, the
+    lowest threshold of the rules of that kind that do not hold (``inf``: none). Rules that hold
+    keep holding until ``until`` whatever the session does next: counters only rise and a
+    privileged action only extends its window. ``saturated``: nothing is open. (A rule found
+    holding only by float rounding at a window's edge gets ``until`` a second later; those limits
+    open what a re-evaluation on every event would look at, so they end at the same event.)
     """
 
     idle: float | None
@@ -172,16 +178,35 @@ class Limits:
     absolute_by: str
     conditions: tuple[tuple[str, str], ...] = ()
     until: float = INF
-    saturated: bool = field(default=False, compare=False)
+    priv_open: bool = field(default=False, compare=False)
+    rate_next: float = field(default=INF, compare=False)
+    bytes_next: float = field(default=INF, compare=False)
+
+    @property
+    def saturated(self) -> bool:
+        """No activity can change these limits before ``until``."""
+        return not self.priv_open and self.rate_next == INF and self.bytes_next == INF
 
 
+def _open(rules: Sequence[Rule]) -> tuple[bool, float, float]:
+    """``(priv_open, rate_next, bytes_next)`` of the activity rules that do not hold.
+
+    >>> _open([Rule("a", rate_over=5.0), Rule("b", rate_over=3.0, privileged=True)])
+    (True, 3.0, inf)
+    """
+    return (any(r.privileged is True for r in rules),
+            min((r.rate_over for r in rules if r.rate_over is not None), default=INF),
+            min((r.bytes_over for r in rules if r.bytes_over is not None), default=INF))
+
+
+_SATURATED = (False, INF, INF)
 _new = object.__new__
 _LIMITS_SET = tuple(getattr(Limits, f).__set__ for f in Limits.__slots__)
 
 
 def _make_limits(idle: float | None, absolute: float | None, rules: tuple[str, ...], idle_by: str,
                  absolute_by: str, conditions: tuple[tuple[str, str], ...], until: float,
-                 saturated: bool = False) -> Limits:
+                 is_open: tuple[bool, float, float] = (False, INF, INF)) -> Limits:
     """``Limits(...)`` at a third of the cost: a frozen dataclass's ``__init__`` goes through
     ``object.__setattr__`` by name for each field; this sets the slots directly (limits are rebuilt
     on every event that can change an activity condition).
@@ -190,7 +215,7 @@ def _make_limits(idle: float | None, absolute: float | None, rules: tuple[str, .
     True
     """
     lim = _new(Limits)
-    a, b, c, d, e, f, g, h = _LIMITS_SET
+    a, b, c, d, e, f, g, h, i, j = _LIMITS_SET
     a(lim, idle)
     b(lim, absolute)
     c(lim, rules)
@@ -198,7 +223,9 @@ def _make_limits(idle: float | None, absolute: float | None, rules: tuple[str, .
     e(lim, absolute_by)
     f(lim, conditions)
     g(lim, until)
-    h(lim, saturated)
+    h(lim, is_open[0])
+    i(lim, is_open[1])
+    j(lim, is_open[2])
     return lim
 
 
@@ -418,7 +445,7 @@ class Policy:
                 idle, idle_by = r.idle, r.name
             if r.absolute is not None and (absolute is None or r.absolute < absolute):
                 absolute, abs_by = r.absolute, r.name
-        got = _Static(Limits(idle, absolute, tuple(names), idle_by, abs_by, saturated=not dyn), tuple(dyn),
+        got = _Static(_make_limits(idle, absolute, tuple(names), idle_by, abs_by, (), INF, _open(dyn)), tuple(dyn),
                       tuple(tuple((r.name, c) for c in _condition_names(r)) for r in dyn))
         if len(self._cache) >= 65536:
             self._cache.clear()
@@ -487,6 +514,7 @@ class Policy:
         extra: tuple[str, ...] = ()
         conds: tuple[tuple[str, str], ...] = ()
         until = INF
+        edge = False
         for r, pairs in zip(st.dynamic, st.pairs):
             r_until = INF
             if r.privileged is not None:
@@ -521,6 +549,7 @@ class Policy:
                 continue
             if r_until <= t:  # float rounding at a window edge: look again a moment later, never spin
                 r_until = t + 1.0
+                edge = True
             extra += (r.name,)
             conds += pairs
             if r_until < until:
@@ -539,7 +568,19 @@ class Policy:
             if len(self._names_memo) >= 4096:
                 self._names_memo.clear()
             self._names_memo[nkey] = names_all
-        return _make_limits(idle, absolute, names_all, idle_by, abs_by, conds, until, len(extra) == len(st.dynamic))
+        if edge:
+            # a rule holds only by rounding, until a moment later: open everything as the
+            # per-event re-evaluation would (any privileged action; a counter of a kind that
+            # holds, or above the lowest threshold of its kind)
+            held = [r for r in st.dynamic if r.name in extra]
+            is_open = (True,
+                       -INF if any(r.rate_over is not None for r in held) else self.rate_min,
+                       -INF if any(r.bytes_over is not None for r in held) else self.bytes_min)
+        elif len(extra) == len(st.dynamic):
+            is_open = _SATURATED
+        else:
+            is_open = _open([r for r in st.dynamic if r.name not in extra])
+        return _make_limits(idle, absolute, names_all, idle_by, abs_by, conds, until, is_open)
 
     def explain_rules(self, s: SessionLike, t: float) -> list[dict[str, Any]]:
         """For each rule: does it match, and why not (first failing condition)."""

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import orjson
@@ -324,6 +325,26 @@ def test_the_generated_stream_reaches_the_paths_it_is_meant_to():
     kinds = {orjson.loads(o)[2].get("kind") or orjson.loads(o)[2].get("reason") for o in outs}
     assert {"session_start", "session_end", "policy_tightened", "policy_relaxed", "automatic_activity",
             "enforcement_gap", "idle_timeout", "ids_alert", "sso_logout"} <= kinds
+
+
+TIGHT = POLICY.replace("rate_over = 30", "rate_over = 10").replace("bytes_over = 2000000", "bytes_over = 500000")
+
+
+def test_fast_path_matches_where_a_rule_holds_only_by_rounding_at_a_window_edge():
+    """Such limits hold a second longer than the window says (``until`` = t + 1 s); the fast path
+    must then re-evaluate exactly where the general path does, or one relaxes a moment before the
+    other (seed 9 of this policy reaches the edge: found when the lazy re-evaluation first missed it)."""
+    events = _stream(9, 2500)
+    assert _run(events, TIGHT, fast=True, roundtrip_at=1300) == _run(events, TIGHT, fast=False, roundtrip_at=1300)
+    replay = Replay(loads_policy(TIGHT))
+    edges = 0
+    for e in events:
+        replay.feed(parse_event(e))
+        for us in replay.engine.store.values():
+            for s in us.sessions.values():
+                if s.lim is not None and -math.inf in (s.lim.rate_next, s.lim.bytes_next):
+                    edges += 1
+    assert edges > 0
 
 
 def test_the_generated_stream_reaches_saturated_limits():
