@@ -62,6 +62,7 @@ from streams.service.interval import CommitInterval
 from streams.service.ingest import DEFAULT_MAX_SKEW_S, Rejected, decode
 from streams.service.metrics import Metrics
 from streams.service.outbox import BatchSender, Record
+from streams.service import recovery as batched_recovery
 from streams.service.partitioning import partition_for
 from streams.service.store import TableStore, in_memory_dict
 
@@ -234,6 +235,8 @@ class Service:
         options = {"driver": "rocksdict"} if rocks else None
         self.users = _table(app, "users", settings.partitions, codecs.USER_STATE, options)
         self.sightings = _table(app, "sightings", settings.partitions, codecs.JSON, options)
+        # the changelogs are read back in batches, not one event per turn of the event loop
+        batched_recovery.install(app)
 
         self._changelog_name = self.users.changelog_topic.get_topic_name()
         self._sightings_changelog_name = self.sightings.changelog_topic.get_topic_name()
