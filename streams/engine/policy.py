@@ -206,7 +206,7 @@ _LIMITS_SET = tuple(getattr(Limits, f).__set__ for f in Limits.__slots__)
 
 def _make_limits(idle: float | None, absolute: float | None, rules: tuple[str, ...], idle_by: str,
                  absolute_by: str, conditions: tuple[tuple[str, str], ...], until: float,
-                 is_open: tuple[bool, float, float] = (False, INF, INF)) -> Limits:
+                 is_open: tuple[bool, float, float] = _SATURATED) -> Limits:
     """``Limits(...)`` at a third of the cost: a frozen dataclass's ``__init__`` goes through
     ``object.__setattr__`` by name for each field; this sets the slots directly (limits are rebuilt
     on every event that can change an activity condition).
