@@ -2,7 +2,8 @@
 
 ``/health``  200 while the worker runs, with each partition's last-inbound age (a consumer that
              silently stopped shows as a growing age);
-``/ready``   200 once partitions are assigned and tables recovered, else 503;
+``/ready``   200 once partitions are assigned, tables recovered and Faust's rebalance has ended
+             (the consumer seeked back to the committed offsets and fetching again), else 503;
 ``/metrics`` Prometheus exposition.
 """
 
@@ -29,8 +30,9 @@ def register(service: "Service") -> None:
 
     @app.page("/ready")
     async def ready(self: Any, request: Any) -> Any:
-        body = {"ready": service.ready, "partitions": sorted(service._assigned_user_partitions)}
-        return self.json(body, status=200 if service.ready else 503)
+        ready = service.ready and not app.rebalancing  # recovery signals completion before its seek
+        body = {"ready": ready, "partitions": sorted(service._assigned_user_partitions)}
+        return self.json(body, status=200 if ready else 503)
 
     @app.page("/metrics")
     async def metrics(self: Any, request: Any) -> Any:
