@@ -276,7 +276,7 @@ class Operator:
                 by_band[BANDS[engine.policy.adaptive.band(s.risk)]] += 1
         body = {"live_sessions": live, "ended_kept": ended, "users": users, "by_rule": by_rule, "by_band": by_band,
                 "policy_version": engine.policy.version, "partitions": sorted(self.service._assigned_user_partitions),
-                "ready": self.service.ready, "counts": dict(engine.counts), "at": rfc3339(now)}
+                "ready": self.service.serving, "counts": dict(engine.counts), "at": rfc3339(now)}
         self._overview = (now, body)
         return body
 

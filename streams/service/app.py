@@ -324,6 +324,13 @@ class Service:
 
     # ------------------------------------------------------------------ partitions
 
+    @property
+    def serving(self) -> bool:
+        """The readiness /ready, /health and the admin overview report: ``ready`` (tables recovered,
+        deadline index rebuilt) and Faust's rebalance over, since recovery signals completion before
+        Faust seeks the input back to the committed offsets and fetches again."""
+        return self.ready and not self.app.rebalancing
+
     def owns_user(self, user: str) -> bool:
         return self.partition_of(user) in self._assigned_user_partitions
 

@@ -22,7 +22,7 @@ def register(service: "Service") -> None:
     async def health(self: Any, request: Any) -> Any:
         return self.json({
             "status": "ok",
-            "ready": service.ready,
+            "ready": service.serving,
             "partitions": sorted(service._assigned_user_partitions),
             "last_inbound_age_s": service.metrics.inbound_ages(service.clock()),
             "policy_version": getattr(service.engine.policy, "version", None),
@@ -30,7 +30,7 @@ def register(service: "Service") -> None:
 
     @app.page("/ready")
     async def ready(self: Any, request: Any) -> Any:
-        ready = service.ready and not app.rebalancing  # recovery signals completion before its seek
+        ready = service.serving
         body = {"ready": ready, "partitions": sorted(service._assigned_user_partitions)}
         return self.json(body, status=200 if ready else 503)
 

@@ -12,11 +12,9 @@ import faust
 import pytest
 from faust.types import TP, Message
 
-from streams.engine import Engine, loads_policy
-from streams.config import Settings
 from streams.service import recovery
-from streams.service.app import Service
 from streams.service.recovery import BatchedRecovery
+from tests.support.service import offline_service
 
 
 def _app(guarantee: str = "at_least_once") -> tuple[faust.App, faust.Table]:
@@ -94,9 +92,20 @@ def test_install_replaces_recovery_for_at_least_once_only():
 
 
 def test_the_worker_app_recovers_in_batches(tmp_path):
-    settings = Settings.load({"LAPSE_BOOTSTRAP": "127.0.0.1:1", "LAPSE_DATA_DIR": str(tmp_path)})
-    service = Service(settings, lambda store: Engine(loads_policy(""), store), lambda d: b"")
+    service = offline_service(tmp_path)
     assert type(service.app.tables.recovery) is BatchedRecovery
+
+
+def test_the_worker_reports_ready_only_once_fausts_rebalance_is_over(tmp_path):
+    """Recovery signals completion (``ready``) before Faust seeks the input back and fetches again."""
+    service = offline_service(tmp_path)
+    service.ready = True
+    service.app.rebalancing = True
+    assert not service.serving
+    service.app.rebalancing = False
+    assert service.serving
+    service.ready = False
+    assert not service.serving
 
 
 @pytest.fixture(autouse=True)
