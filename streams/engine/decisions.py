@@ -69,41 +69,62 @@ def _id3(a: str, b: str, c: str) -> str:
 _RFC_CACHE: dict[float, str] = {}
 _DAY_CACHE: dict[int, str] = {}
 _MAX_TS = 253402300800  # 10000-01-01: beyond it, datetime raises as before
+_HHMM = [f"{h:02d}:{m:02d}" for h in range(24) for m in range(60)]
+_SS = [f":{x:02d}" for x in range(60)]
+
+
+def _second(sec: int) -> str:
+    """``"YYYY-MM-DDTHH:MM:SS"`` of whole second ``sec`` (>= 0), from a per-day prefix."""
+    day, rem = divmod(sec, 86400)
+    prefix = _DAY_CACHE.get(day)
+    if prefix is None:
+        if len(_DAY_CACHE) >= 4096:
+            _DAY_CACHE.clear()
+        prefix = _DAY_CACHE[day] = datetime.fromtimestamp(day * 86400, timezone.utc).strftime("%Y-%m-%dT")
+    return prefix + _HHMM[rem // 60] + _SS[rem % 60]
 
 
 def rfc3339(ts: float) -> str:
     """Epoch seconds to RFC 3339 UTC with ``Z`` (milliseconds only when needed).
 
-    Pure, so cached by value (bounded); whole seconds are formatted from a per-day prefix.
+    The same string as ``datetime.fromtimestamp(ts, timezone.utc)`` formatted (microseconds rounded
+    half to even, then truncated to milliseconds), without building a datetime: the whole second
+    comes from a per-day prefix and two small tables. Pure, so cached by value (bounded): a
+    session's times recur in its records.
 
     Examples
     --------
-    >>> rfc3339(1767225600.0), rfc3339(1767225600.25)
-    ('2026-01-01T00:00:00Z', '2026-01-01T00:00:00.250Z')
+    >>> rfc3339(1767225600.0), rfc3339(1767225600.25), rfc3339(1767225600.0004)
+    ('2026-01-01T00:00:00Z', '2026-01-01T00:00:00.250Z', '2026-01-01T00:00:00.000Z')
     """
     got = _RFC_CACHE.get(ts)
     if got is not None:
         return got
-    if 0 <= ts < _MAX_TS and ts == int(ts):
-        day, rem = divmod(int(ts), 86400)
-        prefix = _DAY_CACHE.get(day)
-        if prefix is None:
-            if len(_DAY_CACHE) >= 4096:
-                _DAY_CACHE.clear()
-            prefix = _DAY_CACHE[day] = datetime.fromtimestamp(day * 86400, timezone.utc).strftime("%Y-%m-%dT")
-        h, rem = divmod(rem, 3600)
-        m, sec = divmod(rem, 60)
-        out = f"{prefix}{h:02d}:{m:02d}:{sec:02d}Z"
-    else:
-        dt = datetime.fromtimestamp(ts, timezone.utc)
-        if dt.microsecond:
-            out = dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-        else:
-            out = dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     if len(_RFC_CACHE) >= 8192:
         _RFC_CACHE.clear()
-    _RFC_CACHE[ts] = out
+    out = _RFC_CACHE[ts] = _format(ts)
     return out
+
+
+def _format(ts: float) -> str:
+    """:func:`rfc3339` uncached."""
+    if 0 <= ts < _MAX_TS - 1:  # (a carry into the next second must stay below the limit)
+        sec = int(ts)
+        us = 0
+        if ts != sec:
+            # what datetime does: the fraction (exact: ts - floor(ts)) in microseconds, rounded half to even
+            us = round((ts - sec) * 1e6)
+            if us >= 1_000_000:
+                sec += 1
+                us -= 1_000_000
+        base = _second(sec)
+        if us:
+            return f"{base}.{us // 1000:03d}Z"
+        return base + "Z"
+    dt = datetime.fromtimestamp(ts, timezone.utc)
+    if dt.microsecond:
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def decision(action: str, reason: str, session: str, user: str, at: float, trigger: str, *,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.engine import Engine, Replay, loads_policy, parse_event
-from streams.engine.decisions import rfc3339
+from streams.engine.decisions import _format, rfc3339
 
 from engine_harness import T0, Driver, audits, decisions
 from test_activity import ACT
@@ -119,3 +120,21 @@ def test_cached_rfc3339_matches_datetime(ts):
     want = (dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z") if dt.microsecond \
         else dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert rfc3339(ts) == want and rfc3339(ts) == want
+
+
+def _datetime_rfc3339(ts: float) -> str:
+    dt = datetime.fromtimestamp(ts, timezone.utc)
+    return (dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z") if dt.microsecond \
+        else dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.parametrize("ts", [
+    1767225600.0, 1767225600.25, 1767225600.0004,     # whole second, milliseconds, microseconds under 1 ms
+    1767225599.9999996,                               # rounds up into the next second (and the next day)
+    1767225600.0000005, 1767225600.0000015,           # half a microsecond: rounded half to even, as datetime does
+    0.0, 0.5e-6, 86399.9995, 253402300798.5,          # the epoch, its first half microsecond, a day's last ms, year 9999
+    -1.5,                                             # before the epoch: datetime's own path
+])
+def test_rfc3339_formats_like_datetime_at_rounding_edges(ts):
+    assert _format(ts) == _datetime_rfc3339(ts)
+    assert rfc3339(ts) == _datetime_rfc3339(ts)
