@@ -28,17 +28,25 @@ import subprocess
 import sys
 
 from common import record  # noqa: E402  (bench/common.py: puts the repository on sys.path)
-from engine_bench import ACTIVITY_RULES, POLICY, make_lines  # noqa: E402
+from engine_bench import ACTIVITY_RULES, POLICY, activity_rules, make_lines  # noqa: E402
 from streams.engine import Replay, loads_policy, parse_event  # noqa: E402
 
 POLICIES = {"policy": POLICY, "activity": POLICY + ACTIVITY_RULES}
+#: --breakdown: issue 9's rules in parts, on the admins mix
+PARTS = {
+    "a rate rule alone": POLICY + activity_rules(privileged=False, bytes_over=False, automatic=False),
+    "rate and bytes rules": POLICY + activity_rules(privileged=False, automatic=False),
+    "all but the automatic patterns": POLICY + activity_rules(automatic=False),
+    "all but the privileged rule": POLICY + activity_rules(privileged=False),
+}
+ALL_POLICIES = {**POLICIES, **PARTS}
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
 def child(mix: str, policy: str, events: int, feed: bool) -> None:
     """Build the stream and the engine; replay the stream only when ``feed``."""
     lines = make_lines(events, max(1, events // 10), privileged=mix)
-    replay = Replay(loads_policy(POLICIES[policy]))
+    replay = Replay(loads_policy(ALL_POLICIES[policy]))
     gc.disable()  # as engine_bench.run does
     if feed:
         for line in lines:
@@ -61,6 +69,8 @@ def count(mix: str, policy: str, events: int, feed: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=50_000)
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also count the admins mix with parts of the activity rules left out")
     ap.add_argument("--child", nargs=4, metavar=("MIX", "POLICY", "EVENTS", "FEED"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
@@ -72,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     figures: dict[str, object] = {"events": a.events}
     runs = [(mix, policy, feed) for mix in ("admins", "everyone") for policy in POLICIES for feed in (False, True)]
+    if a.breakdown:
+        runs += [("admins", part, feed) for part in PARTS for feed in (False, True)]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # one valgrind process per core
         counts = dict(zip(runs, pool.map(lambda r: count(r[0], r[1], a.events, r[2]), runs)))
     for mix in ("admins", "everyone"):
@@ -81,6 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"instructions per event, {mix + ' privileged:':20s} policy only {base:>9,.0f}, with activity rules "
               f"{act:>9,.0f} -> {diff:+.1f}% ({ok} 10%)")
         figures[mix] = {"policy": round(base), "activity": round(act), "change_pct": round(diff, 1)}
+    if a.breakdown:
+        base = (counts[("admins", "policy", True)] - counts[("admins", "policy", False)]) / a.events
+        parts: dict[str, int] = {}
+        for part in PARTS:
+            x = (counts[("admins", part, True)] - counts[("admins", part, False)]) / a.events
+            print(f"  admins mix, {part + ':':32s} {x:>9,.0f} ({x - base:+,.0f} on policy only)")
+            parts[part] = round(x)
+        figures["admins_parts"] = parts
     record("engine_instructions", **figures)
     return 0
 
