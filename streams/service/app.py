@@ -958,6 +958,10 @@ def _table(app: faust.App, name: str, partitions: int, value_codec: str, options
     table.key_serializer = codecs.KEY
     table.value_serializer = value_codec
     # the table registered a changelog topic with the default (json) serializers: replace it (same
-    # name) before the worker starts, so recovery decodes with our codecs
-    table.changelog_topic = table._new_changelog_topic()
+    # name) before the worker starts, so recovery decodes with our codecs, and takes their values as
+    # they are (codecs.Decoded: no search for a Faust model namespace in every record)
+    topic = table._new_changelog_topic()
+    topic.schema.update(value_type=codecs.Decoded)
+    topic.value_type = codecs.Decoded
+    table.changelog_topic = topic
     return table
