@@ -19,17 +19,15 @@ what, reproducibly.
 from __future__ import annotations
 
 import argparse
-import gc
-from concurrent.futures import ThreadPoolExecutor
 import os
 import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from common import record  # noqa: E402  (bench/common.py: puts the repository on sys.path)
-from engine_bench import ACTIVITY_RULES, POLICY, activity_rules, make_lines  # noqa: E402
-from streams.engine import Replay, loads_policy, parse_event  # noqa: E402
+from engine_bench import ACTIVITY_RULES, POLICY, activity_rules, make_lines, run  # noqa: E402
 
 POLICIES = {"policy": POLICY, "activity": POLICY + ACTIVITY_RULES}
 #: --breakdown: issue 9's rules in parts, on the admins mix
@@ -44,14 +42,10 @@ _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
 def child(mix: str, policy: str, events: int, feed: bool) -> None:
-    """Build the stream and the engine; replay the stream only when ``feed``."""
+    """Build the stream, then run ``engine_bench.run`` on it (``feed``) or on no events (the same
+    setup: policy, engine, a collection), so the difference is exactly the replay it times."""
     lines = make_lines(events, max(1, events // 10), privileged=mix)
-    replay = Replay(loads_policy(ALL_POLICIES[policy]))
-    gc.disable()  # as engine_bench.run does
-    if feed:
-        for line in lines:
-            replay.feed(parse_event(line))
-        replay.drain()
+    run(lines if feed else [], ALL_POLICIES[policy])
 
 
 def count(mix: str, policy: str, events: int, feed: bool) -> int:
@@ -86,18 +80,22 @@ def main(argv: list[str] | None = None) -> int:
         runs += [("admins", part, feed) for part in PARTS for feed in (False, True)]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # one valgrind process per core
         counts = dict(zip(runs, pool.map(lambda r: count(r[0], r[1], a.events, r[2]), runs)))
+
+    def per_event(mix: str, policy: str) -> float:
+        return (counts[(mix, policy, True)] - counts[(mix, policy, False)]) / a.events
+
     for mix in ("admins", "everyone"):
-        base, act = ((counts[(mix, p, True)] - counts[(mix, p, False)]) / a.events for p in POLICIES)
+        base, act = per_event(mix, "policy"), per_event(mix, "activity")
         diff = (act - base) / base * 100
         ok = "within" if diff <= 10 else "OUTSIDE"
         print(f"instructions per event, {mix + ' privileged:':20s} policy only {base:>9,.0f}, with activity rules "
               f"{act:>9,.0f} -> {diff:+.1f}% ({ok} 10%)")
         figures[mix] = {"policy": round(base), "activity": round(act), "change_pct": round(diff, 1)}
     if a.breakdown:
-        base = (counts[("admins", "policy", True)] - counts[("admins", "policy", False)]) / a.events
+        base = per_event("admins", "policy")
         parts: dict[str, int] = {}
         for part in PARTS:
-            x = (counts[("admins", part, True)] - counts[("admins", part, False)]) / a.events
+            x = per_event("admins", part)
             print(f"  admins mix, {part + ':':32s} {x:>9,.0f} ({x - base:+,.0f} on policy only)")
             parts[part] = round(x)
         figures["admins_parts"] = parts
