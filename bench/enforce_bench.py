@@ -10,6 +10,10 @@ process, plus sign / verify rates per second.
 The broker is LAPSE_BOOTSTRAP / --bootstrap, or a private one started like the tests do.
 Single process, single event loop: producer, background load and consumers share it (and the
 machine's cores), so the figures are an upper bound on what the client itself adds.
+
+Also reported: the middleware's own cost per request (no network: the ASGI call with an
+in-memory client), for a genuine header, a genuine cookie among others, no session, and a
+hostile 16 KiB Cookie header built to maximise the session-id candidates work.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from common import fresh_topic, percentile, record  # noqa: E402  (also puts the
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 
-from enforce import RevocationClient, SetVerifier  # noqa: E402
+from enforce import RevocationClient, RevocationMiddleware, SetVerifier, session_from  # noqa: E402
 from streams.publish import SetSigner, build_jwks, encode_message, generate_key  # noqa: E402
 
 ISS, AUD = "https://lapse.bench/", "https://gateway.bench/"
@@ -64,6 +68,49 @@ def crypto_rates(tmp: Path, n: int) -> dict:
         verify_s = time.perf_counter() - t
         out[f"{key.alg}" + ("-2048" if kty == "rsa" else "")] = {
             "sign_per_s": round(n / sign_s), "verify_per_s": round(n / verify_s)}
+    return out
+
+
+class _Lookups:
+    """The two O(1) lookups of a caught-up, fresh client, without the client."""
+
+    caught_up = fresh = True
+
+    def is_revoked(self, s: str) -> bool:
+        return s == "revoked"
+
+    def requires_step_up(self, s: str) -> bool:
+        return False
+
+
+async def middleware_cost(n: int) -> dict:
+    """Microseconds per request spent in RevocationMiddleware (the wrapped app does nothing)."""
+
+    async def app(scope, receive, send) -> None:
+        return None
+
+    async def receive() -> dict:
+        return {"type": "http.request"}
+
+    async def send(message) -> None:
+        return None
+
+    mw = RevocationMiddleware(app, _Lookups(), session_from(cookie="sid", header="x-session-id"))
+    base = [(b"host", b"gw"), (b"accept", b"*/*"), (b"user-agent", b"bench")]
+    cases = {
+        "header": [*base, (b"x-session-id", b"s-0123456789abcdef")],
+        "cookie": [*base, (b"cookie", b"theme=dark; lang=en-GB; sid=s-0123456789abcdef; _ga=GA1.2.3.4")],
+        "no_session": base,
+        "hostile_cookie": [*base, (b"cookie", (b",sid=" * 3276)[:16384])],
+    }
+    out = {}
+    for name, headers in cases.items():
+        scope = {"type": "http", "path": "/", "method": "GET", "headers": headers}
+        reps = n if name != "hostile_cookie" else max(1, n // 100)
+        t = time.perf_counter()
+        for _ in range(reps):
+            await mw(scope, receive, send)
+        out[name] = round((time.perf_counter() - t) / reps * 1e6, 2)
     return out
 
 
@@ -165,6 +212,7 @@ def main() -> None:
     p.add_argument("--poll-ms", type=int, default=200)
     p.add_argument("--gap-ms", type=float, default=5.0, help="random pause between trials (0..gap)")
     p.add_argument("--crypto-n", type=int, default=2000)
+    p.add_argument("--middleware-n", type=int, default=100_000, help="requests per middleware cost case")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = p.parse_args()
     if args.acks != "all":
@@ -179,11 +227,13 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="lapse-bench-") as tmp:
             rates = crypto_rates(Path(tmp), args.crypto_n)
+            mw_us = asyncio.run(middleware_cost(args.middleware_n))
             result = asyncio.run(run(args, bootstrap, Path(tmp)))
     finally:
         if broker is not None:
             broker.stop()
     result["crypto"] = rates
+    result["middleware_us_per_request"] = mw_us
     result["config"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     e, r = result["enforce"], result["raw_aiokafka"]
     print(f"trials={e['n']} background={args.background_rate:.0f} msg/s/topic partitions={args.partitions} acks={args.acks}")
@@ -193,10 +243,11 @@ def main() -> None:
     print(f"overhead vs baseline: p50 {e['p50_ms'] - r['p50_ms']:+.2f} ms, p99 {e['p99_ms'] - r['p99_ms']:+.2f} ms")
     for alg, rr in rates.items():
         print(f"{alg:>10}: sign {rr['sign_per_s']:>7}/s   verify {rr['verify_per_s']:>7}/s")
+    print("middleware us/request: " + ", ".join(f"{k} {v:.2f}" for k, v in mw_us.items()))
     print(f"client counters: {result['client_counters']}")
     record("enforce", trials=e["n"], background_msgs_per_s=args.background_rate, partitions=args.partitions,
            enforce_p50_ms=e["p50_ms"], enforce_p99_ms=e["p99_ms"], raw_p50_ms=r["p50_ms"], raw_p99_ms=r["p99_ms"],
-           crypto=rates)
+           crypto=rates, middleware_us=mw_us)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))

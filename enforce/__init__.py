@@ -5,12 +5,18 @@ engine. ``pip install 'lapse[enforce]'`` adds Starlette for the example app.
 """
 
 from enforce.client import NotCaughtUp, RevocationClient
-from enforce.middleware import RevocationMiddleware, StepUp, session_from
+from enforce.middleware import RevocationMiddleware, StepUp
+from enforce.sessions import (
+    CookieHeaderTooLarge,
+    SessionCandidatesError,
+    TooManySessionCandidates,
+    session_from,
+)
 from enforce.state import EnforceConfigError, Revocation, RevocationState
 from enforce.verify import JwksError, SetVerificationError, SetVerifier
 
 __all__ = [
-    "EnforceConfigError", "JwksError", "NotCaughtUp", "Revocation", "RevocationClient",
-    "RevocationMiddleware", "RevocationState", "SetVerificationError", "SetVerifier", "StepUp",
-    "session_from",
+    "CookieHeaderTooLarge", "EnforceConfigError", "JwksError", "NotCaughtUp", "Revocation",
+    "RevocationClient", "RevocationMiddleware", "RevocationState", "SessionCandidatesError",
+    "SetVerificationError", "SetVerifier", "StepUp", "TooManySessionCandidates", "session_from",
 ]

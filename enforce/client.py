@@ -11,6 +11,12 @@
 The client consumes without a consumer group (nothing is committed; every instance sees every
 partition) and always starts from the beginning of the topic, so a restarted gateway refuses
 sessions revoked before it started. Keep the topic's retention >= ``ttl_s``.
+
+With ``max_feed_age_s`` the client also knows when its view is too old to trust: the worker
+signs a heartbeat onto every partition every few seconds, and ``fresh`` is false (the middleware
+answers 503) once the stalest partition's newest verified heartbeat is older than the bound, be
+it because the worker stopped, a partition lost its leader, or this consumer is stuck or lagging.
+A quiet topic is not a stale one: heartbeats keep flowing when no session is revoked.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -51,8 +58,17 @@ class RevocationClient:
         poll_timeout_ms: int = 200,
         max_records: int = 500,
         on_applied: Callable[[str, bytes | None], None] | None = None,
+        max_feed_age_s: float | None = None,
         **consumer_options: Any,
     ) -> None:
+        if max_feed_age_s is not None and (
+            isinstance(max_feed_age_s, bool) or not isinstance(max_feed_age_s, (int, float))
+            or not math.isfinite(max_feed_age_s) or max_feed_age_s <= 0
+        ):
+            raise EnforceConfigError(
+                f"max_feed_age_s must be a positive number of seconds (several heartbeat intervals) "
+                f"or None, not {max_feed_age_s!r}"
+            )
         if not isinstance(bootstrap, str) or not bootstrap:
             raise EnforceConfigError("bootstrap must be 'host:port[,host:port...]'")
         if not isinstance(topic, str) or not topic:
@@ -69,12 +85,14 @@ class RevocationClient:
         self.poll_timeout_ms = poll_timeout_ms
         self.max_records = max_records
         self.on_applied = on_applied
+        self.max_feed_age_s = None if max_feed_age_s is None else float(max_feed_age_s)
         self.consumer_options = {"metadata_max_age_ms": 5000, "client_id": "lapse-enforce", **consumer_options}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._caught_up = asyncio.Event()
         self._targets: dict[TopicPartition, int] | None = None
         self._kafka_errors = 0
+        self._partitions: frozenset[int] | None = None  # every partition of the topic, from metadata
         self.last_message_at: float | None = None
 
     # -- queries ------------------------------------------------------------------------------
@@ -94,15 +112,27 @@ class RevocationClient:
     def caught_up(self) -> bool:
         return self._caught_up.is_set()
 
+    def feed_age(self) -> float:
+        """Seconds since the stalest partition of the topic was last shown alive by a verified
+        heartbeat; ``math.inf`` before the partitions are known or while one has had none."""
+        return self.state.feed_age(self._partitions)
+
+    @property
+    def fresh(self) -> bool:
+        """True unless ``max_feed_age_s`` is set and :meth:`feed_age` exceeds it."""
+        return self.max_feed_age_s is None or self.feed_age() <= self.max_feed_age_s
+
     @property
     def counters(self) -> dict[str, int]:
-        return {**self.state.counters, "kafka_errors": self._kafka_errors, "caught_up": int(self.caught_up)}
+        return {**self.state.counters, "kafka_errors": self._kafka_errors, "caught_up": int(self.caught_up),
+                "fresh": int(self.fresh)}
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
         if self._task is not None:
             raise RuntimeError("RevocationClient already started")
         self._caught_up = asyncio.Event()
+        self._partitions = None
         self._consumer = AIOKafkaConsumer(
             self.topic,
             bootstrap_servers=self.bootstrap,
@@ -185,7 +215,7 @@ class RevocationClient:
                 n = 0
                 for msgs in batches.values():
                     for msg in msgs:
-                        outcome = self.state.apply(msg.value)
+                        outcome = self.state.apply_record(msg.key, msg.value, msg.partition)
                         if self.on_applied is not None:
                             try:
                                 self.on_applied(outcome, msg.key)
@@ -196,6 +226,11 @@ class RevocationClient:
                             await asyncio.sleep(0)  # verifying is CPU work: let requests through
                 if batches:
                     self.last_message_at = time.time()
+                # every partition the topic has (not just those that delivered): a partition that
+                # went silent, or one added since the start, must make the feed stale
+                parts = consumer.partitions_for_topic(self.topic)
+                if parts:
+                    self._partitions = frozenset(parts)
                 if not self._caught_up.is_set():
                     await self._check_caught_up()
             except asyncio.CancelledError:

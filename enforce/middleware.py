@@ -15,9 +15,19 @@ Answers:
   error_description=..., acr_values=...[, max_age=...]`` (RFC 9470); with ``StepUp(redirect_url=...)``
   browsers (``GET`` accepting ``text/html``) get a ``303`` to that URL instead;
 * the client has not yet read the whole topic (fresh start) and ``require_caught_up`` -> ``503``
-  with ``Retry-After`` (fail closed: a restarting gateway must not let revoked sessions through);
-* no session on the request, or a good one -> the wrapped app. ``step_up_satisfied(scope)`` lets
-  the app say the request already carries the stronger authentication (e.g. an ``acr`` claim).
+  ``revocations_not_ready`` with ``Retry-After`` (fail closed: a restarting gateway must not let
+  revoked sessions through);
+* the client's feed is older than its ``max_feed_age_s`` (``client.fresh`` is false) -> ``503``
+  ``revocations_stale`` with ``Retry-After``;
+* more session-id candidates than ``max_session_candidates`` -> ``400``
+  ``too_many_session_candidates``; ``Cookie`` headers over the getter's size cap -> ``431``
+  ``cookie_too_large``;
+* no session on the request, or only good ones -> the wrapped app. ``step_up_satisfied(scope)``
+  lets the app say the request already carries the stronger authentication (e.g. an ``acr`` claim).
+
+The session getter returns every session id the request could be read as (``enforce.sessions``):
+one revoked candidate refuses the request, one that must step up challenges it, whichever
+reading the app behind uses.
 
 Websocket connections of a revoked / step-up session are closed with code 1008 (policy violation).
 """
@@ -31,7 +41,16 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from enforce.sessions import (
+    MAX_CANDIDATES,
+    SessionCandidatesError,
+    SessionIds,
+    normalize,
+    session_from,
+)
 from enforce.state import EnforceConfigError
+
+__all__ = ["DEFAULT_ACR", "RevocationMiddleware", "StepUp", "session_from"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -52,35 +71,6 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if k.lower() == name:
             return v.decode("latin-1")
     return None
-
-
-def _cookie(scope: Scope, name: str) -> str | None:
-    raw = b"; ".join(v for k, v in scope.get("headers") or () if k.lower() == b"cookie").decode("latin-1")
-    for part in raw.split(";"):
-        k, sep, v = part.strip().partition("=")
-        if sep and k == name:
-            v = v.strip()
-            return v[1:-1] if len(v) >= 2 and v[0] == v[-1] == '"' else v
-    return None
-
-
-def session_from(cookie: str | None = "lapse_session", header: str | None = "x-lapse-session") -> Callable[[Scope], str | None]:
-    """A session getter reading a cookie and/or a header (the header wins when both are present)."""
-    if not cookie and not header:
-        raise EnforceConfigError("session_from needs a cookie name, a header name, or both")
-    if cookie is not None and not _TOKEN.match(cookie):
-        raise EnforceConfigError(f"invalid cookie name {cookie!r}")
-    if header is not None and not _TOKEN.match(header):
-        raise EnforceConfigError(f"invalid header name {header!r}")
-    hname = header.lower().encode("latin-1") if header else None
-
-    def get(scope: Scope) -> str | None:
-        value = _header(scope, hname) if hname else None
-        if not value and cookie:
-            value = _cookie(scope, cookie)
-        return value.strip() if value else None
-
-    return get
 
 
 @dataclass(frozen=True)
@@ -132,13 +122,14 @@ class RevocationMiddleware:
         self,
         app: ASGIApp,
         client: Any,
-        session_getter: Callable[[Scope], str | None] | None = None,
+        session_getter: Callable[[Scope], SessionIds] | None = None,
         step_up: StepUp | None = StepUp(),
         *,
         require_caught_up: bool = True,
         exempt_paths: Collection[str] = (),
         clear_cookie: str | None = None,
         step_up_satisfied: Callable[[Scope], bool] | None = None,
+        max_session_candidates: int = MAX_CANDIDATES,
     ) -> None:
         if not callable(app):
             raise EnforceConfigError("RevocationMiddleware: app must be an ASGI callable")
@@ -150,7 +141,15 @@ class RevocationMiddleware:
         if session_getter is None:
             session_getter = session_from()
         if not callable(session_getter):
-            raise EnforceConfigError("RevocationMiddleware: session_getter must be callable(scope) -> str | None")
+            raise EnforceConfigError(
+                "RevocationMiddleware: session_getter must be callable(scope) -> str | None | iterable of str"
+            )
+        if (isinstance(max_session_candidates, bool) or not isinstance(max_session_candidates, int)
+                or not 1 <= max_session_candidates <= 1024):
+            raise EnforceConfigError(
+                f"RevocationMiddleware: max_session_candidates must be an integer in 1..1024, "
+                f"not {max_session_candidates!r}"
+            )
         if step_up is not None and not isinstance(step_up, StepUp):
             raise EnforceConfigError("RevocationMiddleware: step_up must be an enforce.StepUp or None (no step-up)")
         if isinstance(exempt_paths, str):
@@ -167,27 +166,37 @@ class RevocationMiddleware:
             raise EnforceConfigError("RevocationMiddleware: step_up_satisfied must be callable(scope) -> bool")
         self.clear_cookie = clear_cookie
         self.step_up_satisfied = step_up_satisfied
+        self.max_session_candidates = max_session_candidates
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope.get("type")
         if kind not in ("http", "websocket") or scope.get("path") in self.exempt_paths:
             await self.app(scope, receive, send)
             return
-        session = self.session_getter(scope)
-        if not session:
+        try:
+            sessions = normalize(self.session_getter(scope), self.max_session_candidates)
+        except SessionCandidatesError as exc:
+            # some ids would go unchecked: refuse the request rather than check it in part
+            if kind == "websocket":
+                await send({"type": "websocket.close", "code": 1008, "reason": exc.error})
+                return
+            await self._json(send, exc.status, {"error": exc.error}, [])
+            return
+        if not sessions:
             await self.app(scope, receive, send)
             return
         if self.require_caught_up and not getattr(self.client, "caught_up", True):
-            if kind == "websocket":
-                await send({"type": "websocket.close", "code": 1013})  # try again later
-                return
-            await self._json(send, 503, {"error": "revocations_not_ready"}, [(b"retry-after", b"1")])
+            await self._retry_later(kind, send, "revocations_not_ready")
             return
-        if self.client.is_revoked(session):
+        if not getattr(self.client, "fresh", True):
+            await self._retry_later(kind, send, "revocations_stale")
+            return
+        revoked = next((s for s in sessions if self.client.is_revoked(s)), None)
+        if revoked is not None:
             if kind == "websocket":
                 await send({"type": "websocket.close", "code": 1008, "reason": "session revoked"})
                 return
-            rev = getattr(self.client, "revocation", lambda s: None)(session)
+            rev = getattr(self.client, "revocation", lambda s: None)(revoked)
             reason = getattr(rev, "reason_user", None) or DEFAULT_REVOKED_REASON
             headers = [(b"www-authenticate", b'Bearer error="invalid_token", error_description="session revoked"')]
             if self.clear_cookie:
@@ -196,7 +205,7 @@ class RevocationMiddleware:
             return
         if (
             self.step_up is not None
-            and self.client.requires_step_up(session)
+            and any(self.client.requires_step_up(s) for s in sessions)
             and not (self.step_up_satisfied is not None and self.step_up_satisfied(scope))
         ):
             if kind == "websocket":
@@ -214,6 +223,13 @@ class RevocationMiddleware:
             await self._json(send, su.status_code, body, [(b"www-authenticate", su.challenge().encode("latin-1"))])
             return
         await self.app(scope, receive, send)
+
+    @classmethod
+    async def _retry_later(cls, kind: str, send: Send, error: str) -> None:
+        if kind == "websocket":
+            await send({"type": "websocket.close", "code": 1013})  # try again later
+            return
+        await cls._json(send, 503, {"error": error}, [(b"retry-after", b"1")])
 
     @staticmethod
     async def _json(send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:

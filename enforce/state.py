@@ -7,14 +7,20 @@ updates two maps (session -> expiry): revoked sessions and sessions that must st
 Entries live ``ttl_s`` after the event time; ``ttl_s`` must be at least the longest absolute
 session timeout of any policy, so a revoked session cannot outlive its revocation. Tokens are
 deduplicated by ``jti`` (kept as long as the entries they created).
+
+``apply_record(key, value, partition)`` also handles the worker's heartbeats (key
+``wire.HEARTBEAT_KEY``): a verified one moves that partition's "alive at" time forward, and
+``feed_age(partitions)`` is the age of the stalest partition. A heartbeat is never applied as a
+revocation, and a record that fails heartbeat verification changes nothing but a counter.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +41,8 @@ COUNTERS = (
     "unknown_kid",    # kid missing or not in the JWKS
     "bad_alg",        # alg not allowed or not the key's
     "invalid_claims", # wrong typ/iss/aud, sub/exp present, not exactly one event, bad jti/iat/sub_id
+    "heartbeats",     # verified heartbeats (feed freshness)
+    "bad_heartbeats", # heartbeat-keyed records that failed verification: ignored, never refresh the feed
 )
 
 
@@ -82,6 +90,8 @@ class RevocationState:
         self._seq = 0
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.last_error: str | None = None
+        #: partition -> newest time a verified heartbeat shows the feed alive (epoch seconds)
+        self.alive_at: dict[int, float] = {}
 
     # -- queries (hot path) -------------------------------------------------------------------
     def is_revoked(self, session: str) -> bool:
@@ -130,6 +140,60 @@ class RevocationState:
                 if at is not None and at + self.ttl_s <= now:
                     del self._step_up_at[key]
         return n
+
+    def feed_age(self, partitions: Iterable[int] | None) -> float:
+        """Seconds since the stalest of ``partitions`` was last shown alive by a verified heartbeat.
+
+        ``math.inf`` when the partitions are not known yet (``None`` or empty) or one of them has
+        had no verified heartbeat: an unknown feed is never a fresh one.
+        """
+        if partitions is None:
+            return math.inf
+        oldest = math.inf
+        seen = False
+        for p in partitions:
+            seen = True
+            at = self.alive_at.get(p)
+            if at is None:
+                return math.inf
+            oldest = min(oldest, at)
+        if not seen:
+            return math.inf
+        return max(0.0, self.clock() - oldest)
+
+    def apply_record(self, key: bytes | None, value: bytes | None, partition: int) -> str:
+        """Handle one revocations-topic record; returns the counter it was counted under.
+
+        Records are told apart by key only: :data:`wire.HEARTBEAT_KEY` is a heartbeat (verified as
+        one, never as a SET), anything else goes through :meth:`apply`.
+        """
+        if key == wire.HEARTBEAT_KEY:
+            self.counters["messages"] += 1
+            return self.apply_heartbeat(value, partition)
+        return self.apply(value)
+
+    def apply_heartbeat(self, value: bytes | None, partition: int) -> str:
+        """Verify a heartbeat read from ``partition``; only a verified one refreshes that partition."""
+        try:
+            claims = self.verifier.verify_heartbeat(wire.decode_heartbeat(value))
+        except (wire.MalformedMessage, SetVerificationError) as exc:
+            reason = exc.reason if isinstance(exc, SetVerificationError) else "malformed"
+            self.last_error = f"heartbeat {reason}: {exc}"
+            log.warning("rejected heartbeat on partition %d (%s): %s", partition, reason, exc)
+            return self._count("bad_heartbeats")
+        bound = claims.get("partition")
+        if bound is not None and bound != partition:
+            # a genuine heartbeat copied to another partition says nothing about that partition
+            self.last_error = f"heartbeat for partition {bound} read from partition {partition}"
+            log.warning("rejected heartbeat: %s", self.last_error)
+            return self._count("bad_heartbeats")
+        # The signed iat is when the worker was alive; a replayed old heartbeat is therefore
+        # worth nothing. Never more than "now": a signer clock running ahead (iat up to the
+        # verifier's max_future_s) must not buy the feed extra freshness.
+        at = min(float(claims["iat"]), self.clock())
+        if at > self.alive_at.get(partition, -math.inf):
+            self.alive_at[partition] = at
+        return self._count("heartbeats")
 
     def apply(self, value: bytes | None) -> str:
         """Handle one revocations-topic message value; returns the counter it was counted under."""

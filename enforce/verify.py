@@ -21,7 +21,7 @@ from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jwk import OKPKey, RSAKey
 
 from enforce._jose import registry_for
-from enforce.wire import ALGS_BY_KTY, ALLOWED_ALGS, MIN_RSA_BITS, SET_TYP
+from enforce.wire import ALGS_BY_KTY, ALLOWED_ALGS, HEARTBEAT_TYP, MIN_RSA_BITS, SET_TYP
 
 MAX_TOKEN_CHARS = 16 * 1024
 
@@ -215,6 +215,30 @@ class SetVerifier:
         return header, token
 
     def verify(self, token: str | bytes, *, typ: str = SET_TYP) -> dict[str, Any]:
+        claims = self._signed_claims(token, typ)
+        self.check_claims(claims)
+        return claims
+
+    def verify_heartbeat(self, token: str | bytes) -> dict[str, Any]:
+        """Check a feed heartbeat (``typ`` ``lapse-heartbeat+jwt``) and return its claims.
+
+        Same signature checks as a SET, then: ``iss`` equal, ``aud`` contains ours, ``iat`` a
+        number not more than ``max_future_s`` ahead, ``partition`` (when present) a non-negative
+        integer, and no ``events`` / ``sub_id``: a heartbeat says "the feed was alive at ``iat``"
+        and nothing about any session.
+        """
+        claims = self._signed_claims(token, HEARTBEAT_TYP)
+        self._check_iss_aud(claims)
+        self._check_iat(claims)
+        for member in ("events", "sub_id"):
+            if member in claims:
+                raise InvalidClaim(f"a heartbeat must not carry {member!r}")
+        part = claims.get("partition")
+        if part is not None and (isinstance(part, bool) or not isinstance(part, int) or part < 0):
+            raise InvalidClaim(f"heartbeat partition {part!r} is not a non-negative integer")
+        return claims
+
+    def _signed_claims(self, token: str | bytes, typ: str) -> dict[str, Any]:
         header, raw = self._header(token)
         if "crit" in header:
             raise MalformedToken(f"unsupported critical header parameters {header['crit']!r}")
@@ -241,27 +265,32 @@ class SetVerifier:
             raise MalformedToken("payload is not JSON") from None
         if not isinstance(claims, dict):
             raise MalformedToken("payload is not a JSON object")
-        self.check_claims(claims)
         return claims
 
-    def check_claims(self, claims: dict[str, Any]) -> None:
+    def _check_iss_aud(self, claims: dict[str, Any]) -> None:
         if claims.get("iss") != self.issuer:
             raise WrongIssuer(f"iss {claims.get('iss')!r} is not {self.issuer!r}")
         aud = claims.get("aud")
         auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
         if not any(isinstance(a, str) and a in self.audiences for a in auds):
             raise WrongAudience(f"aud {aud!r} does not name this receiver")
+
+    def _check_iat(self, claims: dict[str, Any]) -> None:
+        iat = claims.get("iat")
+        if isinstance(iat, bool) or not isinstance(iat, (int, float)) or iat != iat:  # NaN
+            raise InvalidClaim("iat missing or not a number")
+        if iat > self.clock() + self.max_future_s:
+            raise InvalidClaim(f"iat {iat} is in the future")
+
+    def check_claims(self, claims: dict[str, Any]) -> None:
+        self._check_iss_aud(claims)
         for forbidden in ("sub", "exp"):
             if forbidden in claims:
                 raise ForbiddenClaim(f"a SET must not carry {forbidden!r}")
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti:
             raise InvalidClaim("jti missing")
-        iat = claims.get("iat")
-        if isinstance(iat, bool) or not isinstance(iat, (int, float)):
-            raise InvalidClaim("iat missing or not a number")
-        if iat > self.clock() + self.max_future_s:
-            raise InvalidClaim(f"iat {iat} is in the future")
+        self._check_iat(claims)
         sub_id = claims.get("sub_id")
         if not isinstance(sub_id, dict) or not isinstance(sub_id.get("format"), str):
             raise InvalidClaim("sub_id missing or has no format")

@@ -1,11 +1,24 @@
 """The revocations-topic wire format, shared by the publisher (``streams.publish``) and enforcement points.
 
-One Kafka message per decision; key = session id, value = UTF-8 JSON::
+One Kafka message per decision; key = session id (UTF-8), value = UTF-8 JSON::
 
     {"decision": {...decision JSON, see docs/contracts.md...}, "set": "<compact JWS>"}
 
 Only the signed ``set`` is authoritative. The ``decision`` copy is unsigned convenience data for
 logs and dashboards; an enforcement point must never act on it.
+
+Heartbeats share the topic: key = :data:`HEARTBEAT_KEY`, value = ``{"heartbeat": "<compact JWS>"}``
+whose JOSE ``typ`` is :data:`HEARTBEAT_TYP`. The key starts with the byte ``0xff``, which never
+occurs in UTF-8, so it can equal no session key: log compaction (the topic is ``compact,delete``)
+can therefore never drop a revocation in favour of a heartbeat, and a client tells the two apart
+before parsing anything.
+
+>>> decode_heartbeat(encode_heartbeat("a.b.c"))
+'a.b.c'
+>>> HEARTBEAT_KEY.decode("utf-8")
+Traceback (most recent call last):
+...
+UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte
 """
 
 from __future__ import annotations
@@ -18,6 +31,10 @@ import orjson
 SET_TYP = "secevent+jwt"
 #: JOSE ``typ`` of an OIDC Back-Channel Logout token.
 LOGOUT_TYP = "logout+jwt"
+#: JOSE ``typ`` of a feed heartbeat (not a SET: a SET verifier refuses it on ``typ`` alone).
+HEARTBEAT_TYP = "lapse-heartbeat+jwt"
+#: Kafka record key of every heartbeat. Not valid UTF-8, so no session id encodes to it.
+HEARTBEAT_KEY = b"\xfflapse-heartbeat"
 
 CAEP = "https://schemas.openid.net/secevent/caep/event-type/"
 SESSION_REVOKED = CAEP + "session-revoked"
@@ -67,3 +84,24 @@ def decode(value: bytes | None) -> tuple[dict[str, Any] | None, str]:
         raise MalformedMessage("message has no 'set' string")
     decision = doc.get("decision")
     return (decision if isinstance(decision, dict) else None), token
+
+
+def encode_heartbeat(token: str) -> bytes:
+    """The wire bytes of one heartbeat (its record key is :data:`HEARTBEAT_KEY`)."""
+    return orjson.dumps({"heartbeat": token})
+
+
+def decode_heartbeat(value: bytes | None) -> str:
+    """The compact JWS of a heartbeat record value. Raises MalformedMessage."""
+    if value is None:
+        raise MalformedMessage("empty heartbeat (tombstone)")
+    if len(value) > MAX_MESSAGE_BYTES:
+        raise MalformedMessage(f"heartbeat of {len(value)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedMessage(f"not JSON: {exc}") from None
+    token = doc.get("heartbeat") if isinstance(doc, dict) else None
+    if not isinstance(token, str) or not token:
+        raise MalformedMessage("heartbeat has no 'heartbeat' string")
+    return token

@@ -1,7 +1,7 @@
 """Replay a labelled stream through the engine with the adaptive scorer and measure it.
 
 Per attack kind: detection rate (the attacked session revoked or stepped up at or after the
-attack's start, for any reason), the share detected within two minutes, the median time to
+attack's start, for any reason, or already revoked when it began: ``revoked_before``), the share detected within two minutes, the median time to
 detect, and the ROC AUC of the raw score (session level: the highest raw score a session reached,
 after the attack's start for attacked sessions, against the same for every benign session). Over
 benign sessions: model revocations and step-ups (reason ``anomaly``) per 1,000 sessions.
@@ -172,14 +172,22 @@ def report(run: Run, labels: list[dict], within_s: float = 120.0) -> dict[str, A
         labs = grouped[kind]
         ttd: list[float] = []
         reasons: dict[str, int] = defaultdict(int)
+        prevented: set[str] = set()
         for lab in labs:
             start = float(lab.get("start_ts") or _ts(lab["start"]))
             hits = [d for d in by_session.get(lab["session"], ()) if d["at"] >= start - 1.0]
-            if hits:
+            before = [d for d in by_session.get(lab["session"], ()) if d["at"] < start - 1.0 and d["action"] == "revoke"]
+            if before:  # already revoked when the attack began: its traffic is refused from the first request
+                ttd.append(0.0)
+                reasons["revoked_before"] += 1
+                prevented.add(lab["session"])
+            elif hits:
                 first = min(hits, key=lambda d: d["at"])
                 ttd.append(max(0.0, first["at"] - start))
                 reasons[first["reason"]] += 1
-        pos = [max_raw(lab["session"], float(lab.get("start_ts") or _ts(lab["start"]))) for lab in labs]
+        # sessions revoked before their attack gave the model no attacked traffic to score
+        pos = [max_raw(lab["session"], float(lab.get("start_ts") or _ts(lab["start"]))) for lab in labs
+               if lab["session"] not in prevented]
         n = len(labs)
         kinds[kind] = {
             "sessions": n,

@@ -25,6 +25,9 @@ LAPSE_SET_ISSUER                   ``iss`` of the signed revocation tokens     h
 LAPSE_SET_AUDIENCE                 ``aud`` of the signed revocation tokens     lapse-enforcement
 LAPSE_SIGNING_KEY[_FILE]           PEM private key (Ed25519 or RSA >= 2048)    (required by the worker)
 LAPSE_ADMIN_TOKEN[_FILE]           admin API bearer token(s), "name:token"     (admin API disabled)
+LAPSE_INTERNAL_KEY[_FILE]          MAC secret(s) of internal records, one a    derived from the
+                                   line, the first seals (streams/service/     signing key
+                                   sealed.py)
 =================================  ==========================================  =====================
 """
 
@@ -65,6 +68,7 @@ class Settings:
     sasl_mechanism: str = "PLAIN"
     sasl_username: str | None = None
     sasl_password: str | None = field(default=None, repr=False)
+    internal_key: str | None = field(default=None, repr=False)  # see streams/service/sealed.py
     ssl_cafile: str | None = None
     topic_prefix: str = "lapse."
     partitions: int = 6
@@ -92,7 +96,7 @@ class Settings:
                 raise ConfigError(f"LAPSE_CONFIG: {path} is not valid TOML: {exc}") from None
         values: dict[str, Any] = {}
         for f in fields(cls):
-            if f.name == "sasl_password":
+            if f.name in ("sasl_password", "internal_key"):  # secrets: below
                 continue
             key = f"LAPSE_{f.name.upper()}"
             if key in env:
@@ -100,6 +104,7 @@ class Settings:
             elif f.name in file_values:
                 values[f.name] = file_values[f.name]
         values["sasl_password"] = _read_secret(env, "LAPSE_SASL_PASSWORD", file_values)
+        values["internal_key"] = _read_secret(env, "LAPSE_INTERNAL_KEY", file_values)
         for name in ("partitions", "web_port", "session_timeout_s"):
             if name in values:
                 try:

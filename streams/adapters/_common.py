@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from streams.adapters.errors import AdapterError
+from streams.engine.events import InvalidEvent, parse_ip
 
 __all__ = [
     "MAX_BYTES",
@@ -22,6 +23,7 @@ __all__ = [
     "req_str",
     "opt_str",
     "opt_num",
+    "opt_ip",
     "rfc3339",
     "epoch_ms",
     "put",
@@ -126,6 +128,29 @@ def opt_str(doc: dict[str, Any], key: str, path: str) -> str | None:
     if isinstance(value, str):
         return value
     raise AdapterError(f"not a string ({_json_type(value)})", path)
+
+
+def opt_ip(doc: dict[str, Any], key: str, path: str) -> str | None:
+    """``doc[key]`` as an IP address in the canonical events' normal form (IPv4-mapped IPv6 as
+    IPv4, IPv6 compressed in lower case); ``None`` if absent, null or empty; else an error.
+
+    The same form :func:`streams.engine.events.parse_ip` gives, so an alert keyed by its
+    ``src_ip`` is keyed as the engine will see it.
+
+    Examples
+    --------
+    >>> opt_ip({"src_ip": "::ffff:203.0.113.9"}, "src_ip", "src_ip"), opt_ip({}, "src_ip", "src_ip")
+    ('203.0.113.9', None)
+    >>> opt_ip({"src_ip": "203.0.113.0/24"}, "src_ip", "src_ip")
+    Traceback (most recent call last):
+    ...
+    streams.adapters.errors.AdapterError: src_ip: a network (203.0.113.0/24) is not an address; lapse joins alerts on single addresses
+    """
+    value = opt_str(doc, key, path)
+    try:
+        return parse_ip(value, path)
+    except InvalidEvent as exc:
+        raise AdapterError(exc.reason, path) from None
 
 
 def opt_num(doc: dict[str, Any], key: str, path: str) -> int | float | None:

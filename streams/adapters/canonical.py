@@ -16,6 +16,7 @@ from typing import Any
 
 from streams.adapters._common import load_object, req_str
 from streams.adapters.errors import AdapterError
+from streams.engine.events import MAX_DEPTH, InvalidEvent, check_depth
 
 __all__ = ["adapt"]
 
@@ -36,7 +37,8 @@ def adapt(raw: bytes) -> list[dict[str, Any]]:
     Raises
     ------
     AdapterError
-        Not a JSON object, no string ``type``, or no ``ts`` (string or number).
+        Not a JSON object, no string ``type``, no ``ts`` (string or number), or nested deeper
+        than the canonical events allow (the record is written back out as JSON).
 
     Examples
     --------
@@ -46,6 +48,12 @@ def adapt(raw: bytes) -> list[dict[str, Any]]:
     streams.adapters.errors.AdapterError: ts: missing
     """
     doc = load_object(raw)
+    text = raw if type(raw) is bytes else bytes(raw)
+    if text.count(b"{") + text.count(b"[") > MAX_DEPTH:
+        try:
+            check_depth(doc)
+        except InvalidEvent as exc:
+            raise AdapterError(exc.reason, exc.field) from None
     req_str(doc, "type", "type")
     ts = doc.get("ts")
     if ts is None:

@@ -18,11 +18,11 @@ Examples
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 from typing import Any
 
 from streams.adapters._common import load_object, obj, opt_obj, opt_str, put, req_str, rfc3339
 from streams.adapters.errors import AdapterError, Skipped
+from streams.engine.events import InvalidEvent, parse_ip
 
 __all__ = ["adapt", "console_session_id", "ASSUME_ROLE"]
 
@@ -115,8 +115,8 @@ def _context(rec: dict[str, Any], at: str, event: Event) -> Event:
     source = opt_str(rec, "sourceIPAddress", f"{at}sourceIPAddress")
     if source is not None:
         try:
-            event["ip"] = str(ipaddress.ip_address(source))
-        except ValueError:
+            put(event, "ip", parse_ip(source, f"{at}sourceIPAddress"))
+        except InvalidEvent:
             pass  # AWS writes a service name ("sts.amazonaws.com") for calls made by services
     put(event, "device", opt_str(rec, "userAgent", f"{at}userAgent"))
     return event

@@ -30,6 +30,7 @@ from streams.adapters._common import (
     MAX_BYTES,
     epoch_ms,
     load_object,
+    opt_ip,
     opt_obj,
     opt_str,
     put,
@@ -149,7 +150,7 @@ def _user_event(doc: dict[str, Any], ts: str) -> list[Event]:
     else:
         put(event, "session", session)
     put(event, "app", opt_str(doc, "clientId", "clientId"))
-    put(event, "ip", opt_str(doc, "ipAddress", "ipAddress"))
+    put(event, "ip", opt_ip(doc, "ipAddress", "ipAddress"))
     return [event]
 
 

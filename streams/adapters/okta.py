@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from streams.adapters._common import load_object, obj, opt_num, opt_obj, opt_str, put, req_str, rfc3339
+from streams.adapters._common import load_object, obj, opt_ip, opt_num, opt_obj, opt_str, put, req_str, rfc3339
 from streams.adapters.errors import AdapterError, Skipped
 
 __all__ = ["adapt", "MAPPED", "SKIPPED", "SEVERITY"]
@@ -134,7 +134,7 @@ def _result(doc: dict[str, Any]) -> str | None:
 def _client(doc: dict[str, Any], event: Event) -> Event:
     """Add ``ip``, ``device``, ``channel`` and ``geo`` from ``client`` and ``securityContext``."""
     client = opt_obj(doc, "client", "client")
-    put(event, "ip", opt_str(client, "ipAddress", "client.ipAddress"))
+    put(event, "ip", opt_ip(client, "ipAddress", "client.ipAddress"))
     agent = opt_obj(client, "userAgent", "client.userAgent")
     put(event, "device", opt_str(agent, "rawUserAgent", "client.userAgent.rawUserAgent"))
     kind = opt_str(client, "device", "client.device")
@@ -243,11 +243,11 @@ def _alert(doc: dict[str, Any], etype: str, ts: str) -> list[Event]:
     if etype == "user.account.report_suspicious_activity_by_enduser":
         # The reporter's own client is not the threat; the reported activity's address is.
         debug = opt_obj(opt_obj(doc, "debugContext", "debugContext"), "debugData", "debugContext.debugData")
-        put(event, "src_ip", opt_str(debug, "suspiciousActivityEventIp",
+        put(event, "src_ip", opt_ip(debug, "suspiciousActivityEventIp",
                                      "debugContext.debugData.suspiciousActivityEventIp"))
         event["user"] = _subject(doc)
         return [event]
-    put(event, "src_ip", opt_str(opt_obj(doc, "client", "client"), "ipAddress", "client.ipAddress"))
+    put(event, "src_ip", opt_ip(opt_obj(doc, "client", "client"), "ipAddress", "client.ipAddress"))
     actor = opt_obj(doc, "actor", "actor")
     if actor.get("type") == "User":
         try:

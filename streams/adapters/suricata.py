@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.adapters._common import load_object, obj, opt_str, req_str, rfc3339
+from streams.adapters._common import load_object, obj, opt_ip, opt_str, req_str, rfc3339
 from streams.adapters.errors import AdapterError, Skipped
 
 __all__ = ["adapt"]
@@ -68,8 +68,8 @@ def adapt(raw: bytes) -> list[dict[str, Any]]:
     category = opt_str(alert, "category", "alert.category")
     if category is not None:
         event["category"] = category
-    src = opt_str(doc, "src_ip", "src_ip")
-    dest = opt_str(doc, "dest_ip", "dest_ip")
+    src = opt_ip(doc, "src_ip", "src_ip")
+    dest = opt_ip(doc, "dest_ip", "dest_ip")
     if src is None and dest is None:
         raise AdapterError("missing (and so is dest_ip)", "src_ip")
     if src is not None:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["DurationError", "parse_duration", "format_duration"]
+__all__ = ["DurationError", "MAX_DURATION_S", "parse_duration", "format_duration"]
+
+#: the longest duration a policy may state: 366 days. Events carry times up to the year 9000
+#: (``events.MAX_TS``), so any event time plus any policy duration still formats as RFC 3339.
+MAX_DURATION_S = 366 * 86400.0
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 
 
 class DurationError(ValueError):
-    """A value that is not a duration like ``"15m"``."""
+    """A value that is not a duration like ``"15m"``, or one longer than :data:`MAX_DURATION_S`."""
 
 
 def parse_duration(value: object) -> float:
@@ -30,7 +34,8 @@ def parse_duration(value: object) -> float:
     Raises
     ------
     DurationError
-        When ``value`` is not such a string (numbers are refused: the unit must be explicit).
+        When ``value`` is not such a string (numbers are refused: the unit must be explicit), or
+        when it stands for more than 366 days.
 
     Examples
     --------
@@ -41,11 +46,19 @@ def parse_duration(value: object) -> float:
     ... except DurationError as exc:
     ...     print(exc)
     expected a duration like "15m", got 15
+    >>> try:
+    ...     parse_duration("400d")
+    ... except DurationError as exc:
+    ...     print(exc)
+    longer than 366 days: '400d'
     """
     if isinstance(value, str):
         m = _RE.match(value)
         if m:
-            return float(m.group(1)) * _UNITS[m.group(2)]
+            out = float(m.group(1)) * _UNITS[m.group(2)]  # (inf for a number too long for a float)
+            if not out <= MAX_DURATION_S:
+                raise DurationError(f"longer than 366 days: {value[:40]!r}")
+            return out
     raise DurationError(f'expected a duration like "15m", got {value!r}')
 
 

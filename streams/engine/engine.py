@@ -19,7 +19,7 @@ from .events import Event
 from .policy import RATE_WINDOW_S, Limits, Policy
 from .scoring import Scorer
 from .sightings import SightingIndex
-from .state import SessionState, UserState
+from .state import SessionState, UserState, session_digest
 from .windows import window_estimate, window_push
 
 __all__ = ["Engine", "Replay"]
@@ -76,7 +76,22 @@ class Engine:
     scorer : Scorer, optional
         Used only when ``policy.adaptive.enabled``.
     tombstone_s : float
-        How long an ended session is kept (to re-issue its revocation on enforcement gaps).
+        How long an ended session is kept whole (to re-issue its revocation on enforcement gaps).
+    max_sessions : int
+        Live sessions one user may hold. A session that would exceed it is revoked as it starts
+        (reason ``session_limit``): the user's existing sessions are never evicted for it, so
+        traffic invented under someone's name cannot sign them out, and the state of one user
+        stays bounded.
+    max_ended : int
+        Ended sessions one user keeps whole (for their tombstone time); older ones are kept in
+        compact form at once.
+    remember_s : float, optional
+        How long an ended session is remembered in compact form (its id's digest, end time and
+        reason): traffic on it in that time is an enforcement gap, never a new session. At least
+        the policy's longest absolute limit (and a day), so no enforcement point can still hold
+        a session lapse has forgotten.
+    max_remembered : int
+        Compact records one user keeps; past it the oldest are forgotten (counted, audited).
 
     Examples
     --------
@@ -92,17 +107,30 @@ class Engine:
     """
 
     def __init__(self, policy: Policy, store: MutableMapping[str, UserState] | None = None,
-                 scorer: Scorer | None = None, *, tombstone_s: float = 3600.0) -> None:
+                 scorer: Scorer | None = None, *, tombstone_s: float = 3600.0, max_sessions: int = 100,
+                 max_ended: int = 100, remember_s: float | None = None, max_remembered: int = 4096) -> None:
+        for name, value in (("max_sessions", max_sessions), ("max_ended", max_ended),
+                            ("max_remembered", max_remembered)):
+            if type(value) is not int or value < 1:
+                raise ValueError(f"Engine: {name} must be a positive integer, got {value!r}")
         self.policy = policy
         self.store: MutableMapping[str, UserState] = store if store is not None else {}
         self.scorer = scorer
         self.tombstone_s = tombstone_s
+        self.max_sessions = max_sessions
+        self.max_ended = max_ended
+        self.max_remembered = max_remembered
+        self._remember_s = remember_s
+        self.remember_s = self._remember_for(policy)
+        #: what :meth:`expire` could not decide: ``(key, exception)``, taken by the caller
+        self.faults: list[tuple[tuple[str, str | None], BaseException]] = []
         self.deadlines = DeadlineIndex()
         # purge times of ended sessions, in order (see _keep_tombstone)
         self._purge_at: deque[float] = deque()
         self._purge_key: deque[tuple[str, str]] = deque()
         self.counts: dict[str, int] = {"events": 0, "decisions": 0, "audits": 0, "automatic": 0,
-                                       "enforcement_gaps": 0, "ignored": 0}
+                                       "enforcement_gaps": 0, "ignored": 0, "session_limit": 0, "forgotten": 0,
+                                       "faults": 0}
         self._auto = bool(policy.activity.automatic)
         self._dyn_every = policy.dynamic_every_event
         self._values: dict[Any, Any] = {}  # see _shared
@@ -168,19 +196,106 @@ class Engine:
         outs: list[Output] = []
         store = self.store
         for key, at in self.deadlines.pop_due(now):
-            us = store.get(key[0])
-            if us is None:
-                continue
-            s = us.sessions.get(key[1])
-            if s is None:
-                continue
-            self._due(s, us, at, max(at, now) if now != INF else at, outs)
-            if key[0] in store:
-                store[key[0]] = us
+            n0 = len(outs)
+            try:
+                us = store.get(key[0])
+                if us is None:
+                    continue
+                if key[1] == "":  # a user's compact memory, purged out of order
+                    self._forget(key[0], us, now)
+                    continue
+                s = us.sessions.get(key[1])
+                if s is None:
+                    continue
+                self._due(s, us, at, max(at, now) if now != INF else at, outs)
+                if key[0] in store:
+                    store[key[0]] = us
+            except Exception as exc:  # one session's fault never holds back the others' deadlines
+                del outs[n0:]
+                self._fault(key, exc, at if now == INF else max(at, now), outs)
         if self._purge_at and self._purge_at[0] <= now:
             self._purge(now)
         self._count(outs)
         return outs
+
+    def _fault(self, key: tuple[str, str | None], exc: BaseException, now: float, outs: list[Output]) -> None:
+        """A session whose deadline could not be decided: recorded for the caller (dead letters),
+        and revoked (fail closed) if that still works; else left without a deadline."""
+        self.faults.append((key, exc))
+        self.counts["faults"] += 1
+        n0 = len(outs)
+        try:
+            us = self.store.get(key[0])
+            s = us.sessions.get(key[1]) if us is not None and key[1] else None
+            if s is not None and s.ended is None:
+                self._end(s, us, "revoke", "engine_fault", now, f"engine_fault@{now!r}", now, outs,
+                          evidence={"error": type(exc).__name__}, cascade=False)
+                self.store[key[0]] = us
+        except Exception:
+            del outs[n0:]
+
+    def repair(self, user: str, now: float) -> list[Output]:
+        """Make ``user``'s state safe again after a fault part-way through one of their events.
+
+        Every session must still serialise and hold a deadline that can be formatted; one that
+        does not is revoked (reason ``engine_fault``: enforcement fails closed) and remembered in
+        compact form, so later traffic on it is an enforcement gap. A profile that no longer
+        serialises is dropped (the scorer learns the user again).
+
+        >>> from streams.engine import loads_policy, parse_event
+        >>> eng = Engine(loads_policy('[defaults]\\nidle = "30m"'))
+        >>> _ = eng.handle(parse_event({"type": "login", "ts": 0, "user": "u1", "session": "s1"}), 0.0)
+        >>> eng.store["u1"].sessions["s1"].last_active = float("nan")   # what a bug could leave
+        >>> [(o.value["reason"], o.value["session"]) for o in eng.repair("u1", 5.0) if o.kind == "decision"]
+        [('engine_fault', 's1')]
+        >>> eng.store["u1"].remembered("s1")[1], eng.live
+        ('engine_fault', 0)
+        """
+        outs: list[Output] = []
+        us = self.store.get(user)
+        if us is None:
+            return outs
+        for sid, s in list(us.sessions.items()):
+            try:
+                orjson.dumps(s.to_row())
+                if s.ended is None:
+                    for t in (s.started, s.auth_at, s.last_seen, s.last_active, s.lim_since):
+                        if not math.isfinite(t):
+                            raise ValueError("a session time is not finite")
+                        rfc3339(t)
+                    s.lim = self.policy.limits(s, max(s.last_seen, now))
+                    self._schedule(s)
+                    due = self.deadlines.get(s.key)
+                    if due is not None:
+                        rfc3339(due)
+            except Exception:
+                del us.sessions[sid]
+                self.deadlines.discard((user, sid))
+                if s.ended is None:
+                    self.live -= 1
+                self.counts["faults"] += 1
+                outs.append(decision("revoke", "engine_fault", sid, user, now, f"engine_fault@{now!r}",
+                                     policy_version=self.policy.version, evidence={"repaired": True}))
+                ended = us.ended
+                if ended is None:
+                    ended = us.ended = {}
+                ended[session_digest(sid)] = [now, "engine_fault", now + self.remember_s]
+                self._queue_purge((user, ""), now + self.remember_s)
+        try:
+            orjson.dumps(us._profile)
+        except Exception:
+            us._profile = None
+        if us.is_empty():
+            self.store.pop(user, None)
+        else:
+            self.store[user] = us
+        self._count(outs)
+        return outs
+
+    def _remember_for(self, policy: Policy) -> float:
+        """How long ended sessions are remembered under ``policy`` (see ``remember_s``)."""
+        longest = max((r.absolute for r in (policy.defaults, *policy.rules) if r.absolute is not None), default=0.0)
+        return max(self._remember_s or 0.0, longest, 86400.0, self.tombstone_s)
 
     def _keep_tombstone(self, s: SessionState, until: float) -> None:
         """Keep ended ``s`` until ``until`` (to re-issue its revocation), then purge it.
@@ -192,12 +307,7 @@ class Engine:
         :meth:`expire` call.
         """
         self.deadlines.discard(s.key)
-        q = self._purge_at
-        if not q or until >= q[-1]:
-            q.append(until)
-            self._purge_key.append(s.key)
-        else:
-            self.deadlines.set(s.key, until)
+        self._queue_purge(s.key, until)
 
     def _purge(self, now: float) -> None:
         """Drop the ended sessions whose tombstone time is at or before ``now``."""
@@ -205,17 +315,74 @@ class Engine:
         while q and q[0] <= now:
             q.popleft()
             user, session = keys.popleft()
-            us = store.get(user)
-            if us is None:
-                continue
-            s = us.sessions.get(session)
-            if s is None or s.ended is None:
-                continue
-            del us.sessions[session]
-            if us.is_empty():
-                del store[user]
-            if user in store:
-                store[user] = us
+            try:
+                us = store.get(user)
+                if us is None:
+                    continue
+                if session == "":  # a user's compact memory (session ids are never empty)
+                    self._forget(user, us, now)
+                    continue
+                s = us.sessions.get(session)
+                if s is None or s.ended is None:
+                    continue
+                del us.sessions[session]
+                self._remember(s, us, [])
+                if user in store:
+                    store[user] = us
+            except Exception as exc:  # one user's fault never stops the purge of the others
+                self.faults.append(((user, session), exc))
+                self.counts["faults"] += 1
+
+    def _remember(self, s: SessionState, us: UserState, outs: list[Output]) -> None:
+        """Keep ended ``s`` (already out of ``us.sessions``) in compact form for ``remember_s``."""
+        ended = us.ended
+        if ended is None:
+            ended = us.ended = {}
+        forget_at = s.ended + self.remember_s  # type: ignore[operator]
+        ended[session_digest(s.session)] = [s.ended, s.end_reason, forget_at]
+        if len(ended) > self.max_remembered:
+            n = len(ended) - self.max_remembered
+            for digest in list(ended)[:n]:  # oldest first: insertion follows the end times
+                del ended[digest]
+            self.counts["forgotten"] += n
+            outs.append(audit("ended_sessions_forgotten", s.user, None, s.ended, f"forgotten@{s.ended!r}",  # type: ignore[arg-type]
+                              {"forgotten": n, "max_remembered": self.max_remembered}))
+        self._queue_purge((s.user, ""), forget_at)
+
+    def _forget(self, user: str, us: UserState, now: float) -> None:
+        """Drop the compact records of ``user`` whose time is up (and the user, if nothing is left)."""
+        ended = us.ended
+        if ended:
+            for digest in [d for d, rec in ended.items() if rec[2] <= now]:
+                del ended[digest]
+            if not ended:
+                us.ended = None
+            else:
+                self._queue_purge((user, ""), min(rec[2] for rec in ended.values()))
+        if us.is_empty():
+            if user in self.store:
+                del self.store[user]
+        else:
+            self.store[user] = us
+
+    def _queue_purge(self, key: tuple[str, str], until: float) -> None:
+        q = self._purge_at
+        if not q or until >= q[-1]:
+            q.append(until)
+            self._purge_key.append(key)  # type: ignore[arg-type]
+        else:
+            self.deadlines.set(key, until)  # type: ignore[arg-type]
+
+    def _bound_ended(self, us: UserState, outs: list[Output]) -> None:
+        """At most ``max_ended`` ended sessions kept whole per user: the oldest go compact now."""
+        ended = [x for x in us.sessions.values() if x.ended is not None]
+        if len(ended) <= self.max_ended:
+            return
+        ended.sort(key=lambda x: x.ended)  # type: ignore[arg-type, return-value]
+        for x in ended[:len(ended) - self.max_ended]:
+            del us.sessions[x.session]
+            self.deadlines.discard(x.key)  # its tombstone purge, if queued there, finds nothing
+            self._remember(x, us, outs)
 
     def rebuild_deadlines(self) -> None:
         """Recompute every deadline from the store (after changelog recovery)."""
@@ -224,7 +391,11 @@ class Engine:
         self._purge_key.clear()
         ended = []
         live = 0
-        for us in self.store.values():
+        forgets: list[tuple[float, str]] = []
+        for user in list(self.store):
+            us = self.store[user]
+            if us.ended:
+                forgets.append((min(rec[2] for rec in us.ended.values()), user))
             for s in us.sessions.values():
                 if s.ended is not None:
                     ended.append((s.ended + self.tombstone_s, s))
@@ -236,12 +407,16 @@ class Engine:
         ended.sort(key=lambda e: e[0])
         for until, s in ended:
             self._keep_tombstone(s, until)
+        forgets.sort()
+        for until, user in forgets:  # the earliest of a user's records; each purge re-queues the rest
+            self._queue_purge((user, ""), until)
 
     def set_policy(self, policy: Policy, now: float) -> list[Output]:
         """Switch policy atomically; live sessions are re-evaluated (a tighter limit applies at once)."""
         self.policy = policy
         self._auto = bool(policy.activity.automatic)
         self._dyn_every = policy.dynamic_every_event
+        self.remember_s = self._remember_for(policy)
         outs: list[Output] = []
         for user in list(self.store):
             us = self.store[user]
@@ -522,7 +697,13 @@ class Engine:
         ts = ev.ts
         etype = ev.type
         if s is None:
+            if us.ended is not None and self._remembered_gap(ev, us, outs):
+                store[user] = us  # type: ignore[index]
+                return
             s = self._new_session(ev, us, outs, etype != "login")
+            if len(us.sessions) > self.max_sessions and self._over_limit(s, us, now, outs):
+                store[user] = us  # type: ignore[index]
+                return
         elif s.ended is not None:
             self._after_end(s, ev, outs)
             store[user] = us  # type: ignore[index]
@@ -530,7 +711,10 @@ class Engine:
         s.events_n += 1
         policy = self.policy
         activity = etype == "activity"
-        automatic = ev.automatic or (self._auto and activity and policy.is_automatic(ev.action, ev.resource))
+        # a token refresh is a client renewing its tokens, not a person: background traffic unless
+        # the policy says otherwise ([activity] refresh_resets_idle)
+        automatic = ev.automatic or (self._auto and activity and policy.is_automatic(ev.action, ev.resource)) \
+            or (etype == "refresh" and not policy.activity.refresh_resets_idle)
         lim = s.lim
         changed = lim is None or self._dyn_every
         if ts >= s.last_seen and _take_newest_attrs(s, ev, ts):
@@ -599,6 +783,39 @@ class Engine:
             self._schedule(s)
         store[user] = us  # type: ignore[index]
 
+    def _remembered_gap(self, ev: Event, us: UserState, outs: list[Output]) -> bool:
+        """Traffic on a session that ended long ago (remembered in compact form): an enforcement
+        gap, never a new session. Its revocation is issued again (the same id on every repeat)."""
+        rec = us.remembered(ev.session)  # type: ignore[arg-type]
+        if rec is None:
+            return False
+        ended, reason = rec[0], rec[1]
+        if ev.ts < ended:
+            return True  # a late event from before the end: nothing was let through
+        self.counts["enforcement_gaps"] += 1
+        detail: dict[str, Any] = {"event": ev.type, "event_at": rfc3339(ev.ts), "ended_by": reason,
+                                  "ended_at": rfc3339(ended), "ip": ev.ip, "action": ev.action,
+                                  "resource": ev.resource, "remembered": True}
+        if reason != "logout":
+            d = decision("revoke", reason, ev.session, ev.user, ended, f"remembered:{reason}@{ended!r}",  # type: ignore[arg-type]
+                         policy_version=self.policy.version, evidence={"remembered": True, "ended_at": rfc3339(ended)})
+            detail["decision"] = d.value["id"]
+            outs.append(d)
+        outs.append(audit("enforcement_gap", ev.user, ev.session, ev.ts, f"gap@{ev.ts!r}", detail))  # type: ignore[arg-type]
+        return True
+
+    def _over_limit(self, s: SessionState, us: UserState, now: float, outs: list[Output]) -> bool:
+        """A new session beyond ``max_sessions`` live ones: revoked as it starts (the user's other
+        sessions stay). Returns whether ``s`` was ended."""
+        live = sum(1 for x in us.sessions.values() if x.ended is None)
+        if live <= self.max_sessions:
+            return False
+        self.counts["session_limit"] += 1
+        s.lim = self.policy.limits(s, s.started)
+        self._end(s, us, "revoke", "session_limit", s.started, f"session_limit@{s.started!r}", now, outs,
+                  evidence={"max_sessions": self.max_sessions, "live_sessions": live - 1}, cascade=False)
+        return True
+
     def _after_end(self, s: SessionState, ev: Event, outs: list[Output]) -> None:
         """Traffic on an ended session: an enforcement point let it through."""
         if ev.ts < s.ended:  # type: ignore[operator]
@@ -663,6 +880,8 @@ class Engine:
         outs.append(audit("session_end", s.user, s.session, at, trigger,
                           {"reason": reason, "decision": out.value["id"], "events": s.events_n,
                            "automatic_events": s.auto_n}))
+        if len(us.sessions) > self.max_ended:
+            self._bound_ended(us, outs)
         if cascade:
             self._cascade(s, us, out.value["id"], at, now, outs)
 
@@ -685,6 +904,9 @@ class Engine:
         self._keep_tombstone(s, max(at, now) + self.tombstone_s)
         outs.append(audit("session_end", s.user, s.session, at, f"{reason}@{at!r}",
                           {"reason": reason, "events": s.events_n, "automatic_events": s.auto_n}))
+        us = self.store.get(s.user)
+        if us is not None and len(us.sessions) > self.max_ended:
+            self._bound_ended(us, outs)
 
     def _logout(self, ev: Event, now: float, outs: list[Output]) -> None:
         us = self.store.get(ev.user)  # type: ignore[arg-type]
@@ -755,7 +977,7 @@ class Engine:
         if ev.session is not None:
             s = us.sessions.get(ev.session)
             if s is None:
-                if action != "revoke":
+                if action != "revoke" or us.remembered(ev.session) is not None:
                     return
                 # never seen: keep a revoked tombstone so later traffic is caught as a gap
                 s = SessionState(ev.session, user, ev.ts)  # type: ignore[arg-type]

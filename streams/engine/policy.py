@@ -256,9 +256,22 @@ class AdaptivePolicy:
 
 @dataclass(frozen=True, slots=True)
 class ActivityPolicy:
+    """``[activity]``: what counts as background traffic, what as a privileged action.
+
+    ``refresh_resets_idle``: whether a ``refresh`` identity event (a client renewing its tokens,
+    e.g. Keycloak ``REFRESH_TOKEN``) counts as a person's activity. By default it does not: it is
+    background traffic, so a forgotten tab or a stolen refresh token cannot outlast the idle limit.
+
+    >>> loads_policy("[activity]\\nrefresh_resets_idle = true").activity.refresh_resets_idle
+    True
+    >>> loads_policy("").activity.refresh_resets_idle
+    False
+    """
+
     automatic: tuple[str, ...] = ()
     privileged: tuple[str, ...] = ()
     bytes_window: float = 300.0
+    refresh_resets_idle: bool = False
     _auto_re: Any = field(default=None, compare=False, repr=False)
     _priv_re: Any = field(default=None, compare=False, repr=False)
 
@@ -734,11 +747,15 @@ def policy_from_dict(data: dict[str, Any], source: str = "<dict>") -> Policy:
         networks[name] = tuple(nets)
 
     act = v.table(data.get("activity"), "activity")
-    v.unknown(act, {"automatic", "privileged", "bytes_window"}, "activity.")
+    v.unknown(act, {"automatic", "privileged", "bytes_window", "refresh_resets_idle"}, "activity.")
     auto_p = v.strings(act, "automatic", "activity.") or ()
     priv_p = v.strings(act, "privileged", "activity.") or ()
     bytes_window = v.duration(act, "bytes_window", "activity.", 300.0) or 300.0
-    activity = ActivityPolicy(auto_p, priv_p, bytes_window, _compile(auto_p), _compile(priv_p))
+    refresh_resets_idle = act.get("refresh_resets_idle", False)
+    if not isinstance(refresh_resets_idle, bool):
+        v.err("activity.refresh_resets_idle", f"expected true or false, got {refresh_resets_idle!r}")
+        refresh_resets_idle = False
+    activity = ActivityPolicy(auto_p, priv_p, bytes_window, refresh_resets_idle, _compile(auto_p), _compile(priv_p))
 
     rules: list[Rule] = []
     raw_rules = data.get("rules", [])
@@ -840,7 +857,8 @@ def policy_from_dict(data: dict[str, Any], source: str = "<dict>") -> Policy:
         "rules": [{"name": r.name, "idle": r.idle, "absolute": r.absolute, **r.conditions()} for r in rules],
         "ids": {"revoke": sorted(ids.revoke), "step_up": sorted(ids.step_up), "lookback": ids.lookback},
         "adaptive": {k: getattr(adaptive, k) for k in AdaptivePolicy.__slots__},
-        "activity": {"automatic": list(auto_p), "privileged": list(priv_p), "bytes_window": bytes_window},
+        "activity": {"automatic": list(auto_p), "privileged": list(priv_p), "bytes_window": bytes_window,
+                     "refresh_resets_idle": refresh_resets_idle},
     }
     return Policy(defaults, tuple(rules), networks, ids, adaptive, activity, normalised, source)
 

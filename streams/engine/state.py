@@ -6,6 +6,7 @@ here round-trips through orjson. ``SessionState.lim`` and ``.key`` are caches an
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import orjson
@@ -14,7 +15,18 @@ from .decisions import decision, rfc3339, timeout_evidence
 
 _dumps = orjson.dumps
 
-__all__ = ["SessionState", "UserState"]
+__all__ = ["SessionState", "UserState", "session_digest"]
+
+
+def session_digest(session: str) -> str:
+    """A session id's compact, fixed-size name in a user's memory of ended sessions (72 bits: a
+    collision between two of one user's sessions is out of reach, and a long hostile id costs
+    as little as a short one).
+
+    >>> session_digest("s1") == session_digest("s1"), len(session_digest("x" * 10_000))
+    (True, 18)
+    """
+    return hashlib.blake2b(session.encode("utf-8", "surrogatepass"), digest_size=9).hexdigest()
 
 # slot name -> short key in the JSON form (omitted when None / default)
 _FIELDS = (
@@ -272,12 +284,15 @@ class UserState:
     True
     """
 
-    __slots__ = ("sessions", "_profile", "events")
+    __slots__ = ("sessions", "_profile", "events", "ended")
 
     def __init__(self) -> None:
         self.sessions: dict[str, SessionState] = {}
         self._profile: dict[str, Any] | None = None  # made on first use: most users never get one
         self.events = 0
+        #: sessions that ended longer ago than the full tombstone is kept, in compact form:
+        #: ``session_digest(session) -> [ended, reason, forget_at]``, oldest first (None: none)
+        self.ended: dict[str, list[Any]] | None = None
 
     @property
     def profile(self) -> dict[str, Any]:
@@ -292,12 +307,20 @@ class UserState:
         self._profile = value
 
     def is_empty(self) -> bool:
-        """No sessions and no profile: nothing worth keeping."""
-        return not self.sessions and not self._profile
+        """No sessions, no remembered ends and no profile: nothing worth keeping."""
+        return not self.sessions and not self._profile and not self.ended
+
+    def remembered(self, session: str) -> list[Any] | None:
+        """The compact record ``[ended, reason, forget_at]`` of an ended ``session``, if remembered."""
+        e = self.ended
+        return e.get(session_digest(session)) if e else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"sessions": {k: s.to_dict() for k, s in self.sessions.items()},
-                "profile": self._profile if self._profile is not None else {}, "events": self.events}
+        out = {"sessions": {k: s.to_dict() for k, s in self.sessions.items()},
+               "profile": self._profile if self._profile is not None else {}, "events": self.events}
+        if self.ended:
+            out["ended"] = self.ended
+        return out
 
     def to_json(self) -> bytes:
         """The changelog value: :meth:`to_dict` with each session as a row (``SessionState.to_row``).
@@ -309,6 +332,10 @@ class UserState:
         >>> UserState.from_dict(orjson.loads(u.to_json())).to_dict() == u.to_dict()
         True
         """
+        if self.ended:
+            return _dumps({"sessions": {k: s.to_row() for k, s in self.sessions.items()},
+                           "profile": self._profile if self._profile is not None else {}, "events": self.events,
+                           "ended": self.ended})
         return _dumps({"sessions": {k: s.to_row() for k, s in self.sessions.items()},
                        "profile": self._profile if self._profile is not None else {}, "events": self.events})
 
@@ -319,4 +346,5 @@ class UserState:
                       for k, v in d.get("sessions", {}).items()}
         u._profile = d.get("profile") or None
         u.events = int(d.get("events", 0))
+        u.ended = d.get("ended") or None
         return u

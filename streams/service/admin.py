@@ -23,6 +23,10 @@ Design
   owns the user's partition handles it in order with the user's events, through the engine
   (:meth:`Engine.manual_revoke`) and the normal commit order. The same batch publishes an
   ``admin_action`` audit record naming the operator, the action and the decisions it caused.
+  The envelope is sealed (streams/service/sealed.py, bound to the topic and the user): the
+  operator and ``auth`` in it are the ones this API established from the bearer token, and the
+  worker that handles it takes them from the opened seal only — whoever can write
+  ``user-requests`` cannot name an operator or revoke anything.
 * **Audit queries** read the audit topic itself (retention 400 days; keyed by user, so a user's
   records are on one partition): seek by timestamp to ``since``, read to the end offset (bounded by
   ``MAX_SCAN`` records), filter by user, session and time. No extra state on the hot path, and any
@@ -56,6 +60,7 @@ from streams.engine.decisions import Output, audit, rfc3339
 from streams.service.ingest import Rejected
 from streams.service.partitioning import partition_for
 from streams.service.policy_publish import PolicyFollower, initial_state
+from streams.service.sealed import sealer_of, seal_request
 
 if TYPE_CHECKING:
     from streams.service.app import Service
@@ -69,6 +74,7 @@ SCAN_SINCE_MARGIN_S = 300.0  # Kafka timestamps are produce time; records' "at" 
 MIN_TOKEN_CHARS = 16
 _NAME = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
 BANDS = ("normal", "elevated", "high")
+AUTH_KINDS = ("named token", "shared token")
 
 
 # ---------------------------------------------------------------------------------------------- tokens
@@ -165,23 +171,34 @@ def revoke_envelope(user: str, session: str | None, operator: str, note: str, ts
 def parse_request(env: dict[str, Any]) -> AdminRequest | Rejected:
     """``{"kind": "manual_revoke", ...}`` -> :class:`AdminRequest` (or a dead letter's reason).
 
-    >>> parse_request({"kind": "manual_revoke", "user": "u", "operator": "ann", "ts": 1, "request": "r"}).user
+    Only ever given the payload of a ``user-requests`` record that opened
+    (:func:`streams.service.sealed.open_request`): the seal is what makes ``operator`` and
+    ``auth`` the admin API's word rather than the record writer's. The fields are still checked,
+    as this API writes them (operator a name, auth how the token identified them).
+
+    >>> parse_request({"kind": "manual_revoke", "user": "u", "operator": "ann", "ts": 1, "request": "r",
+    ...                "auth": "named token"}).user
     'u'
     >>> parse_request({"kind": "manual_revoke", "user": 7}).field
     'user'
+    >>> parse_request({"kind": "manual_revoke", "user": "u", "operator": "ann", "ts": 1, "auth": "trust me"}).field
+    'auth'
     """
     user, session, operator = env.get("user"), env.get("session"), env.get("operator")
     if not isinstance(user, str) or not user:
         return Rejected("manual_revoke: user must be a non-empty string", "user")
     if session is not None and not isinstance(session, str):
         return Rejected("manual_revoke: session must be a string or null", "session")
-    if not isinstance(operator, str) or not operator:
-        return Rejected("manual_revoke: operator must be a non-empty string", "operator")
+    if not isinstance(operator, str) or not _NAME.match(operator):
+        return Rejected("manual_revoke: operator must be a name (letters, digits, ._@+-)", "operator")
     ts = env.get("ts")
     if isinstance(ts, bool) or not isinstance(ts, (int, float)):
         return Rejected("manual_revoke: ts must be epoch seconds", "ts")
+    auth = env.get("auth")
+    if auth not in AUTH_KINDS:
+        return Rejected(f"manual_revoke: auth must be one of {', '.join(AUTH_KINDS)}", "auth")
     return AdminRequest("manual_revoke", user, session, operator, str(env.get("note") or "")[:500], float(ts),
-                        str(env.get("request") or f"{operator}@{ts!r}"), str(env.get("auth") or "?"))
+                        str(env.get("request") or f"{operator}@{ts!r}"), auth)
 
 
 # ---------------------------------------------------------------------------------------------- operator
@@ -195,7 +212,7 @@ class Operator:
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_DECISIONS)
         self.policy = initial_state(service)
         service.metrics.set_policy_version(self.policy.version)
-        self.follower = PolicyFollower(service, self.policy)
+        self.follower = PolicyFollower(service, self.policy)  # its Sealer: sealer_of(service), at start
         self._overview: tuple[float, dict[str, Any]] | None = None
 
     # -- hooks called from Service ---------------------------------------------------------------
@@ -611,6 +628,8 @@ def register(service: "Service") -> Operator:
                                      "(body \"operator\" or header X-Lapse-Operator; letters, digits, ._@+-)")
             now = service.clock()
             rid = uuid.uuid4().hex[:16]
+            # the operator is the one established above (named token, or named under the shared
+            # token) and travels inside the sealed payload: the handling worker trusts nothing else
             await produce_request(service, user, revoke_envelope(user, session, operator, note, now, rid, auth))
             log.info("lapse: manual revoke request %s by %s (%s): user=%s session=%s", rid, operator, auth, user,
                      session)
@@ -621,11 +640,14 @@ def register(service: "Service") -> Operator:
     return op
 
 
-async def produce_request(service: "Service", user: str, value: bytes) -> None:
-    """Send an envelope to ``user-requests`` keyed by user and wait for the broker's acknowledgement."""
+async def produce_request(service: "Service", user: str, payload: bytes) -> None:
+    """Seal an envelope for ``user-requests`` under key ``user``, send it, and wait for the broker's
+    acknowledgement."""
+    topic = service.settings.topic("user-requests")
+    value = seal_request(sealer_of(service), topic, user.encode(), payload)
     send = getattr(service, "_send", None)
     if send is not None:  # the service's raw producer path (same partitioner as every user-keyed send)
-        fut = await send(service.settings.topic("user-requests"), user, value)
+        fut = await send(topic, user, value)
     else:
         fut = await service.user_requests.send(key=user, value=value)
     await fut

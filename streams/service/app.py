@@ -59,6 +59,7 @@ from streams.service.commit import Committer, Ticket
 from streams.service.gcpause import GcPauses
 from streams.service.inbox import ClearOnSuspend, Inbox
 from streams.service.interval import CommitInterval
+from streams.service.labels import EVENT_TYPES, label, rejected_label
 from streams.service.ingest import DEFAULT_MAX_SKEW_S, Rejected, decode
 from streams.service.metrics import Metrics
 from streams.service.outbox import BatchSender, Record
@@ -197,6 +198,12 @@ class Service:
             broker_commit_interval=1.0,
             stream_buffer_maxsize=STREAM_BUFFER,
             web_enabled=True,
+            # Faust's own views would show any table's content (who used which IP) without a token
+            web_router_enabled=False,
+            web_tables_enabled=False,
+            web_graph_enabled=False,
+            web_stats_enabled=False,
+            web_metrics_enabled=False,
             web_bind=settings.web_host,
             web_host=settings.web_host,
             web_port=settings.web_port,
@@ -400,24 +407,29 @@ class Service:
             records: list[Record] = []
             for ev in batch:
                 msg = ev.message
-                self.metrics.saw(msg.topic, msg.partition, now)
-                result = adapt(self._raw_format[msg.topic], msg.value or b"")
-                if result.error is not None:
-                    self._dead_letter(records, msg, Rejected(result.error.reason, result.error.field), stage="adapter")
-                    continue
-                if result.skipped is not None:
-                    self.metrics.skipped.labels(msg.topic, result.skipped).inc()
-                    continue
-                for canonical in result.events:
-                    kind = canonical.get("type")
-                    self.metrics.events_in.labels(msg.topic, str(kind)).inc()
-                    if kind == "alert":
-                        topic, key = self.names.ids_alerts, canonical.get("src_ip") or canonical.get("dest_ip") or ""
-                    elif kind == "activity":
-                        topic, key = self.names.activity, canonical.get("user") or ""
-                    else:
-                        topic, key = self.names.identity, canonical.get("user") or ""
-                    records.append((topic, key.encode(), orjson.dumps(canonical), None))
+                n_rec = len(records)
+                try:
+                    self.metrics.saw(msg.topic, msg.partition, now)
+                    result = adapt(self._raw_format[msg.topic], msg.value or b"")
+                    if result.error is not None:
+                        self._dead_letter(records, msg, Rejected(result.error.reason, result.error.field), stage="adapter")
+                        continue
+                    if result.skipped is not None:
+                        self.metrics.skipped.labels(msg.topic, label(result.skipped.split(":", 1)[0], RAW_FORMATS)).inc()
+                        continue
+                    for canonical in result.events:
+                        kind = canonical.get("type")
+                        self.metrics.events_in.labels(msg.topic, label(kind, EVENT_TYPES)).inc()
+                        if kind == "alert":
+                            topic, key = self.names.ids_alerts, canonical.get("src_ip") or canonical.get("dest_ip") or ""
+                        elif kind == "activity":
+                            topic, key = self.names.activity, canonical.get("user") or ""
+                        else:
+                            topic, key = self.names.identity, canonical.get("user") or ""
+                        records.append((topic, str(key).encode(), orjson.dumps(canonical), None))
+                except Exception as exc:  # an adapter's surprise: this record to dead letters, not the worker
+                    del records[n_rec:]
+                    self._decision_fault(records, msg, exc, "adapter", None, now, None)
             await self._await_delivery(self.sender.submit(records))
 
     async def _user_agent(self, stream: Any) -> None:
@@ -512,36 +524,42 @@ class Service:
             seen_tp.add((msg.topic, msg.partition))
             if oldest_ts is None:
                 oldest_ts = msg.timestamp
-            result = self._decode_user_message(msg, now)
-            if isinstance(result, Rejected):
-                self._dead_letter(records, msg, result)
-                continue
-            event: Event = result
-            counts[(msg.topic, event.type)] = counts.get((msg.topic, event.type), 0) + 1
-            user = event.user
-            if user is None:  # alerts without a user reach this agent only resolved, through user-requests
-                self._dead_letter(records, msg, Rejected("no user to route the event to", "user"))
-                continue
-            if self.partition_of(user) != msg.partition:
-                # produced with another partitioner or key: forward once to the user's partition
-                metrics.forwarded.inc()
-                records.append((self.names.user_requests, user.encode(), msg.value, None))
-                continue
-            if isinstance(event, AdminRequest):  # issue 8: manual revoke, on the user's own partition
-                outputs.extend(self.operator.handle(event, now))
+            n_out, n_rec = len(outputs), len(records)
+            event = None
+            try:
+                result = self._decode_user_message(msg, now)
+                if isinstance(result, Rejected):
+                    self._dead_letter(records, msg, result)
+                    continue
+                event = result
+                counts[(msg.topic, event.type)] = counts.get((msg.topic, event.type), 0) + 1
+                user = event.user
+                if user is None:  # alerts without a user reach this agent only resolved, through user-requests
+                    self._dead_letter(records, msg, Rejected("no user to route the event to", "user"))
+                    continue
+                if self.partition_of(user) != msg.partition:
+                    # produced with another partitioner or key: forward once to the user's partition
+                    metrics.forwarded.inc()
+                    records.append((self.names.user_requests, user.encode(), msg.value, None))
+                    continue
+                if isinstance(event, AdminRequest):  # a manual revoke, on the user's own partition
+                    outputs.extend(self.operator.handle(event, now))
+                    store.touch(user)
+                    continue
+                outputs.extend(engine.handle(event, now))
                 store.touch(user)
-                continue
-            outputs.extend(engine.handle(event, now))
-            store.touch(user)
-            if event.session is not None and event.type != "alert":
-                self._sighting_records(event, records)
+                if event.session is not None and event.type != "alert":
+                    self._sighting_records(event, records)
+            except Exception as exc:  # this record only: its neighbours are decided as without it
+                del outputs[n_out:], records[n_rec:]
+                self._decision_fault(records, msg, exc, "decide", event, now, outputs)
         metrics.batch_size.observe(len(batch))
         for topic, partition in seen_tp:
             metrics.saw(topic, partition, now)
         for (topic, etype), k in counts.items():
             metrics.events_in.labels(topic, etype).inc(k)
         if self._caught_up():
-            outputs.extend(engine.expire(now))
+            self._expire(now, outputs, records)
         # ack=False: the caller acks the batch itself once this returns, so it must be a commit point
         return self._stage(outputs, records, now, oldest_ts, messages=batch if ack else (), commit=not ack)
 
@@ -582,31 +600,55 @@ class Service:
         inbound = None
         self._note_input(batch)
         for msg in batch:
-            if msg.topic == self._alerts_name:
-                inbound = inbound or msg.timestamp
-                self._join_alert_message(msg, now, touched, targets, records)
-                continue
+            n_rec, n_tgt = len(records), len(targets)
             try:
-                value = orjson.loads(msg.value) if msg.value else None
-            except orjson.JSONDecodeError:
-                value = None
-            key = msg.key
-            if type(key) is bytes:
-                key = key.decode("utf-8", "replace")
-            if not isinstance(value, dict) or not isinstance(key, str):
-                continue
-            if value.get("kind") == "sighting":
-                self._join_sighting(key, value, touched, targets)
-            elif value.get("kind") == "alert":
-                alert = _alert_from(value.get("alert"))
-                if alert is not None:
+                if msg.topic == self._alerts_name:
                     inbound = inbound or msg.timestamp
-                    self._join_alert(key, alert, value["alert"], now, touched, targets)
+                    self._join_alert_message(msg, now, touched, targets, records)
+                    continue
+                bad = self._join_internal_message(msg, now, touched, targets)
+                if bad is not None:
+                    self._dead_letter(records, msg, bad, stage="ids-join")
+                elif inbound is None and msg.value and b'"kind":"alert"' in msg.value:
+                    inbound = msg.timestamp
+            except Exception as exc:  # this record only
+                del records[n_rec:], targets[n_tgt:]
+                self._decision_fault(records, msg, exc, "ids-join", None, now, None)
         outputs = self._deliver_targets(targets, records, now)
         # the join's state: one changelog record per key touched in this batch, in the same step
         # (and ticket) as the decisions it led to
         return self._stage(outputs, records, now, inbound, join_state=touched, messages=batch if ack else (),
                            commit=not ack)
+
+    def _join_internal_message(self, msg: Any, now: float, touched: dict[str, dict],
+                               targets: list[tuple[Event, str, str | None, str]]) -> Rejected | None:
+        """One message of the sightings topic (a sighting, or an alert forwarded to its key's
+        partition), validated before it touches the join's state."""
+        try:
+            value = orjson.loads(msg.value) if msg.value else None
+        except orjson.JSONDecodeError as exc:
+            return Rejected(f"not valid JSON: {exc}", None)
+        key = msg.key
+        if type(key) is bytes:
+            key = key.decode("utf-8", "replace")
+        if not isinstance(value, dict) or not isinstance(key, str) or not key or len(key) > 300:
+            return Rejected("expected a JSON object keyed by an IP or session:<id>", None)
+        kind = value.get("kind")
+        if kind == "sighting":
+            user, session, ts = value.get("user"), value.get("session"), value.get("ts")
+            if type(user) is not str or not user or type(session) is not str or not session:
+                return Rejected("a sighting needs user and session strings", "user")
+            if type(ts) not in (int, float) or not (0 <= ts <= now + self.max_skew_s):
+                return Rejected("a sighting needs ts: epoch seconds, not in the future", "ts")
+            self._join_sighting(key, value, touched, targets)
+            return None
+        if kind == "alert":
+            alert = _alert_from(value.get("alert"))
+            if alert is None:
+                return Rejected("a forwarded alert that is not a valid alert", "alert")
+            self._join_alert(key, alert, value["alert"], now, touched, targets)
+            return None
+        return Rejected(f"unknown kind {str(kind)[:40]!r}", "kind")
 
     def _join_alert_message(self, msg: Any, now: float, touched: dict[str, dict],
                             targets: list[tuple[Event, str, str | None, str]], records: list[Record]) -> None:
@@ -691,7 +733,15 @@ class Service:
                 records.append((self.names.user_requests, user.encode(), orjson.dumps(env), None))
         outputs: list[Output] = []
         for resolved in local.values():
-            outputs.extend(self.engine.handle_alert(resolved, now))
+            n_out = len(outputs)
+            try:
+                outputs.extend(self.engine.handle_alert(resolved, now))
+            except Exception as exc:  # this alert only; the others of the batch are decided
+                del outputs[n_out:]
+                self._fault_record(records, "ids-join", exc, now, _safe_dumps(
+                    {"alert": resolved[0].raw, "targets": [[e.user, e.session] for e in resolved]}))
+                for e in resolved:
+                    self._repair(e.user, now, outputs)
             for e in resolved:
                 self.store.touch(e.user)
         return outputs
@@ -742,13 +792,16 @@ class Service:
             return
         await self.committer.room()
         now = self.clock()
-        outputs = self.engine.expire(now) if self._caught_up() else []
+        records: list[Record] = []
+        outputs: list[Output] = []
+        if self._caught_up():
+            self._expire(now, outputs, records)
         quiet = time.monotonic() - self._input_at >= TICK_S
-        if outputs or (self.uncommitted() and (self.interval.due() or quiet)):
+        if outputs or records or (self.uncommitted() and (self.interval.due() or quiet)):
             # committed in order behind earlier steps; a commit point when one is due, or at once
             # when no input was decided for a tick (holding back then saves nothing), so that state
             # and offsets are committed even when no input arrives
-            self._stage(outputs, [], now, None, commit=quiet)
+            self._stage(outputs, records, now, None, commit=quiet)
         self.metrics.live_sessions.set(self.engine.live)  # a counter: no scan of the store
 
     def _caught_up(self) -> bool:
@@ -802,22 +855,25 @@ class Service:
         metrics = self.metrics
         names = self.names
         for out in outputs:
-            if out.kind == "decision":
-                d = out.value
-                records.append((names.revocations, out.key.encode(), self.encode_decision(d), None))
-                metrics.decisions.labels(d["action"], d["reason"]).inc()
-                if d["reason"] in ("idle_timeout", "absolute_timeout"):
-                    metrics.lateness.observe(max(0.0, now - parse_ts(d["at"])))
-                elif inbound_ts:
-                    metrics.decision_latency.observe(max(0.0, now - inbound_ts))
-                if d.get("score") is not None:
-                    metrics.scores.observe(d["score"])
-                self.store.touch(d.get("user"))
-            else:
-                records.append((names.audit, out.key.encode() if out.key is not None else None,
-                                orjson.dumps(out.value), None))
-                metrics.audit.labels(out.value.get("kind", "?")).inc()
-                self.store.touch(out.value.get("user"))
+            try:
+                if out.kind == "decision":
+                    d = out.value
+                    records.append((names.revocations, out.key.encode(), self.encode_decision(d), None))
+                    metrics.decisions.labels(d["action"], d["reason"]).inc()
+                    if d["reason"] in ("idle_timeout", "absolute_timeout"):
+                        metrics.lateness.observe(max(0.0, now - parse_ts(d["at"])))
+                    elif inbound_ts:
+                        metrics.decision_latency.observe(max(0.0, now - inbound_ts))
+                    if d.get("score") is not None:
+                        metrics.scores.observe(d["score"])
+                    self.store.touch(d.get("user"))
+                else:
+                    records.append((names.audit, out.key.encode() if out.key is not None else None,
+                                    orjson.dumps(out.value), None))
+                    metrics.audit.labels(out.value.get("kind", "?")).inc()
+                    self.store.touch(out.value.get("user"))
+            except Exception as exc:  # an output that cannot be encoded: to dead letters, the rest go out
+                self._fault_record(records, "publish", exc, now, _safe_dumps(out.value))
         sent = self.sender.submit(records)                                   # 2. produce
         if join_state:  # visible to the join's next batch now; written at the next commit point
             self._sightings_data.update(join_state)
@@ -914,10 +970,63 @@ class Service:
             await asyncio.gather(*futures)
 
     def _dead_letter(self, records: list[Record], msg: Any, rejected: Rejected, stage: str = "ingest") -> None:
-        self.metrics.invalid.labels(msg.topic, rejected.reason.split(":")[0][:40]).inc()
+        self.metrics.invalid.labels(msg.topic, rejected_label(rejected.field)).inc()
         record = dead_letter(msg.value, reason=rejected.reason, field=rejected.field, topic=msg.topic,
                              partition=msg.partition, offset=msg.offset, now=self.clock(), stage=stage)
         records.append((self.names.dead_letters, msg.topic.encode(), orjson.dumps(record), None))
+
+    def _decision_fault(self, records: list[Record], msg: Any, exc: BaseException, stage: str, event: Any,
+                        now: float, outputs: list[Output] | None) -> None:
+        """A record whose decision raised: to dead letters with the reason and the exception type;
+        what it left of its user's state is made safe again (see ``Engine.repair``)."""
+        self.metrics.faults.labels(stage).inc()
+        self.metrics.invalid.labels(msg.topic, "fault").inc()
+        log.warning("lapse: %s of %s/%s@%s failed (%s); record dead-lettered", stage, msg.topic, msg.partition,
+                    msg.offset, type(exc).__name__)
+        record = dead_letter(msg.value, reason=f"{stage} failed: {type(exc).__name__}: {str(exc)[:300]}",
+                             field=None, topic=msg.topic, partition=msg.partition, offset=msg.offset, now=now,
+                             stage=stage, error=type(exc).__name__)
+        records.append((self.names.dead_letters, msg.topic.encode(), orjson.dumps(record), None))
+        user = getattr(event, "user", None)
+        if outputs is not None and type(user) is str:
+            self._repair(user, now, outputs)
+
+    def _fault_record(self, records: list[Record], stage: str, exc: BaseException, now: float, raw: bytes) -> None:
+        """A fault with no input message of its own (a deadline, an output, a resolved alert)."""
+        self.metrics.faults.labels(stage).inc()
+        log.warning("lapse: %s failed (%s); dead-lettered", stage, type(exc).__name__)
+        record = dead_letter(raw, reason=f"{stage} failed: {type(exc).__name__}: {str(exc)[:300]}", field=None,
+                             topic=f"({stage})", partition=-1, offset=-1, now=now, stage=stage,
+                             error=type(exc).__name__)
+        records.append((self.names.dead_letters, stage.encode(), orjson.dumps(record), None))
+
+    def _repair(self, user: str, now: float, outputs: list[Output]) -> None:
+        if not self.owns_user(user):
+            return
+        try:
+            outputs.extend(self.engine.repair(user, now))
+        except Exception:  # the repair itself failed: the user's state goes, its sessions fail closed
+            log.exception("lapse: could not repair the state of a user after a fault; dropping it")
+            self.store.pop(user, None)
+        self.store.touch(user)
+
+    def _expire(self, now: float, outputs: list[Output], records: list[Record]) -> None:
+        """Deadlines due by ``now`` into ``outputs``; those the engine could not decide (revoked,
+        fail closed, where that still worked) to dead letters."""
+        outputs.extend(self.engine.expire(now))
+        faults = self.engine.faults
+        if faults:
+            self.engine.faults = []
+            for key, exc in faults:
+                self._fault_record(records, "expiry", exc, now, _safe_dumps({"user": key[0], "session": key[1]}))
+
+
+def _safe_dumps(value: Any) -> bytes:
+    """JSON of ``value`` for a dead letter, or its (cut) repr when it cannot be serialised."""
+    try:
+        return orjson.dumps(value, default=repr)
+    except Exception:
+        return repr(value)[:4096].encode("utf-8", "replace")
 
 
 def _alert_from(body: Any) -> Event | None:

@@ -20,12 +20,13 @@ MAX_RAW = 64 * 1024
 
 
 def dead_letter(raw: bytes | None, *, reason: str, field: str | None, topic: str, partition: int,
-                offset: int, now: float, stage: str = "ingest") -> dict[str, Any]:
+                offset: int, now: float, stage: str = "ingest", error: str | None = None) -> dict[str, Any]:
     raw = raw or b""
     return {
         "reason": reason,
         "field": field,
         "stage": stage,
+        "error": error,
         "topic": topic,
         "partition": partition,
         "offset": offset,

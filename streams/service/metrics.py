@@ -36,12 +36,26 @@ class Metrics:
                                     buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000), registry=r)
         self.gc_pause = Histogram("lapse_gc_pause_seconds", "Garbage-collection pauses of the worker, by generation",
                                   ["generation"], buckets=LATENCY_BUCKETS, registry=r)
+        self.faults = Counter("lapse_record_faults", "Records whose decision raised (dead-lettered, worker kept "
+                              "running), by stage", ["stage"], registry=r)
+        self.stalled = Gauge("lapse_stalled", "1 while input waits and nothing was decided for LAPSE_STALL_S",
+                             registry=r)
+        self.since_decided = Gauge("lapse_seconds_since_decided", "Seconds since the worker last decided input",
+                                   registry=r)
         # issue 8: operator surface (admin API, policy reload)
         self.policy_info = Gauge("lapse_policy_info", "The policy version in force (value 1)", ["version"], registry=r)
         self.policy_reloads = Counter("lapse_policy_reloads", "Policy-topic records, by result (applied, refused)",
                                       ["result"], registry=r)
         self.admin_requests = Counter("lapse_admin_requests", "Admin API requests, by route and HTTP status",
                                       ["route", "status"], registry=r)
+        self.forged_records = Counter("lapse_forged_records",
+                                      "Internal-topic records refused as unsealed, forged, moved or stale, "
+                                      "by topic and reason", ["topic", "reason"], registry=r)
+        from streams.service.sealed import REASONS, SEALED_TOPICS
+
+        for topic in SEALED_TOPICS:  # a fixed label set, every series present from the start (0)
+            for reason in REASONS:
+                self.forged_records.labels(topic, reason)
         self._policy_version: str | None = None
         self._last_inbound: dict[tuple[str, int], float] = {}
 

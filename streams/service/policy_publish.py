@@ -4,8 +4,10 @@ follow that topic in every worker.
 Publisher (``lapse policy publish FILE``)
     Validates FILE with the engine's loader (a bad file is refused, every error naming its key),
     then produces ``{"version", "text", "source", "published_at", "operator"}`` under key
-    ``"current"`` to ``<prefix>policy`` (compacted: the latest version survives), and an
-    ``admin_action`` audit record (``action: policy_publish``) to the audit topic.
+    ``"current"`` to ``<prefix>policy`` (compacted: the latest version survives), sealed
+    (streams/service/sealed.py: the publisher needs the workers' internal key, i.e.
+    ``LAPSE_INTERNAL_KEY[_FILE]`` or their signing key), and an ``admin_action`` audit record
+    (``action: policy_publish``) to the audit topic.
 
 Follower (one per worker, started by :func:`streams.service.admin.register`)
     Not a Faust agent: an agent would join the consumer group and only one worker would own the
@@ -16,8 +18,13 @@ Follower (one per worker, started by :func:`streams.service.admin.register`)
     loop: ``engine.set_policy(policy, now)`` switches the policy and re-evaluates every live
     session, and the outputs (``policy_tightened`` audits, revocations of sessions now over a
     limit) go through ``Service._publish`` — the same commit order as any batch. A record that
-    fails validation in the worker (e.g. written by hand) is logged, counted and ignored: the
-    policy in force stays.
+    fails validation in the worker is logged, counted and ignored: the policy in force stays.
+
+    A record that does not open (unsealed, sealed with another key, moved from another topic or
+    key, altered) or that was sealed before the record the follower took last (a replayed older
+    policy: ``stale``) is never applied: it is logged, counted
+    (``lapse_forged_records_total{topic="policy",reason}``), listed under ``rejected`` and
+    audited (``forged_record`` with topic, partition, offset and reason) once the worker is ready.
 """
 
 from __future__ import annotations
@@ -33,8 +40,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from streams.engine.decisions import audit, rfc3339, stable_id
+from streams.engine.decisions import Output, audit, rfc3339, stable_id
 from streams.engine.policy import Policy, PolicyError, load_policy, loads_policy
+from streams.service.sealed import ForgedRecord, Sealer, refuse, sealer_of
 
 if TYPE_CHECKING:
     from streams.config import Settings
@@ -64,17 +72,24 @@ def parse_record(value: bytes | None) -> tuple[Policy, dict[str, Any]]:
     return policy, rec
 
 
-async def publish(settings: "Settings", path: str | Path, operator: str | None = None,
-                  now: float | None = None) -> dict[str, Any]:
-    """Validate ``path`` and publish it; returns the published record (without the text).
+def seal_record(sealer: Sealer, topic: str, rec: dict[str, Any]) -> bytes:
+    """The policy-topic value of ``rec`` (key ``"current"``), sealed for ``topic`` (full name)."""
+    return sealer.seal(topic, POLICY_KEY, orjson.dumps(rec))
 
-    Raises ``PolicyError`` before anything is sent when the file is invalid.
+
+async def publish(settings: "Settings", path: str | Path, operator: str | None = None,
+                  now: float | None = None, *, sealer: Sealer | None = None) -> dict[str, Any]:
+    """Validate ``path`` and publish it, sealed; returns the published record (without the text).
+
+    Raises ``PolicyError`` before anything is sent when the file is invalid, and ``ConfigError``
+    when no internal key is configured (``sealer`` defaults to ``Sealer.from_settings(settings)``).
     """
     from aiokafka import AIOKafkaProducer
 
     from streams.topics import create_topics, spec
 
     policy = load_policy(path)  # raises PolicyError naming each bad key
+    sealer = sealer or Sealer.from_settings(settings)
     text = Path(path).read_text(encoding="utf-8")
     now = time.time() if now is None else now
     operator = operator or getpass.getuser()
@@ -83,7 +98,8 @@ async def publish(settings: "Settings", path: str | Path, operator: str | None =
     producer = AIOKafkaProducer(acks="all", **settings.kafka_kwargs())
     await producer.start()
     try:
-        await producer.send_and_wait(settings.topic("policy"), key=POLICY_KEY, value=orjson.dumps(rec))
+        topic = settings.topic("policy")
+        await producer.send_and_wait(topic, key=POLICY_KEY, value=seal_record(sealer, topic, rec))
         act = audit("admin_action", f"admin:{operator}", None, now, f"policy_publish:{policy.version}@{now!r}",
                     {"operator": operator, "action": "policy_publish", "version": policy.version,
                      "source": str(path), "via": "cli"})
@@ -115,11 +131,16 @@ class PolicyState:
 class PolicyFollower:
     """Reads the policy topic outside the consumer group and applies new versions (see module doc)."""
 
-    def __init__(self, service: "Service", state: PolicyState) -> None:
+    def __init__(self, service: "Service", state: PolicyState, sealer: Sealer | None = None) -> None:
         self.service = service
         self.state = state
+        self.sealer = sealer
         self.pending: tuple[Policy, dict[str, Any]] | None = None
         self.caught_up = False
+        #: seal time of the newest record taken: a record sealed before it is a replay (stale)
+        self.sealed_at = float("-inf")
+        #: forged_record audits waiting for the worker to be ready
+        self.refused: list[Output] = []
 
     async def run(self) -> None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -128,6 +149,8 @@ class PolicyFollower:
 
         settings = self.service.settings
         topic = settings.topic("policy")
+        if self.sealer is None:
+            self.sealer = sealer_of(self.service)
         while True:  # the topic may not exist yet on a fresh cluster
             try:
                 await create_topics(settings, (spec("policy"),))
@@ -155,18 +178,41 @@ class PolicyFollower:
             await consumer.stop()
 
     def _take(self, record: Any) -> None:
+        assert self.sealer is not None
         try:
-            policy, rec = parse_record(record.value)
+            opened = self.sealer.open_stamped(record.topic, record.key, record.value)
+            if opened.sealed_at < self.sealed_at:
+                raise ForgedRecord("stale", f"sealed at {rfc3339(opened.sealed_at)}, before the policy record "
+                                            f"taken last ({rfc3339(self.sealed_at)}): a replay")
+        except ForgedRecord as err:
+            self._refuse(record, err)
+            return
+        try:
+            policy, rec = parse_record(opened.payload)
         except (PolicyError, ValueError, orjson.JSONDecodeError) as exc:
             errors = exc.errors if isinstance(exc, PolicyError) else [str(exc)]
             log.error("lapse: policy record at offset %s refused, policy in force stays: %s", record.offset, errors)
             self.service.metrics.policy_reloads.labels("refused").inc()
             self.state.rejected.append({"offset": record.offset, "errors": errors, "at": rfc3339(time.time())})
             return
+        self.sealed_at = opened.sealed_at
         self.pending = (policy, rec)
 
+    def _refuse(self, record: Any, err: ForgedRecord) -> None:
+        """Never applied: counted, logged, listed in ``rejected``, audited when the worker is ready."""
+        now = time.time()
+        self.refused.append(refuse(self.service.metrics, record.topic, record.partition, record.offset,
+                                   record.key, err, now))
+        self.state.rejected.append({"offset": record.offset, "errors": [f"refused ({err})"],
+                                    "reason": err.reason, "at": rfc3339(now)})
+
     async def maybe_apply(self) -> None:
-        if self.pending is None or not self.caught_up or not self.service.ready:
+        if not self.service.ready:
+            return
+        if self.refused:
+            outs, self.refused = self.refused, []
+            await self.service._publish(outs, [], self.service.clock(), None)
+        if self.pending is None or not self.caught_up:
             return
         policy, rec = self.pending
         self.pending = None

@@ -7,68 +7,70 @@ app id and restored when a worker starts, so a restart does not begin a new warm
 
 A snapshot is a pickle (River models are pickled; river is pinned exactly). Unpickling data from
 a topic would let anyone who can write that topic run code in the worker, so every snapshot is
-authenticated with an HMAC-SHA256 whose key is derived from the worker's signing key, and a
-snapshot that does not verify is ignored with a warning.
+sealed like every internal record (streams/service/sealed.py: HMAC-SHA256 bound to the topic and
+the app id, under the key the workers share) and a snapshot that does not open is never
+unpickled: it is counted, logged and ignored. The newest snapshot *by seal time* wins, so an old
+snapshot re-produced onto the topic does not roll the model back.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import os
 from typing import Any
+
+from streams.service.sealed import ForgedRecord, Opened, Sealer, refuse
 
 log = logging.getLogger("lapse.snapshots")
 
 SNAPSHOT_EVERY_S = 30.0
-_TAG = b"lapse-model-snapshot-v1"
+_UNBOUND_TOPIC = "model-snapshots"  # the binding of the transitional seal() below
 
 
-def snapshot_key(secret_material: bytes) -> bytes:
-    """The HMAC key for snapshots, derived from secret material (never the material itself).
+def seal_snapshot(sealer: Sealer, topic: str, app_id: str, blob: bytes) -> bytes:
+    """The record value of a snapshot produced to ``topic`` (full name) under key ``app_id``.
 
-    >>> len(snapshot_key(b"secret"))
-    32
-    """
-    return hashlib.sha256(_TAG + secret_material).digest()
-
-
-def seal(blob: bytes, key: bytes) -> bytes:
-    """``mac || blob``.
-
-    >>> k = snapshot_key(b"s"); open_sealed(seal(b"model", k), k)
+    >>> s = Sealer(b"k" * 32); v = seal_snapshot(s, "lapse.model-snapshots", "lapse", b"model")
+    >>> open_snapshot(s, "lapse.model-snapshots", "lapse", v).payload
     b'model'
-    >>> open_sealed(seal(b"model", k), snapshot_key(b"other")) is None
-    True
+    >>> open_snapshot(s, "lapse.model-snapshots", "other-app", v)
+    Traceback (most recent call last):
+    ...
+    streams.service.sealed.ForgedRecord: bad_tag: tag does not verify for this topic and key (altered, moved to another topic or key, or forged)
     """
-    return hmac.new(key, blob, hashlib.sha256).digest() + blob
+    return sealer.seal(topic, app_id.encode(), blob)
 
 
-def open_sealed(sealed: bytes, key: bytes) -> bytes | None:
-    """The blob if its MAC verifies, else ``None``."""
-    if len(sealed) < 32:
-        return None
-    mac, blob = sealed[:32], sealed[32:]
-    if not hmac.compare_digest(mac, hmac.new(key, blob, hashlib.sha256).digest()):
-        return None
-    return blob
+def open_snapshot(sealer: Sealer, topic: str, app_id: str, value: bytes | None) -> Opened:
+    """``(blob, sealed_at)``; raises :class:`ForgedRecord`."""
+    return sealer.open_stamped(topic, app_id.encode(), value)
 
 
-def key_material_from_env(env: dict[str, str] | None = None) -> bytes:
-    """The signing key's PEM bytes (file or variable), the secret the snapshot key derives from."""
-    env = dict(os.environ if env is None else env)
-    if env.get("LAPSE_SIGNING_KEY"):
-        return env["LAPSE_SIGNING_KEY"].encode()
-    path = env.get("LAPSE_SIGNING_KEY_FILE")
-    if path:
-        with open(path, "rb") as f:
-            return f.read()
-    raise ValueError("no signing key configured: model snapshots cannot be authenticated")
+# -- transitional: the three calls streams/service/app.py makes today (snapshot_key(key_material_
+# from_env()), seal(blob, key), load_latest(settings, app_id, key)); they go once it calls
+# seal_snapshot / load_latest with the Service's Sealer.
+
+def key_material_from_env(env: dict[str, str] | None = None) -> Sealer:
+    """The internal-record sealer of this process (``LAPSE_INTERNAL_KEY[_FILE]``, else derived
+    from the signing key); raises ``ConfigError`` when neither is configured."""
+    return Sealer.from_env(env)
 
 
-async def load_latest(settings: Any, app_id: str, key: bytes) -> bytes | None:
-    """Read the compacted snapshot topic to its end; the newest verified snapshot for ``app_id``."""
+def snapshot_key(material: Sealer) -> Sealer:
+    """The sealer itself (snapshots are sealed like every internal record)."""
+    if not isinstance(material, Sealer):
+        raise TypeError("snapshot_key: expected the Sealer of key_material_from_env()")
+    return material
+
+
+def seal(blob: bytes, key: Sealer) -> bytes:
+    """A snapshot sealed without the record key (only the snapshot domain); see seal_snapshot."""
+    return key.seal(_UNBOUND_TOPIC, b"", blob)
+
+
+async def load_latest(settings: Any, app_id: str, sealer: Sealer, *, metrics: Any = None) -> bytes | None:
+    """Read the compacted snapshot topic to its end; the blob of the newest (by seal time)
+    snapshot for ``app_id`` that opens. Records that do not open are counted (``metrics``) and
+    logged, never unpickled."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     topic = settings.topic("model-snapshots")
@@ -83,17 +85,30 @@ async def load_latest(settings: Any, app_id: str, key: bytes) -> bytes | None:
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
-        newest: bytes | None = None
+        newest: Opened | None = None
         while any(await consumer.position(tp) < ends[tp] for tp in tps):
             batches = await consumer.getmany(timeout_ms=1000)
             for records in batches.values():
                 for r in records:
-                    if r.key == app_id.encode() and r.value:
-                        blob = open_sealed(r.value, key)
-                        if blob is None:
-                            log.warning("lapse: ignoring a model snapshot at offset %d that does not verify", r.offset)
-                        else:
-                            newest = blob
-        return newest
+                    if r.key != app_id.encode() or not r.value:
+                        continue
+                    got = _open_any(sealer, topic, app_id, r.value)
+                    if isinstance(got, ForgedRecord):
+                        refuse(metrics, topic, r.partition, r.offset, r.key, got, 0.0)
+                    elif newest is None or got.sealed_at >= newest.sealed_at:
+                        newest = got
+        return newest.payload if newest is not None else None
     finally:
         await consumer.stop()
+
+
+def _open_any(sealer: Sealer, topic: str, app_id: str, value: bytes) -> Opened | ForgedRecord:
+    try:
+        return open_snapshot(sealer, topic, app_id, value)
+    except ForgedRecord as err:
+        if err.reason != "bad_tag":
+            return err
+        try:  # a snapshot of the transitional seal() (not bound to the record key)
+            return sealer.open_stamped(_UNBOUND_TOPIC, b"", value)
+        except ForgedRecord:
+            return err

@@ -2,10 +2,15 @@
 
 Only for tests: ``test_reference_equivalence.py`` checks that the optimised code gives exactly
 what these simple versions give, on generated input. Do not optimise this file.
+
+The parser includes the parse-time bounds (``ts`` range, nesting depth, string lengths,
+number ranges, IP addresses parsed and normalised), written here the simple way: no memo, no
+inlining, one check after another in the order the contract states.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections import deque
 from collections.abc import Mapping
@@ -14,12 +19,14 @@ from typing import Any
 
 import orjson
 
-from streams.engine.events import CHANNELS, EVENT_TYPES, MAX_EVENT_BYTES, SESSION_TYPES, SEVERITIES, Event, InvalidEvent
+from streams.engine.events import (CHANNELS, EVENT_TYPES, MAX_BYTES_VALUE, MAX_CHARS, MAX_DEPTH, MAX_EVENT_BYTES,
+                                   MAX_ROLES, MAX_TS, MIN_TS, SESSION_TYPES, SEVERITIES, Event, InvalidEvent)
 
 _SURICATA = {1: "critical", 2: "high", 3: "medium", 4: "low"}
 INF = float("inf")
 
 _TS_CACHE: dict[str, float] = {}
+_RANGE = "1970-01-01T00:00:00Z to 9000-01-01T00:00:00Z"
 
 
 def parse_ts(value: object) -> float:
@@ -35,15 +42,25 @@ def parse_ts(value: object) -> float:
             raise InvalidEvent(f"not an RFC 3339 time: {value[:64]!r}", "ts") from None
         if dt.tzinfo is None or "T" not in value.upper():
             raise InvalidEvent(f"RFC 3339 time needs a 'T' and a zone ('Z' or an offset): {value[:64]!r}", "ts")
-        out = dt.timestamp()
+        try:
+            out = dt.timestamp()
+        except (ValueError, OverflowError):
+            raise InvalidEvent(f"out of range: {value[:64]!r} (accepted: {_RANGE})", "ts") from None
+        if out < MIN_TS or out >= MAX_TS:
+            raise InvalidEvent(f"out of range: {value[:64]!r} (accepted: {_RANGE})", "ts")
         if len(_TS_CACHE) >= 8192:
             _TS_CACHE.clear()
         _TS_CACHE[value] = out
         return out
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        out = float(value)
+        try:
+            out = float(value)
+        except OverflowError:
+            raise InvalidEvent("epoch seconds must be finite", "ts") from None
         if not math.isfinite(out):
             raise InvalidEvent("epoch seconds must be finite", "ts")
+        if out < MIN_TS or out >= MAX_TS:
+            raise InvalidEvent(f"out of range: {out:g} (epoch seconds; accepted: {_RANGE})", "ts")
         return out
     if value is None:
         raise InvalidEvent("missing", "ts")
@@ -52,23 +69,104 @@ def parse_ts(value: object) -> float:
 
 def _opt_str(d: dict[str, Any], name: str) -> str | None:
     v = d.get(name)
-    if v is None or type(v) is str:
+    if v is None:
         return v
-    raise InvalidEvent(f"expected a string, got {type(v).__name__}", name)
+    if type(v) is not str:
+        raise InvalidEvent(f"expected a string, got {type(v).__name__}", name)
+    if len(v) > MAX_CHARS[name]:
+        raise InvalidEvent(f"longer than {MAX_CHARS[name]} characters ({len(v)})", name)
+    return v
+
+
+def _id(v: object, name: str) -> None:
+    """``user`` / ``session``: absent, or a non-empty string within bounds."""
+    if v is None:
+        return
+    if type(v) is not str or not v:
+        raise InvalidEvent(f"expected a non-empty string, got {v!r}"[:120], name)
+    if len(v) > MAX_CHARS[name]:
+        raise InvalidEvent(f"longer than {MAX_CHARS[name]} characters ({len(v)})", name)
+
+
+def _ip(d: dict[str, Any], name: str) -> str | None:
+    v = d.get(name)
+    if v is None:
+        return None
+    if type(v) is not str:
+        raise InvalidEvent(f"expected a string, got {type(v).__name__}", name)
+    if v == "":
+        return None
+    if len(v) > MAX_CHARS[name]:
+        raise InvalidEvent(f"longer than {MAX_CHARS[name]} characters ({len(v)})", name)
+    try:
+        a = ipaddress.ip_address(v)
+    except ValueError:
+        try:
+            ipaddress.ip_network(v, strict=False)
+            is_net = "/" in v
+        except ValueError:
+            is_net = False
+        if is_net:
+            raise InvalidEvent(f"a network ({v}) is not an address; lapse joins alerts on single addresses", name) from None
+        raise InvalidEvent(f"not an IP address: {v[:64]!r}", name) from None
+    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:
+        return str(a.ipv4_mapped)
+    return str(a)
+
+
+def _geo(geo: dict[str, Any]) -> None:
+    for key, limit in (("lat", 90.0), ("lon", 180.0)):
+        v = geo.get(key)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or v < -limit or v > limit:
+            raise InvalidEvent(f"expected a number from {-limit:g} to {limit:g}, got {v!r}"[:120], f"geo.{key}")
+
+
+def _status(st: object) -> None:
+    if st is None:
+        return
+    if type(st) is int:
+        if st < -(2**31) or st > 2**32 - 1:
+            raise InvalidEvent(f"integer out of range: {st}"[:120], "status")
+    elif type(st) is str:
+        if len(st) > MAX_CHARS["status"]:
+            raise InvalidEvent(f"longer than {MAX_CHARS['status']} characters ({len(st)})", "status")
+    else:
+        raise InvalidEvent(f"expected an integer or string, got {type(st).__name__}", "status")
+
+
+def _too_deep(v: object, depth: int) -> bool:
+    """Whether ``v``, at nesting level ``depth``, reaches below ``MAX_DEPTH`` (recursion capped by it)."""
+    if type(v) is dict:
+        children = list(v.values())
+    elif type(v) is list:
+        children = v
+    else:
+        return False
+    if depth > MAX_DEPTH:
+        return True
+    return any(_too_deep(c, depth + 1) for c in children)
+
+
+def _check_depth(d: dict[str, Any]) -> None:
+    for key, v in d.items():
+        if _too_deep(v, 2):
+            raise InvalidEvent(f"nested deeper than {MAX_DEPTH} levels", key)
 
 
 def _severity(v: object) -> str:
-    if isinstance(v, str):
+    if isinstance(v, str) and len(v) <= MAX_CHARS["severity"]:
         s = v.strip().lower()
         if s in SEVERITIES:
             return s
-        if s.isdigit() and int(s) in _SURICATA:
+        if s.isascii() and s.isdigit() and int(s) in _SURICATA:
             return _SURICATA[int(s)]
     elif isinstance(v, int) and not isinstance(v, bool) and v in _SURICATA:
         return _SURICATA[v]
     if v is None:
         raise InvalidEvent("missing", "severity")
-    raise InvalidEvent(f"expected critical|high|medium|low or Suricata 1-4, got {v!r}", "severity")
+    raise InvalidEvent(f"expected critical|high|medium|low or Suricata 1-4, got {v!r}"[:120], "severity")
 
 
 def parse_event(raw: bytes | bytearray | memoryview | str | Mapping[str, Any]) -> Event:
@@ -98,16 +196,26 @@ def parse_event(raw: bytes | bytearray | memoryview | str | Mapping[str, Any]) -
             raise InvalidEvent(f"not valid JSON: {exc}") from None
         if type(d) is not dict:
             raise InvalidEvent(f"expected a JSON object, got {type(d).__name__}")
+        _check_depth(d)
     elif isinstance(raw, Mapping):
         d = raw if type(raw) is dict else dict(raw)
     else:
         raise InvalidEvent(f"expected bytes, str or a mapping, got {type(raw).__name__}")
     try:
-        return _from_dict(d)
+        ev = _from_dict(d)
     except InvalidEvent:
         raise
     except Exception as exc:  # defensive: never let a surprise escape as anything else
-        raise InvalidEvent(f"unexpected content: {exc!r}") from None
+        raise InvalidEvent(f"unexpected content: {exc!r}"[:200]) from None
+    if isinstance(raw, Mapping):  # a mapping, once its fields pass: the whole must be JSON
+        try:
+            orjson.dumps(d)
+        except Exception as exc:
+            if "ecursion" in str(exc):
+                _check_depth(d)
+            raise InvalidEvent(f"not serialisable as JSON: {exc}"[:200]) from None
+        _check_depth(orjson.loads(orjson.dumps(d)))
+    return ev
 
 
 def _from_dict(d: dict[str, Any]) -> Event:
@@ -115,31 +223,26 @@ def _from_dict(d: dict[str, Any]) -> Event:
     if type(etype) is not str or etype not in EVENT_TYPES:
         if etype is None:
             raise InvalidEvent("missing", "type")
-        raise InvalidEvent(f"unknown event type {etype!r}" if isinstance(etype, str) else f"expected a string, got {type(etype).__name__}", "type")
+        raise InvalidEvent(f"unknown event type {etype!r}"[:120] if isinstance(etype, str) else f"expected a string, got {type(etype).__name__}", "type")
     ts = parse_ts(d.get("ts"))
     user = d.get("user")
-    if user is not None and (type(user) is not str or not user):
-        raise InvalidEvent(f"expected a non-empty string, got {user!r}"[:120], "user")
+    _id(user, "user")
     session = d.get("session")
-    if session is not None and (type(session) is not str or not session):
-        raise InvalidEvent(f"expected a non-empty string, got {session!r}"[:120], "session")
+    _id(session, "session")
     if etype == "activity":
         if user is None:
             raise InvalidEvent("missing (required for activity)", "user")
         if session is None:
             raise InvalidEvent("missing (required for activity)", "session")
-        # hot path: check the common fields inline, build the Event in one call
         get = d.get
-        ip, action, resource, b = get("ip"), get("action"), get("resource"), get("bytes")
-        if (ip is not None and type(ip) is not str) or (action is not None and type(action) is not str) \
-                or (resource is not None and type(resource) is not str):
-            for name in ("ip", "action", "resource"):
-                _opt_str(d, name)
-        if b is not None and (type(b) is not int or b < 0):
-            raise InvalidEvent(f"expected a non-negative integer, got {b!r}"[:120], "bytes")
+        ip = _ip(d, "ip")
+        action = _opt_str(d, "action")
+        resource = _opt_str(d, "resource")
+        b = get("bytes")
+        if b is not None and (type(b) is not int or b < 0 or b >= MAX_BYTES_VALUE):
+            raise InvalidEvent(f"expected a non-negative integer below 2**53, got {b!r}"[:120], "bytes")
         st = get("status")
-        if st is not None and type(st) is not int and type(st) is not str:
-            raise InvalidEvent(f"expected an integer or string, got {type(st).__name__}", "status")
+        _status(st)
         p = get("privileged")
         if p is not None and type(p) is not bool:
             raise InvalidEvent(f"expected true or false, got {p!r}"[:120], "privileged")
@@ -152,14 +255,16 @@ def _from_dict(d: dict[str, Any]) -> Event:
         geo = get("geo")
         if geo is not None and type(geo) is not dict:
             raise InvalidEvent(f"expected an object, got {type(geo).__name__}", "geo")
+        if geo is not None:
+            _geo(geo)
         return Event(etype, ts, user, session, None, None, ch, ip, _opt_str(d, "device"), None, None, geo,
                      action, resource, b, st, p is True, a is True, None, None, None, None, d)
     ev = Event(etype, ts, user, session, raw=d)
     if etype == "alert":
         ev.severity = _severity(d.get("severity"))
         ev.signature = _opt_str(d, "signature")
-        ev.src_ip = _opt_str(d, "src_ip")
-        ev.dest_ip = _opt_str(d, "dest_ip")
+        ev.src_ip = _ip(d, "src_ip")
+        ev.dest_ip = _ip(d, "dest_ip")
         if not (ev.src_ip or ev.dest_ip or user or session):
             raise InvalidEvent("an alert needs at least one of src_ip, dest_ip, user, session", "src_ip")
         ev.sso_session = _opt_str(d, "sso_session")
@@ -175,6 +280,11 @@ def _from_dict(d: dict[str, Any]) -> Event:
         if roles is not None:
             if type(roles) is not list or not all(type(r) is str for r in roles):
                 raise InvalidEvent("expected a list of strings", "roles")
+            if len(roles) > MAX_ROLES:
+                raise InvalidEvent(f"more than {MAX_ROLES} roles ({len(roles)})", "roles")
+            for r in roles:
+                if len(r) > MAX_CHARS["roles"]:
+                    raise InvalidEvent(f"a role longer than {MAX_CHARS['roles']} characters ({len(r)})", "roles")
             ev.roles = tuple(roles)
         aal = d.get("aal")
         if aal is not None:
@@ -191,12 +301,13 @@ def _common(d: dict[str, Any], ev: Event) -> None:
         if ch not in CHANNELS:
             raise InvalidEvent(f"expected web, mobile or api, got {ch!r}"[:120], "channel")
         ev.channel = ch
-    ev.ip = _opt_str(d, "ip")
+    ev.ip = _ip(d, "ip")
     ev.device = _opt_str(d, "device")
     geo = d.get("geo")
     if geo is not None:
         if type(geo) is not dict:
             raise InvalidEvent(f"expected an object, got {type(geo).__name__}", "geo")
+        _geo(geo)
         ev.geo = geo
     a = d.get("automatic")
     if a is not None:

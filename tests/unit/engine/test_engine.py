@@ -147,7 +147,11 @@ def test_ended_sessions_are_purged_after_the_tombstone_so_memory_is_bounded():
         d.send("login", i, user=f"u{i}", session=f"s{i}")
     d.advance(1900)
     assert len(d.engine.store) == 50
-    assert d.advance(1900 + 601) == [] and len(d.engine.store) == 0 and len(d.engine.deadlines) == 0
+    # after the tombstone an ended session is only a compact record (digest, end, reason) ...
+    assert d.advance(1900 + 601) == [] and len(d.engine.deadlines) == 0
+    assert all(not us.sessions and len(us.ended) == 1 for us in d.engine.store.values())
+    # ... and after remember_s it is gone, and so is the user
+    assert d.advance(1900 + d.engine.remember_s) == [] and len(d.engine.store) == 0
 
 
 def test_tighter_policy_applies_at_once_with_an_audit():

@@ -1,0 +1,289 @@
+"""Every session id a request could be taken to carry, as any downstream parser might read it.
+
+A gateway and the app behind it parse ``Cookie`` and session headers with different code. If the
+middleware checked one reading and the app used another, ``Cookie: sid=decoy; sid=REVOKED``
+(Starlette keeps the last ``sid``, a first-match parser the first one) would let a revoked
+session through. So the middleware checks *every* reading (the candidates) and refuses the
+request if any of them is revoked. A genuine request carries one session id and yields one
+candidate; only a request shaped to confuse parsers yields several, and a request yielding more
+than ``max_candidates`` is refused outright (:class:`TooManySessionCandidates`) rather than
+checked in part.
+
+Readings of a cookie named ``sid`` (matched case-insensitively) in every ``Cookie`` header:
+
+* browsers, Starlette, Django, Go: pairs split on ``;``, ``=`` splits name from value once,
+  whitespace around name and value stripped;
+* RFC 2965 parsers: ``,`` separates pairs too;
+* Python's ``http.cookies``: whitespace separates pairs too, a quoted value may hold ``;``;
+* values unquoted the way Python does (``"a\\"b"`` -> ``a"b``, ``\\ooo`` octal escapes), with the
+  quotes simply dropped (Go, Node), and percent-decoded (Node, PHP, Java frameworks);
+* headers decoded as Latin-1 (the ASGI/Starlette reading) and, when they differ, as UTF-8.
+
+Readings of the session header: each header of that name, each comma-separated member of one
+(list-valued header parsers), and all of them joined with ``", "`` (parsers that fold repeated
+headers); each with the same value forms.
+
+>>> get = session_from(cookie="sid", header="x-session-id")
+>>> get({"headers": [(b"cookie", b"sid=decoy; sid =REVOKED")]})
+('decoy', 'REVOKED')
+>>> get({"headers": [(b"x-session-id", b"decoy"), (b"cookie", b'sid="REVOKED"')]})
+('decoy', '"REVOKED"', 'REVOKED')
+>>> get({"headers": [(b"cookie", b"theme=dark sid=REVOKED")]})  # http.cookies reads sid=REVOKED
+('REVOKED',)
+>>> get({"headers": [(b"cookie", b"theme=dark")]})
+()
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from typing import Any
+from urllib.parse import unquote, unquote_plus
+
+from enforce.state import EnforceConfigError
+
+Scope = MutableMapping[str, Any]
+#: What a session getter may return: one id, none, or every id the request could carry.
+SessionIds = str | None | Iterable[str]
+
+#: Most distinct session-id candidates one request may yield (a genuine request yields one).
+MAX_CANDIDATES = 16
+#: Most bytes of ``Cookie`` header values per request (all headers together). Servers cap the
+#: whole header block near this (h11, behind uvicorn, at 16 KiB) and browsers send at most
+#: 4 KiB per cookie; the cap also bounds the work spent on a hostile header.
+MAX_COOKIE_BYTES = 16 * 1024
+
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# Python's http.cookies._unquote, as one linear-time substitution (that function loops over
+# two regex searches per escape: quadratic on long runs of backslashes).
+_ESCAPE = re.compile(r"\\(?:([0-3][0-7][0-7])|(.))")
+# A quoted cookie value as http.cookies reads it.
+_QUOTED = re.compile(r'"(?:[^\\"]|\\.)*"')
+# An unquoted cookie value as http.cookies delimits it (its own charset is narrower: a superset
+# only adds candidates).
+_UNQUOTED = re.compile(r"[^\s;]*")
+# A value no parser reads differently: nothing to strip, split, unquote or percent-decode.
+# (The fast path for genuine requests; everything else takes the slow, exhaustive one.)
+_PLAIN = re.compile(r'[^\s"\\%+,;]*')
+
+
+class SessionCandidatesError(ValueError):
+    """The request's session ids cannot all be checked: it is refused. ``status`` and ``error``
+    are the HTTP answer (status code, JSON ``error``)."""
+
+    status = 400
+    error = "bad_session_candidates"
+
+
+class TooManySessionCandidates(SessionCandidatesError):
+    """More distinct session-id candidates than the configured maximum."""
+
+    status = 400
+    error = "too_many_session_candidates"
+
+
+class CookieHeaderTooLarge(SessionCandidatesError):
+    """The ``Cookie`` headers together exceed the configured maximum size."""
+
+    status = 431  # Request Header Fields Too Large (RFC 6585)
+    error = "cookie_too_large"
+
+
+def python_unquote(value: str) -> str:
+    """Unquote a cookie value exactly as Python's ``http.cookies`` (and so Starlette) does.
+
+    >>> python_unquote('"a\\\\"b\\\\101"')
+    'a"bA'
+    >>> python_unquote('plain')
+    'plain'
+    """
+    if len(value) < 2 or value[0] != '"' or value[-1] != '"':
+        return value
+    return _ESCAPE.sub(lambda m: chr(int(m[1], 8)) if m[1] else m[2], value[1:-1])
+
+
+def value_forms(value: str) -> Iterator[str]:
+    """Every string a parser could make of one raw cookie or header value (may repeat).
+
+    >>> sorted(set(value_forms(' "a%41" ')))
+    [' "a%41" ', ' "aA" ', '"a%41"', '"aA"', 'a%41', 'aA']
+    """
+    if _PLAIN.fullmatch(value):
+        yield value
+        return
+    for s in (value, value.strip(), value.strip(" \t")):
+        forms = [s]
+        if len(s) >= 2 and s[0] == s[-1] == '"':
+            forms.append(s[1:-1])          # quotes dropped, escapes kept (Go, Node)
+            forms.append(python_unquote(s))  # Python, Starlette, Django
+        for f in forms:
+            yield f
+            if "%" in f:
+                try:
+                    yield unquote(f, errors="strict")
+                except UnicodeDecodeError:
+                    yield unquote(f, encoding="latin-1")
+            if "+" in f:
+                yield unquote_plus(f, encoding="latin-1")
+
+
+def _texts(raw: bytes) -> Iterator[str]:
+    """A header value as the ASGI world reads it (Latin-1) and, if that differs, as UTF-8."""
+    text = raw.decode("latin-1")
+    yield text
+    if not raw.isascii():
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+
+
+@functools.cache
+def _pair_start(name: str) -> re.Pattern[str]:
+    """Where http.cookies starts a pair named ``name``: at the beginning, after ';' or after
+    whitespace; the match ends where the value starts."""
+    return re.compile(r"(?<![^;\s])" + re.escape(name) + r"\s*=\s*", re.IGNORECASE)
+
+
+def cookie_values(text: str, name: str) -> Iterator[str]:
+    """Raw values (before :func:`value_forms`) of every cookie called ``name`` (in any case) in
+    ``text``, as each family of parsers delimits them.
+
+    Within a family, two values never overlap, so the work is linear in ``len(text)`` whatever
+    the header holds.
+
+    >>> sorted(set(cookie_values('a=1, sid=x; theme=dark sid="y;z"', "sid")))
+    ['"y', '"y;z"', 'x']
+    """
+    lname = name.lower()
+    # browsers, Starlette, Django, Go: pairs split on ';', the name is everything before the
+    # first '=', stripped; RFC 2965 parsers split pairs on ',' too
+    for chunk in text.split(";"):
+        if "=" not in chunk:
+            continue
+        for piece in (chunk, *chunk.split(",")) if "," in chunk else (chunk,):
+            key, sep, value = piece.partition("=")
+            if sep and key.strip().lower() == lname:
+                yield value
+    # http.cookies: whitespace also separates pairs, and a quoted value may hold ';'
+    for m in _pair_start(name).finditer(text):
+        pos = m.end()
+        if text.startswith('"', pos):
+            q = _QUOTED.match(text, pos)
+            if q is not None:
+                yield q.group(0)
+        u = _UNQUOTED.match(text, pos)
+        if u is not None:
+            yield u.group(0)
+
+
+class _Candidates:
+    """Distinct non-empty candidates in order of appearance, refusing the one past the cap."""
+
+    __slots__ = ("cap", "seen")
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.seen: dict[str, None] = {}
+
+    def add_all(self, values: Iterable[str]) -> None:
+        seen = self.seen
+        for v in values:
+            if v and v not in seen:
+                if len(seen) >= self.cap:
+                    raise TooManySessionCandidates(
+                        f"the request carries more than {self.cap} distinct session ids")
+                seen[v] = None
+
+
+class _Checked(tuple):  # type: ignore[type-arg]
+    """Candidates :func:`session_from` already made distinct, non-empty and capped."""
+
+    __slots__ = ()
+
+
+def normalize(got: object, cap: int = MAX_CANDIDATES) -> tuple[str, ...]:
+    """A session getter's answer (``str``, ``None`` or an iterable of ``str``) as distinct,
+    non-empty candidates; more than ``cap`` raises :class:`TooManySessionCandidates`, anything
+    that is not text raises ``TypeError`` (the request fails rather than going unchecked).
+
+    >>> normalize("s1"), normalize(None), normalize(["a", "", "b", "a"])
+    (('s1',), (), ('a', 'b'))
+    """
+    if got is None:
+        return ()
+    if type(got) is _Checked and len(got) <= cap:
+        return got
+    if isinstance(got, str):
+        return (got,) if got else ()
+    if isinstance(got, (bytes, bytearray, memoryview)) or not isinstance(got, Iterable):
+        raise TypeError(f"session_getter must return str, None or an iterable of str, not {type(got).__name__}")
+    out = _Candidates(cap)
+    for v in got:
+        if not isinstance(v, str):
+            raise TypeError(f"session_getter yielded {type(v).__name__}, not str")
+        out.add_all((v,))  # raises on the first id past the cap: an endless iterator stops there
+    return tuple(out.seen)
+
+
+def session_from(
+    cookie: str | None = "lapse_session",
+    header: str | None = "x-lapse-session",
+    *,
+    max_candidates: int = MAX_CANDIDATES,
+    max_cookie_bytes: int = MAX_COOKIE_BYTES,
+) -> Callable[[Scope], tuple[str, ...]]:
+    """A session getter returning every session id the request's cookie and/or header could be
+    read as (see the module docstring), header readings first.
+
+    Raises :class:`TooManySessionCandidates` past ``max_candidates`` distinct ids and
+    :class:`CookieHeaderTooLarge` past ``max_cookie_bytes`` of ``Cookie`` headers.
+
+    >>> session_from(cookie="sid", header=None)({"headers": [(b"cookie", b"a=1"), (b"cookie", b"sid=x")]})
+    ('x',)
+    """
+    if not cookie and not header:
+        raise EnforceConfigError("session_from needs a cookie name, a header name, or both")
+    if cookie is not None and not _TOKEN.match(cookie):
+        raise EnforceConfigError(f"invalid cookie name {cookie!r}")
+    if header is not None and not _TOKEN.match(header):
+        raise EnforceConfigError(f"invalid header name {header!r}")
+    if isinstance(max_candidates, bool) or not isinstance(max_candidates, int) or not 1 <= max_candidates <= 1024:
+        raise EnforceConfigError(f"max_candidates must be an integer in 1..1024, not {max_candidates!r}")
+    if isinstance(max_cookie_bytes, bool) or not isinstance(max_cookie_bytes, int) or max_cookie_bytes < 256:
+        raise EnforceConfigError(f"max_cookie_bytes must be an integer >= 256, not {max_cookie_bytes!r}")
+    hname = header.lower().encode("latin-1") if header else None
+    # the name where a pair can start: at the beginning, or after ';', ',' or whitespace
+
+    def get(scope: Scope) -> tuple[str, ...]:
+        out = _Candidates(max_candidates)
+        hvalues: list[bytes] = []
+        cookies: list[bytes] = []
+        size = 0
+        for k, v in scope.get("headers") or ():
+            k = k.lower()
+            if k == hname:
+                hvalues.append(v)
+            if k == b"cookie" and cookie:
+                size += len(v)
+                if size > max_cookie_bytes:
+                    raise CookieHeaderTooLarge(f"Cookie headers longer than {max_cookie_bytes} bytes")
+                cookies.append(v)
+        if hvalues:
+            raws = [*hvalues, b", ".join(hvalues)] if len(hvalues) > 1 else hvalues
+            for raw in raws:
+                for text in _texts(raw):
+                    out.add_all(value_forms(text))
+                    if "," in text:
+                        for member in text.split(","):
+                            out.add_all(value_forms(member))
+        if cookies:
+            assert cookie is not None
+            for text in _texts(b"; ".join(cookies)):
+                for v in cookie_values(text, cookie):
+                    out.add_all(value_forms(v))
+        return _Checked(out.seen)
+
+    return get
