@@ -26,6 +26,8 @@ from pathlib import Path
 
 import orjson
 
+from enforce.wire import HEARTBEAT_KEY
+
 from common import BOOTSTRAP, REPO, delete_bench_topics, fresh_topic, percentile, record
 
 sys.path.insert(0, str(REPO))
@@ -202,7 +204,7 @@ async def read_with_times(topic: str) -> list[tuple[int, dict]]:
         while await behind():
             for recs in (await c.getmany(timeout_ms=500)).values():
                 for r in recs:
-                    if r.value:
+                    if r.value and r.key != HEARTBEAT_KEY:
                         out.append((r.timestamp, orjson.loads(r.value)))
         return out
     finally:
@@ -415,6 +417,8 @@ async def bench_lateness(tmp: Path, sessions: int) -> dict:
             while len(late) < sessions and time.time() < end:
                 for recs in (await c.getmany(timeout_ms=500)).values():
                     for r in recs:
+                        if r.key == HEARTBEAT_KEY:
+                            continue
                         d = orjson.loads(r.value)["decision"]
                         at = parse_ts(d["at"])
                         late.append(r.timestamp / 1000 - at)

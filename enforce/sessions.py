@@ -36,36 +36,42 @@ headers); each with the same value forms.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 from enforce.state import EnforceConfigError
+from enforce.wire import MAX_SESSION_CHARS
 
 Scope = MutableMapping[str, Any]
 #: What a session getter may return: one id, none, or every id the request could carry.
 SessionIds = str | None | Iterable[str]
 
-#: Most distinct session-id candidates one request may yield (a genuine request yields one).
+#: Most distinct session-id candidates one request may yield, and most cookies of the session
+#: cookie's name, session headers, or comma-separated members of one: a genuine request has one.
 MAX_CANDIDATES = 16
-#: Most bytes of ``Cookie`` header values per request (all headers together). Servers cap the
-#: whole header block near this (h11, behind uvicorn, at 16 KiB) and browsers send at most
-#: 4 KiB per cookie; the cap also bounds the work spent on a hostile header.
-MAX_COOKIE_BYTES = 16 * 1024
+#: Most bytes of ``Cookie`` header values per request (all headers together): what nginx,
+#: Apache and gunicorn accept in one header line by default; browsers send at most 4 KiB per
+#: cookie. The cap also bounds the work spent on a hostile header.
+MAX_COOKIE_BYTES = 8 * 1024
+# Percent-decoding shrinks a string at most 12-fold ("%F0%9F%98%80" is one character), the
+# other decodings less: a value longer than this many session ids cannot decode to one.
+_MAX_SHRINK = 12
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # Python's http.cookies._unquote, as one linear-time substitution (that function loops over
 # two regex searches per escape: quadratic on long runs of backslashes).
 _ESCAPE = re.compile(r"\\(?:([0-3][0-7][0-7])|(.))")
-# A quoted cookie value as http.cookies reads it.
+# A quoted cookie value as http.cookies reads it (it may hold ';').
 _QUOTED = re.compile(r'"(?:[^\\"]|\\.)*"')
 # An unquoted cookie value as http.cookies delimits it (its own charset is narrower: a superset
 # only adds candidates).
 _UNQUOTED = re.compile(r"[^\s;]*")
+_TO_COMMA = re.compile(r"[^;,]*")
+_WHITESPACE = re.compile(r"\s*")
 # A value no parser reads differently: nothing to strip, split, unquote or percent-decode.
-# (The fast path for genuine requests; everything else takes the slow, exhaustive one.)
+# (The fast path for genuine requests; everything else takes the exhaustive one.)
 _PLAIN = re.compile(r'[^\s"\\%+,;]*')
 
 
@@ -101,32 +107,49 @@ def python_unquote(value: str) -> str:
     """
     if len(value) < 2 or value[0] != '"' or value[-1] != '"':
         return value
-    return _ESCAPE.sub(lambda m: chr(int(m[1], 8)) if m[1] else m[2], value[1:-1])
+    inner = value[1:-1]
+    if "\\" not in inner:
+        return inner
+    return _ESCAPE.sub(lambda m: chr(int(m[1], 8)) if m[1] else m[2], inner)
 
 
-def value_forms(value: str) -> Iterator[str]:
-    """Every string a parser could make of one raw cookie or header value (may repeat).
+def _percent_decodings(f: str, limit: int) -> Iterator[str]:
+    e = f.count("%")
+    if len(f) - 3 * e + e // 4 > limit:
+        return  # even if every '%' began a 4-byte UTF-8 escape, too long to be a session id
+    try:
+        yield unquote(f, errors="strict")
+    except UnicodeDecodeError:
+        yield unquote(f, encoding="latin-1")
+    if "+" in f:
+        yield unquote_plus(f, encoding="latin-1")  # form encoding: '+' is a space (PHP)
+
+
+def value_forms(value: str, limit: int = MAX_SESSION_CHARS) -> Iterator[str]:
+    """Every string of at most ``limit`` characters a parser could make of one raw cookie or
+    header value (may repeat). Longer ones cannot name a session lapse enforces.
 
     >>> sorted(set(value_forms(' "a%41" ')))
     [' "a%41" ', ' "aA" ', '"a%41"', '"aA"', 'a%41', 'aA']
     """
-    if _PLAIN.fullmatch(value):
+    if len(value) <= limit and _PLAIN.fullmatch(value):
         yield value
         return
-    for s in (value, value.strip(), value.strip(" \t")):
+    for s in dict.fromkeys((value, value.strip(), value.strip(" \t"))):
+        if len(s) > limit * _MAX_SHRINK:
+            continue
         forms = [s]
         if len(s) >= 2 and s[0] == s[-1] == '"':
-            forms.append(s[1:-1])          # quotes dropped, escapes kept (Go, Node)
-            forms.append(python_unquote(s))  # Python, Starlette, Django
+            forms.append(s[1:-1])              # quotes dropped, escapes kept (Go, Node)
+            if "\\" in s:
+                forms.append(python_unquote(s))  # Python, Starlette, Django
         for f in forms:
-            yield f
+            if len(f) <= limit:
+                yield f
             if "%" in f:
-                try:
-                    yield unquote(f, errors="strict")
-                except UnicodeDecodeError:
-                    yield unquote(f, encoding="latin-1")
-            if "+" in f:
-                yield unquote_plus(f, encoding="latin-1")
+                for d in _percent_decodings(f, limit):
+                    if len(d) <= limit:
+                        yield d
 
 
 def _texts(raw: bytes) -> Iterator[str]:
@@ -140,43 +163,63 @@ def _texts(raw: bytes) -> Iterator[str]:
             pass
 
 
-@functools.cache
-def _pair_start(name: str) -> re.Pattern[str]:
-    """Where http.cookies starts a pair named ``name``: at the beginning, after ';' or after
-    whitespace; the match ends where the value starts."""
-    return re.compile(r"(?<![^;\s])" + re.escape(name) + r"\s*=\s*", re.IGNORECASE)
+class _CookieName:
+    """Finds the cookies called ``name`` (in any case) as each family of parsers delimits them."""
+
+    __slots__ = ("lower", "hit", "hit_any_case")
+
+    def __init__(self, name: str) -> None:
+        self.lower = name.lower()
+        # the name where some family starts a pair: at the start, or after ';', ',' or whitespace
+        # (the literal comes first so the regex engine scans for it at C speed)
+        n = re.escape(self.lower)
+        self.hit = re.compile(n + r"(?<![^;,\s]" + n + r")\s*=")
+        self.hit_any_case = re.compile(n + r"(?<![^;,\s]" + n + r")\s*=", re.IGNORECASE)
 
 
-def cookie_values(text: str, name: str) -> Iterator[str]:
-    """Raw values (before :func:`value_forms`) of every cookie called ``name`` (in any case) in
-    ``text``, as each family of parsers delimits them.
+def cookie_values(text: str, name: _CookieName, cap: int = MAX_CANDIDATES) -> dict[str, None]:
+    """Raw values (before :func:`value_forms`) of every cookie called ``name`` in ``text``:
 
-    Within a family, two values never overlap, so the work is linear in ``len(text)`` whatever
-    the header holds.
+    * browsers, Starlette, Django, Go: pairs split on ';', the name is what precedes the first
+      '=', stripped (so ``sid =x`` is sid), the value is the rest of the pair;
+    * RFC 2965 parsers: ',' separates pairs too;
+    * http.cookies: whitespace separates pairs too, and a quoted value may hold ';'.
 
-    >>> sorted(set(cookie_values('a=1, sid=x; theme=dark sid="y;z"', "sid")))
-    ['"y', '"y;z"', 'x']
+    More than ``cap`` places where a pair of that name starts raises
+    :class:`TooManySessionCandidates`: the work is bounded whatever the header holds.
+
+    >>> list(cookie_values('a=1, sid=x; theme=dark sid="y;z"', _CookieName("sid")))
+    ['x', '"y;z"', '"y']
     """
-    lname = name.lower()
-    # browsers, Starlette, Django, Go: pairs split on ';', the name is everything before the
-    # first '=', stripped; RFC 2965 parsers split pairs on ',' too
-    for chunk in text.split(";"):
-        if "=" not in chunk:
-            continue
-        for piece in (chunk, *chunk.split(",")) if "," in chunk else (chunk,):
-            key, sep, value = piece.partition("=")
-            if sep and key.strip().lower() == lname:
-                yield value
-    # http.cookies: whitespace also separates pairs, and a quoted value may hold ';'
-    for m in _pair_start(name).finditer(text):
-        pos = m.end()
-        if text.startswith('"', pos):
-            q = _QUOTED.match(text, pos)
-            if q is not None:
-                yield q.group(0)
-        u = _UNQUOTED.match(text, pos)
-        if u is not None:
-            yield u.group(0)
+    lowered = text.lower()
+    if len(lowered) == len(text):  # one character each: positions carry over
+        hits = name.hit.finditer(lowered)
+    else:
+        hits = name.hit_any_case.finditer(text)
+    out: dict[str, None] = {}
+    for i, m in enumerate(hits):
+        if i >= cap:
+            raise TooManySessionCandidates(f"more than {cap} cookies carry the session cookie's name")
+        start, pos = m.start(), m.end()
+        before = text[start - 1] if start else ";"
+        if before.isspace():
+            head = text[:start].rstrip()  # at most cap + 1 times: bounded
+            last = head[-1] if head else ";"
+        else:
+            last = before
+        if last == ";":
+            end = text.find(";", pos)
+            out[text[pos:] if end < 0 else text[pos:end]] = None
+        if last in ";,":
+            out[_TO_COMMA.match(text, pos).group(0)] = None  # type: ignore[union-attr]  (matches "")
+        if before != ",":
+            v = _WHITESPACE.match(text, pos).end()  # type: ignore[union-attr]
+            if text.startswith('"', v):
+                q = _QUOTED.match(text, v)
+                if q is not None:
+                    out[q.group(0)] = None
+            out[_UNQUOTED.match(text, v).group(0)] = None  # type: ignore[union-attr]
+    return out
 
 
 class _Candidates:
@@ -255,7 +298,8 @@ def session_from(
     if isinstance(max_cookie_bytes, bool) or not isinstance(max_cookie_bytes, int) or max_cookie_bytes < 256:
         raise EnforceConfigError(f"max_cookie_bytes must be an integer >= 256, not {max_cookie_bytes!r}")
     hname = header.lower().encode("latin-1") if header else None
-    # the name where a pair can start: at the beginning, or after ';', ',' or whitespace
+    cname = _CookieName(cookie) if cookie else None
+    too_many = f"more than {max_candidates} session headers or members"
 
     def get(scope: Scope) -> tuple[str, ...]:
         out = _Candidates(max_candidates)
@@ -266,23 +310,30 @@ def session_from(
             k = k.lower()
             if k == hname:
                 hvalues.append(v)
-            if k == b"cookie" and cookie:
+            if k == b"cookie" and cname is not None:
                 size += len(v)
                 if size > max_cookie_bytes:
                     raise CookieHeaderTooLarge(f"Cookie headers longer than {max_cookie_bytes} bytes")
                 cookies.append(v)
         if hvalues:
-            raws = [*hvalues, b", ".join(hvalues)] if len(hvalues) > 1 else hvalues
-            for raw in raws:
+            if len(hvalues) > max_candidates:
+                raise TooManySessionCandidates(too_many)
+            for raw in hvalues:
                 for text in _texts(raw):
                     out.add_all(value_forms(text))
                     if "," in text:
-                        for member in text.split(","):
+                        members = text.split(",")
+                        if len(members) > max_candidates:
+                            raise TooManySessionCandidates(too_many)
+                        for member in members:
                             out.add_all(value_forms(member))
+            if len(hvalues) > 1:  # parsers that fold repeated headers into one
+                for text in _texts(b", ".join(hvalues)):
+                    out.add_all(value_forms(text))
         if cookies:
-            assert cookie is not None
+            assert cname is not None
             for text in _texts(b"; ".join(cookies)):
-                for v in cookie_values(text, cookie):
+                for v in cookie_values(text, cname, max_candidates):
                     out.add_all(value_forms(v))
         return _Checked(out.seen)
 

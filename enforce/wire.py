@@ -52,6 +52,10 @@ ALGS_BY_KTY: dict[str, frozenset[str]] = {
 ALLOWED_ALGS = frozenset().union(*ALGS_BY_KTY.values())
 MIN_RSA_BITS = 2048
 
+#: Longest session id lapse tracks (the engine refuses events with a longer one), so the longest
+#: a revocation can name: enforcement points need not consider longer strings.
+MAX_SESSION_CHARS = 1024
+
 #: Largest message value an enforcement point will parse (a SET is well under 2 KiB).
 MAX_MESSAGE_BYTES = 64 * 1024
 

@@ -25,6 +25,14 @@ LAPSE_SET_ISSUER                   ``iss`` of the signed revocation tokens     h
 LAPSE_SET_AUDIENCE                 ``aud`` of the signed revocation tokens     lapse-enforcement
 LAPSE_SIGNING_KEY[_FILE]           PEM private key (Ed25519 or RSA >= 2048)    (required by the worker)
 LAPSE_ADMIN_TOKEN[_FILE]           admin API bearer token(s), "name:token"     (admin API disabled)
+LAPSE_MAX_SESSIONS_PER_USER        live sessions per user; more are revoked    100
+LAPSE_MAX_SKEW_S                   events further ahead of the clock refused   300
+LAPSE_MAX_EVENT_AGE_S              events older than this refused (raised to   3024000 (35 d)
+                                   the policy's longest absolute limit)
+LAPSE_MAX_RECORD_BYTES             largest changelog record a worker writes    900000
+LAPSE_STALL_S                      input waiting this long undecided: /health  30
+                                   is not ok
+LAPSE_HEARTBEAT_S                  signed heartbeats on the revocations topic  5
 LAPSE_INTERNAL_KEY[_FILE]          MAC secret(s) of internal records, one a    derived from the
                                    line, the first seals (streams/service/     signing key
                                    sealed.py)
@@ -81,6 +89,13 @@ class Settings:
     session_timeout_s: int = 10
     set_issuer: str = "https://lapse.local/"
     set_audience: str = "lapse-enforcement"
+    #: hostile-input bounds (docs/operator.md, "Bounds")
+    max_sessions_per_user: int = 100
+    max_skew_s: float = 300.0
+    max_event_age_s: float = 35 * 86400.0
+    max_record_bytes: int = 900_000
+    stall_s: float = 30.0
+    heartbeat_s: float = 5.0
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -105,12 +120,20 @@ class Settings:
                 values[f.name] = file_values[f.name]
         values["sasl_password"] = _read_secret(env, "LAPSE_SASL_PASSWORD", file_values)
         values["internal_key"] = _read_secret(env, "LAPSE_INTERNAL_KEY", file_values)
-        for name in ("partitions", "web_port", "session_timeout_s"):
+        for name in ("partitions", "web_port", "session_timeout_s", "max_sessions_per_user", "max_record_bytes"):
             if name in values:
                 try:
                     values[name] = int(values[name])
                 except (TypeError, ValueError):
                     raise ConfigError(f"LAPSE_{name.upper()}: expected an integer, got {values[name]!r}") from None
+        for name in ("max_skew_s", "max_event_age_s", "stall_s", "heartbeat_s"):
+            if name in values:
+                try:
+                    values[name] = float(values[name])
+                except (TypeError, ValueError):
+                    raise ConfigError(f"LAPSE_{name.upper()}: expected a number of seconds, got {values[name]!r}") from None
+                if not 0 < values[name] < 10 * 365 * 86400:
+                    raise ConfigError(f"LAPSE_{name.upper()}: expected a positive number of seconds, got {values[name]!r}")
         settings = cls(**values)
         settings.validate()
         return settings
@@ -129,6 +152,11 @@ class Settings:
                               f"got {self.store!r}")
         if not self.bootstrap.strip():
             raise ConfigError("LAPSE_BOOTSTRAP: empty")
+        if self.max_sessions_per_user < 1:
+            raise ConfigError(f"LAPSE_MAX_SESSIONS_PER_USER: must be >= 1, got {self.max_sessions_per_user}")
+        if not 64 * 1024 <= self.max_record_bytes <= 64 * 1024 * 1024:
+            raise ConfigError(f"LAPSE_MAX_RECORD_BYTES: must be between 65536 and 67108864 (at most the "
+                              f"changelog topic's max.message.bytes), got {self.max_record_bytes}")
 
     def kafka_kwargs(self) -> dict[str, Any]:
         """Connection keyword arguments for aiokafka clients."""

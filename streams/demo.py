@@ -35,6 +35,8 @@ from pathlib import Path
 import click
 import orjson
 
+from enforce.wire import HEARTBEAT_KEY
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO_POLICY = REPO / "infra" / "demo-policy.toml"
 
@@ -194,6 +196,8 @@ async def _run(seconds: float, rate: float) -> int:
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for r in records:
+                    if r.key == HEARTBEAT_KEY:  # the worker's liveness beacon, not a decision
+                        continue
                     msg = orjson.loads(r.value)
                     d = msg["decision"]
                     if str(d.get("session", "")).startswith(f"bg{run}"):

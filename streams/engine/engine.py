@@ -292,6 +292,30 @@ class Engine:
         self._count(outs)
         return outs
 
+    def shrink(self, user: str, us: UserState, limit: int) -> bytes:
+        """``us`` serialised in at most ``limit`` bytes: a last guard so that no user's changelog
+        record is ever larger than the broker accepts. Ended sessions go compact first, then the
+        scorer's profile, then the oldest compact records (counted in ``counts["forgotten"]``).
+        Live sessions are never dropped: ``max_sessions`` and the field bounds keep them small."""
+        value = us.to_json()
+        if len(value) <= limit:
+            return value
+        for s in sorted((x for x in us.sessions.values() if x.ended is not None), key=lambda x: x.ended):  # type: ignore[arg-type, return-value]
+            del us.sessions[s.session]
+            self.deadlines.discard(s.key)
+            self._remember(s, us, [])
+        value = us.to_json()
+        if len(value) > limit and us._profile:
+            us._profile = None
+            value = us.to_json()
+        while len(value) > limit and us.ended:
+            n = max(1, len(us.ended) // 4)
+            for digest in list(us.ended)[:n]:
+                del us.ended[digest]
+            self.counts["forgotten"] += n
+            value = us.to_json()
+        return value
+
     def _remember_for(self, policy: Policy) -> float:
         """How long ended sessions are remembered under ``policy`` (see ``remember_s``)."""
         longest = max((r.absolute for r in (policy.defaults, *policy.rules) if r.absolute is not None), default=0.0)

@@ -46,6 +46,8 @@ REASON_ENTITY: dict[str, str] = {
     "account_event": "system",
     "sso_logout": "system",  # lapse relays the IdP's logout; CAEP "user" is outside the contract
     "manual": "admin",
+    "session_limit": "policy",
+    "engine_fault": "system",
 }
 
 REASON_ADMIN: dict[str, str] = {
@@ -56,6 +58,8 @@ REASON_ADMIN: dict[str, str] = {
     "sso_logout": "single sign-on session ended at the identity provider",
     "anomaly": "anomalous session behaviour scored above the policy threshold",
     "manual": "revoked by an administrator",
+    "session_limit": "the user already holds as many live sessions as the policy allows",
+    "engine_fault": "lapse could not evaluate this session's state and ended it (fail closed)",
 }
 
 REASON_USER: dict[str, str] = {

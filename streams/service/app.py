@@ -60,7 +60,7 @@ from streams.service.gcpause import GcPauses
 from streams.service.inbox import ClearOnSuspend, Inbox
 from streams.service.interval import CommitInterval
 from streams.service.labels import EVENT_TYPES, label, rejected_label
-from streams.service.ingest import DEFAULT_MAX_SKEW_S, Rejected, decode
+from streams.service.ingest import Rejected, decode, longest_absolute_s, past_bound
 from streams.service.metrics import Metrics
 from streams.service.outbox import BatchSender, Record
 from streams.service import recovery as batched_recovery
@@ -99,8 +99,11 @@ STREAM_BUFFER = int(os.environ.get("LAPSE_STREAM_BUFFER", "65536"))
 RAW_FORMATS = ("okta", "keycloak", "suricata", "cloudtrail")
 #: expiry timer tick (the issue asks for <= 1 s)
 TICK_S = 0.25
-#: sightings kept per ip/session key
-MAX_SIGHTINGS_PER_KEY = 64
+#: sightings one join record holds; an IP used by more sessions within the lookback (a NAT
+#: egress, or an attacker's throw-away sessions) spills into further records of the same key
+#: (``<ip>#<n>``, same partition): no live session is ever evicted to make room, and each
+#: changelog record stays far below the broker's message size
+MAX_SIGHTINGS_PER_KEY = 1024
 #: how long (wall clock) an alert waits in the IDS join for sightings that travelled slower
 ALERT_GRACE_S = 120.0
 
@@ -157,15 +160,21 @@ class Service:
 
     def __init__(self, settings: Settings, engine_factory: Callable[[TableStore], Engine],
                  encode_decision: Callable[[dict], bytes], *, clock: Callable[[], float] = time.time,
-                 max_skew_s: float = DEFAULT_MAX_SKEW_S) -> None:
+                 max_skew_s: float | None = None,
+                 heartbeat: Callable[[float, int], tuple[bytes, bytes]] | None = None) -> None:
         if not callable(engine_factory):
             raise TypeError("Service: engine_factory must be callable(store) -> Engine")
         if not callable(encode_decision):
             raise TypeError("Service: encode_decision must be callable(decision) -> bytes")
         self.settings = settings
         self.clock = clock
-        self.max_skew_s = max_skew_s
+        self.max_skew_s = settings.max_skew_s if max_skew_s is None else max_skew_s
+        self.max_age_s = settings.max_event_age_s
+        self._age_policy: Any = None
         self.encode_decision = encode_decision
+        if heartbeat is not None and not callable(heartbeat):
+            raise TypeError("Service: heartbeat must be callable(now, partition) -> (key, value)")
+        self.heartbeat = heartbeat
         self.metrics = Metrics()
         self.gc_pauses = GcPauses(self.metrics.gc_pause, freeze=os.environ.get("LAPSE_GC_FREEZE", "1") != "0")
         self.ready = False
@@ -253,7 +262,7 @@ class Service:
             self._live = {
                 self._changelog_name: _live_state(self.users, self.partition_of, _decode_user_state,
                                                   lambda: sorted(self._assigned_user_partitions)),
-                self._sightings_changelog_name: _live_state(self.sightings, self.partition_of, orjson.loads, tuple),
+                self._sightings_changelog_name: _live_state(self.sightings, self.join_partition_of, orjson.loads, tuple),
             }
             users_read = self._live[self._changelog_name]
             self._sightings_data = self._live[self._sightings_changelog_name]
@@ -272,8 +281,11 @@ class Service:
         self.catchup = CatchUp(CATCHUP_MAX_S)
         self._input_at = 0.0  # monotonic time input was last decided (the timer commits when quiet)
         self._input_tps: set[Any] = set()
-        app.task(self._run_sender)
-        app.task(self._run_committer)
+        #: the name of an essential task that died (the worker then stops: see _essential)
+        self.failed: str | None = None
+        self._ticked = self._serving_since = time.monotonic()
+        app.task(self._essential("sender", self._run_sender))
+        app.task(self._essential("committer", self._run_committer))
         # a rebalance makes a commit point and waits for it (transport.Consumer.wait_empty)
         app.lapse_commit_point = self.commit_point
         app.lapse_drained = self.committer.drained
@@ -285,12 +297,14 @@ class Service:
 
         app.agent(self.raw_inputs, name="lapse.adapters")(self._raw_agent)
         app.agent(self.user_inputs, name="lapse.users")(self._user_agent)
-        app.task(self._user_inbox_task)
+        app.task(self._essential("user lane", self._user_inbox_task))
         app.agent(self.requests_in, name="lapse.requests")(self._request_agent)
-        app.task(self._request_inbox_task)
+        app.task(self._essential("request lane", self._request_inbox_task))
         app.agent(self.join_in, name="lapse.ids-join")(self._join_agent)
-        app.task(self._join_inbox_task)
+        app.task(self._essential("ids-join lane", self._join_inbox_task))
         app.timer(TICK_S, name="lapse.expiry")(self._expiry_tick)
+        if heartbeat is not None:
+            app.timer(settings.heartbeat_s, name="lapse.heartbeat")(self._heartbeat_tick)
         self._snapshot_key: bytes | None = None
         self._snapshot_restored = False
         if getattr(self.engine, "scorer", None) is not None and hasattr(self.engine.scorer, "snapshot"):
@@ -309,6 +323,57 @@ class Service:
         from streams.service import admin
 
         self.operator = admin.register(self)
+
+    def _essential(self, name: str, run: Callable[[], Any]) -> Callable[[], Any]:
+        """A task the worker cannot decide without: if it ends, for any reason, while the worker
+        runs, the worker crashes (and its supervisor restarts it) rather than live on as a zombie
+        whose /health still says ok."""
+
+        async def essential() -> None:
+            try:
+                await run()
+            except asyncio.CancelledError:
+                if not self.app.should_stop:
+                    self.failed = name
+                    log.error("lapse: essential task %s was cancelled while the worker runs; stopping", name)
+                    await self.app.crash(RuntimeError(f"lapse: essential task {name} was cancelled"))
+                raise
+            except BaseException:
+                self.failed = name
+                log.exception("lapse: essential task %s failed; stopping the worker", name)
+                raise  # Faust crashes the app
+            if not self.app.should_stop:
+                self.failed = name
+                log.error("lapse: essential task %s ended while the worker runs; stopping", name)
+                await self.app.crash(RuntimeError(f"lapse: essential task {name} ended"))
+
+        essential.__name__ = essential.__qualname__ = f"lapse.{name.replace(' ', '-')}"
+        return essential
+
+    def health(self) -> dict[str, Any]:
+        """What ``/health`` reports: ``ok`` only while input is being decided.
+
+        Not ok when an essential task died, when the expiry timer has not run for ``stall_s``, or
+        when input waits in an inbox and nothing was decided for ``stall_s`` (a committer waiting
+        forever on the broker, a lane stuck)."""
+        mono = time.monotonic()
+        stall_s = self.settings.stall_s
+        waiting = len(self.user_inbox) + len(self.requests_inbox) + len(self.join_inbox)
+        since = mono - self._input_at if self._input_at else None
+        problems = []
+        if self.failed:
+            problems.append(f"essential task {self.failed} died")
+        if self.ready and mono - self._ticked > stall_s:
+            problems.append(f"expiry timer has not run for {mono - self._ticked:.0f}s")
+        if waiting and self.serving and mono - max(self._input_at, self._serving_since) > stall_s:
+            problems.append(f"{waiting} input messages wait and nothing was decided for "
+                            f"{mono - max(self._input_at, self._serving_since):.0f}s")
+        stalled = bool(problems)
+        self.metrics.stalled.set(1 if stalled else 0)
+        if since is not None:
+            self.metrics.since_decided.set(since)
+        return {"status": "stalled" if stalled else "ok", "problems": problems, "waiting": waiting,
+                "seconds_since_decided": None if since is None else round(since, 3)}
 
     def internal_topics(self) -> tuple[Any, ...]:
         """Faust's topics for this app that lapse's topic list does not name: the tables' changelogs
@@ -366,6 +431,7 @@ class Service:
             log.info("lapse: deadlines wait until %d input partitions are decided up to their end offsets",
                      self.catchup.pending)
         self.gc_pauses.collect_and_freeze()
+        self._serving_since = time.monotonic()
         self.ready = True
         log.info("lapse: deadline index rebuilt over partitions %s in %.3fs",
                  sorted(self._assigned_user_partitions), time.perf_counter() - t0)
@@ -400,37 +466,41 @@ class Service:
         Unmappable records go to dead letters with the adapter's reason and field; deliberately
         ignored types (e.g. Suricata flow records) are counted, not dead-lettered.
         """
+        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            await self._await_delivery(self._decide_raw_batch([ev.message for ev in batch]))
+
+    def _decide_raw_batch(self, batch: list[Any]) -> asyncio.Future:
+        """A batch of vendor records -> canonical events (and dead letters), submitted; returns
+        the sender's future for their delivery."""
         from streams.adapters import adapt
 
-        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            now = self.clock()
-            records: list[Record] = []
-            for ev in batch:
-                msg = ev.message
-                n_rec = len(records)
-                try:
-                    self.metrics.saw(msg.topic, msg.partition, now)
-                    result = adapt(self._raw_format[msg.topic], msg.value or b"")
-                    if result.error is not None:
-                        self._dead_letter(records, msg, Rejected(result.error.reason, result.error.field), stage="adapter")
-                        continue
-                    if result.skipped is not None:
-                        self.metrics.skipped.labels(msg.topic, label(result.skipped.split(":", 1)[0], RAW_FORMATS)).inc()
-                        continue
-                    for canonical in result.events:
-                        kind = canonical.get("type")
-                        self.metrics.events_in.labels(msg.topic, label(kind, EVENT_TYPES)).inc()
-                        if kind == "alert":
-                            topic, key = self.names.ids_alerts, canonical.get("src_ip") or canonical.get("dest_ip") or ""
-                        elif kind == "activity":
-                            topic, key = self.names.activity, canonical.get("user") or ""
-                        else:
-                            topic, key = self.names.identity, canonical.get("user") or ""
-                        records.append((topic, str(key).encode(), orjson.dumps(canonical), None))
-                except Exception as exc:  # an adapter's surprise: this record to dead letters, not the worker
-                    del records[n_rec:]
-                    self._decision_fault(records, msg, exc, "adapter", None, now, None)
-            await self._await_delivery(self.sender.submit(records))
+        now = self.clock()
+        records: list[Record] = []
+        for msg in batch:
+            n_rec = len(records)
+            try:
+                self.metrics.saw(msg.topic, msg.partition, now)
+                result = adapt(self._raw_format[msg.topic], msg.value or b"")
+                if result.error is not None:
+                    self._dead_letter(records, msg, Rejected(result.error.reason, result.error.field), stage="adapter")
+                    continue
+                if result.skipped is not None:
+                    self.metrics.skipped.labels(msg.topic, label(result.skipped.split(":", 1)[0], RAW_FORMATS)).inc()
+                    continue
+                for canonical in result.events:
+                    kind = canonical.get("type")
+                    self.metrics.events_in.labels(msg.topic, label(kind, EVENT_TYPES)).inc()
+                    if kind == "alert":
+                        topic, key = self.names.ids_alerts, canonical.get("src_ip") or canonical.get("dest_ip") or ""
+                    elif kind == "activity":
+                        topic, key = self.names.activity, canonical.get("user") or ""
+                    else:
+                        topic, key = self.names.identity, canonical.get("user") or ""
+                    records.append((topic, str(key).encode(), orjson.dumps(canonical), None))
+            except Exception as exc:  # an adapter's surprise: this record to dead letters, not the worker
+                del records[n_rec:]
+                self._decision_fault(records, msg, exc, "adapter", None, now, None)
+        return self.sender.submit(records)
 
     async def _user_agent(self, stream: Any) -> None:
         """Subscribes identity and activity; their messages arrive through the inbox instead
@@ -484,6 +554,23 @@ class Service:
             p = self._partition_cache[user] = partition_for(user.encode(), self.n_partitions)
         return p
 
+    def join_partition_of(self, key: str) -> int:
+        """A join key's partition: its IP's (or session's) own, also for the records an IP spills
+        into (``<ip>#<n>``: an IP or ``session:<id>`` key never holds ``#`` otherwise, see
+        :meth:`_join_sighting`)."""
+        base, sep, _ = key.partition("#")
+        return self.partition_of(base if sep and not key.startswith("session:") else key)
+
+    def _decode(self, raw: bytes | None, now: float) -> Event | Rejected:
+        """An input message, inside the window around the worker's clock (streams/service/ingest.py):
+        at most ``max_skew_s`` ahead, and behind by at most the configured age widened to the
+        policy's longest absolute limit (refreshed when the policy changes)."""
+        policy = self.engine.policy
+        if policy is not self._age_policy:
+            self._age_policy = policy
+            self.max_age_s = past_bound(longest_absolute_s(policy), self.settings.max_event_age_s)
+        return decode(raw, now, self.max_skew_s, self.max_age_s)
+
     def _decode_user_message(self, msg: Any, now: float) -> Event | Rejected:
         """Canonical event bytes, or (on user-requests) an envelope ``{"kind": "target" | "manual_revoke", ...}``."""
         value = msg.value
@@ -491,7 +578,7 @@ class Service:
             try:
                 env = orjson.loads(value)
                 if env.get("kind") == "target":
-                    alert = decode(orjson.dumps(env["alert"]), now, self.max_skew_s)
+                    alert = self._decode(orjson.dumps(env["alert"]), now)
                     if isinstance(alert, Rejected):
                         return alert
                     return alert.targeted(env["user"], env.get("session"))
@@ -500,7 +587,7 @@ class Service:
                 return Rejected(f"unknown request kind {env.get('kind')!r}", "kind")
             except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
                 return Rejected(f"malformed request envelope: {exc}", None)
-        return decode(value, now, self.max_skew_s)
+        return self._decode(value, now)
 
     async def process_user_batch(self, batch: Iterable[Any]) -> None:
         """The whole commit order for a batch of Kafka messages (Faust ``Message``): returns once
@@ -654,7 +741,7 @@ class Service:
                             targets: list[tuple[Event, str, str | None, str]], records: list[Record]) -> None:
         """One message of ``ids-alerts``: validate, join the keys held here, forward the others."""
         self.metrics.saw(msg.topic, msg.partition, now)
-        result = decode(msg.value, now, self.max_skew_s)
+        result = self._decode(msg.value, now)
         if isinstance(result, Rejected):
             self._dead_letter(records, msg, result)
             return
@@ -693,28 +780,51 @@ class Service:
 
     def _join_sighting(self, key: str, value: dict, touched: dict[str, dict],
                        targets: list[tuple[Event, str, str | None, str]]) -> None:
+        """Record that (user, session) used ``key`` at ``ts``; join it with the alerts waiting there.
+
+        A record holds at most ``MAX_SIGHTINGS_PER_KEY`` sightings; past that (within the lookback)
+        the key spills into further records ``<key>#1``, ``<key>#2``, ... (their count in the
+        first record's ``"n"``), so no sighting is evicted to make room."""
         entry = self._join_entry(key, touched)
         bounded = not key.startswith("session:")  # an IP's sightings expire after the lookback
         lookback = self.engine.policy.ids.lookback
         user, session, ts = value["user"], value["session"], float(value["ts"])
-        newest = max([ts] + [e[2] for e in entry["s"]])
-        kept = [e for e in entry["s"] if (e[0], e[1]) != (user, session) and (not bounded or e[2] >= newest - lookback)]
-        kept.append([user, session, ts])
-        entry["s"] = kept[-MAX_SIGHTINGS_PER_KEY:]
+        self._join_put(key, entry, user, session, ts, bounded, lookback, touched)
         for body, alert_ts, _ in entry["a"]:
             if ts <= alert_ts and (not bounded or ts >= alert_ts - lookback):
                 alert = _alert_from(body)
                 if alert is not None:
                     targets.append((alert, user, session, key))
 
+    def _join_put(self, key: str, entry: dict, user: str, session: str, ts: float, bounded: bool,
+                  lookback: float, touched: dict[str, dict]) -> None:
+        records = [entry] + [self._join_entry(f"{key}#{i}", touched) for i in range(1, entry.get("n", 0) + 1)]
+        newest = max([ts] + [e[2] for r in records for e in r["s"]])
+        home = None
+        for r in records:  # the pair's own record, if it is in one; expired sightings dropped
+            kept = []
+            for e in r["s"]:
+                if e[0] == user and e[1] == session:
+                    home = r
+                elif not bounded or e[2] >= newest - lookback:
+                    kept.append(e)
+            r["s"] = kept
+        if home is None:
+            home = next((r for r in records if len(r["s"]) < MAX_SIGHTINGS_PER_KEY), None)
+        if home is None:  # every record is full of sightings within the lookback: one more
+            n = entry["n"] = entry.get("n", 0) + 1
+            home = self._join_entry(f"{key}#{n}", touched)
+        home["s"].append([user, session, ts])
+
     def _join_alert(self, key: str, alert: Event, body: dict, now: float, touched: dict[str, dict],
                     targets: list[tuple[Event, str, str | None, str]]) -> None:
         entry = self._join_entry(key, touched)
         bounded = not key.startswith("session:")
         lookback = self.engine.policy.ids.lookback
-        for user, session, ts in entry["s"]:
-            if not bounded or ts >= alert.ts - lookback:
-                targets.append((alert, user, session, key))
+        for i in range(entry.get("n", 0) + 1):
+            for user, session, ts in (entry if i == 0 else self._join_entry(f"{key}#{i}", touched))["s"]:
+                if not bounded or ts >= alert.ts - lookback:
+                    targets.append((alert, user, session, key))
         entry["a"] = [a for a in entry["a"] if a[2] >= now - ALERT_GRACE_S][-15:] + [[body, alert.ts, now]]
 
     def _deliver_targets(self, targets: list[tuple[Event, str, str | None, str]], records: list[Record],
@@ -786,7 +896,21 @@ class Service:
 
     # ------------------------------------------------------------------ timer
 
+    async def _heartbeat_tick(self) -> None:
+        """A signed heartbeat on every partition of the revocations topic, while this worker
+        decides its input: enforcement points that fail closed on a stale feed tell a quiet topic
+        from a dead one by them (streams/publish/heartbeat.py)."""
+        if not self.serving or self.health()["status"] != "ok":
+            return
+        now = self.clock()
+        records: list[Record] = []
+        for p in range(self.n_partitions):
+            key, value = self.heartbeat(now, p)  # type: ignore[misc]
+            records.append((self.names.revocations, key, value, p))
+        await self._await_delivery(self.sender.submit(records))
+
     async def _expiry_tick(self) -> None:
+        self._ticked = time.monotonic()
         self.gc_pauses.maybe_freeze()  # keeps full collections short (streams/service/gcpause.py)
         if not self.ready:
             return
@@ -901,9 +1025,15 @@ class Service:
         if pending or deleted:
             data = self.store.read
             changelog = self._changelog_name
+            limit = self.settings.max_record_bytes
             for user, state in pending.items():
                 data[user] = state
-                out.append((changelog, user.encode(), state.to_json(), self.partition_of(user)))
+                value = state.to_json()
+                if len(value) > limit:  # never a record the broker refuses (the commit would fail)
+                    value = self.engine.shrink(user, state, limit)
+                    self.metrics.faults.labels("state-size").inc()
+                    log.warning("lapse: a user's state exceeded %d bytes; older ended sessions forgotten", limit)
+                out.append((changelog, user.encode(), value, self.partition_of(user)))
             for user in deleted:
                 data.pop(user, None)
                 out.append((changelog, user.encode(), None, self.partition_of(user)))
@@ -916,7 +1046,7 @@ class Service:
         if self._join_dirty:
             changelog = self._sightings_changelog_name
             for key, entry in self._join_dirty.items():
-                out.append((changelog, key.encode(), orjson.dumps(entry), self.partition_of(key)))
+                out.append((changelog, key.encode(), orjson.dumps(entry), self.join_partition_of(key)))
             if self._live:
                 for key in self._join_dirty:
                     self._sightings_data.stage(key)

@@ -18,7 +18,7 @@ Format (version 1), the record's value::
                                        || topic || key || payload)
     48      ...   payload  the record as it was before sealing (JSON, event bytes, a pickle)
 
-48 bytes of overhead, one HMAC per record (about 1.5 µs for a 600-byte payload on one core).
+48 bytes of overhead, one HMAC per record (a 600-byte payload: about 2.3 µs to seal, 2.6 µs to open).
 The tag binds the **full topic name** (prefix included) and the **record key**, so a sealed
 record copied onto another topic, another user's key or another deployment's prefix does not
 open; the header (version, key id, time) is inside the tag too. The time lets a consumer refuse

@@ -16,6 +16,7 @@ snapshot re-produced onto the topic does not roll the model back.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from streams.service.sealed import ForgedRecord, Opened, Sealer, refuse
@@ -94,7 +95,7 @@ async def load_latest(settings: Any, app_id: str, sealer: Sealer, *, metrics: An
                         continue
                     got = _open_any(sealer, topic, app_id, r.value)
                     if isinstance(got, ForgedRecord):
-                        refuse(metrics, topic, r.partition, r.offset, r.key, got, 0.0)
+                        refuse(metrics, topic, r.partition, r.offset, r.key, got, time.time())
                     elif newest is None or got.sealed_at >= newest.sealed_at:
                         newest = got
         return newest.payload if newest is not None else None

@@ -1,7 +1,8 @@
 """HTTP views on the worker's Faust web server (127.0.0.1 by default).
 
-``/health``  200 while the worker runs, with each partition's last-inbound age (a consumer that
-             silently stopped shows as a growing age);
+``/health``  200 while the worker decides its input, with each partition's last-inbound age;
+             503 (``"status": "stalled"`` and the problems) when an essential task died, the
+             expiry timer stopped, or input waits and nothing was decided for ``LAPSE_STALL_S``;
 ``/ready``   200 once partitions are assigned, tables recovered and Faust's rebalance has ended
              (the consumer seeked back to the committed offsets and fetching again), else 503;
 ``/metrics`` Prometheus exposition.
@@ -20,13 +21,14 @@ def register(service: "Service") -> None:
 
     @app.page("/health")
     async def health(self: Any, request: Any) -> Any:
+        h = service.health()
         return self.json({
-            "status": "ok",
+            **h,
             "ready": service.serving,
             "partitions": sorted(service._assigned_user_partitions),
             "last_inbound_age_s": service.metrics.inbound_ages(service.clock()),
             "policy_version": getattr(service.engine.policy, "version", None),
-        })
+        }, status=200 if h["status"] == "ok" else 503)
 
     @app.page("/ready")
     async def ready(self: Any, request: Any) -> Any:

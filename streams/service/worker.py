@@ -35,6 +35,9 @@ def build_service(settings: Settings | None = None, *, clock: Callable[[], float
     scorer = make_scorer(policy)
 
     def engine_factory(store):
-        return Engine(policy, store=store, scorer=scorer)
+        return Engine(policy, store=store, scorer=scorer, max_sessions=settings.max_sessions_per_user)
 
-    return Service(settings, engine_factory, lambda decision: encode_message(decision, signer), clock=clock)
+    from streams.publish.heartbeat import heartbeat_message
+
+    return Service(settings, engine_factory, lambda decision: encode_message(decision, signer), clock=clock,
+                   heartbeat=lambda now, partition: heartbeat_message(signer, now, partition=partition))
