@@ -27,6 +27,7 @@ from pathlib import Path
 import orjson
 
 from enforce.wire import HEARTBEAT_KEY
+from streams.service.sealed import MAGIC, OVERHEAD
 
 from common import BOOTSTRAP, REPO, delete_bench_topics, fresh_topic, percentile, record
 
@@ -205,7 +206,8 @@ async def read_with_times(topic: str) -> list[tuple[int, dict]]:
             for recs in (await c.getmany(timeout_ms=500)).values():
                 for r in recs:
                     if r.value and r.key != HEARTBEAT_KEY:
-                        out.append((r.timestamp, orjson.loads(r.value)))
+                        value = r.value[OVERHEAD:] if r.value[:3] == MAGIC else r.value  # sealed: its payload
+                        out.append((r.timestamp, orjson.loads(value)))
         return out
     finally:
         await c.stop()

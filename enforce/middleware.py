@@ -191,7 +191,12 @@ class RevocationMiddleware:
         if not getattr(self.client, "fresh", True):
             await self._retry_later(kind, send, "revocations_stale")
             return
-        revoked = next((s for s in sessions if self.client.is_revoked(s)), None)
+        is_revoked = self.client.is_revoked
+        revoked = None
+        for s in sessions:
+            if is_revoked(s):
+                revoked = s
+                break
         if revoked is not None:
             if kind == "websocket":
                 await send({"type": "websocket.close", "code": 1008, "reason": "session revoked"})
@@ -205,7 +210,7 @@ class RevocationMiddleware:
             return
         if (
             self.step_up is not None
-            and any(self.client.requires_step_up(s) for s in sessions)
+            and self._any_step_up(sessions)
             and not (self.step_up_satisfied is not None and self.step_up_satisfied(scope))
         ):
             if kind == "websocket":
@@ -223,6 +228,13 @@ class RevocationMiddleware:
             await self._json(send, su.status_code, body, [(b"www-authenticate", su.challenge().encode("latin-1"))])
             return
         await self.app(scope, receive, send)
+
+    def _any_step_up(self, sessions: tuple[str, ...]) -> bool:
+        requires_step_up = self.client.requires_step_up
+        for s in sessions:
+            if requires_step_up(s):
+                return True
+        return False
 
     @classmethod
     async def _retry_later(cls, kind: str, send: Send, error: str) -> None:

@@ -117,12 +117,12 @@ def _percent_decodings(f: str, limit: int) -> Iterator[str]:
     e = f.count("%")
     if len(f) - 3 * e + e // 4 > limit:
         return  # even if every '%' began a 4-byte UTF-8 escape, too long to be a session id
-    try:
-        yield unquote(f, errors="strict")
-    except UnicodeDecodeError:
-        yield unquote(f, encoding="latin-1")
-    if "+" in f:
-        yield unquote_plus(f, encoding="latin-1")  # form encoding: '+' is a space (PHP)
+    # URL decoding (Node, Java) and form decoding, where '+' is a space too (PHP)
+    for decode in (unquote, unquote_plus) if "+" in f else (unquote,):
+        try:
+            yield decode(f, errors="strict")
+        except UnicodeDecodeError:
+            yield decode(f, encoding="latin-1")
 
 
 def value_forms(value: str, limit: int = MAX_SESSION_CHARS) -> Iterator[str]:
@@ -146,7 +146,7 @@ def value_forms(value: str, limit: int = MAX_SESSION_CHARS) -> Iterator[str]:
         for f in forms:
             if len(f) <= limit:
                 yield f
-            if "%" in f:
+            if "%" in f or "+" in f:
                 for d in _percent_decodings(f, limit):
                     if len(d) <= limit:
                         yield d
@@ -191,10 +191,13 @@ def cookie_values(text: str, name: _CookieName, cap: int = MAX_CANDIDATES) -> di
     >>> list(cookie_values('a=1, sid=x; theme=dark sid="y;z"', _CookieName("sid")))
     ['x', '"y;z"', '"y']
     """
-    lowered = text.lower()
-    if len(lowered) == len(text):  # one character each: positions carry over
-        hits = name.hit.finditer(lowered)
+    if text.isascii() or max(text) <= "\xff":
+        # Latin-1 lowers character for character (positions carry over), and none of its
+        # non-ASCII letters matches an ASCII one in any case: scan the lowered text, fast
+        hits = name.hit.finditer(text.lower())
     else:
+        # UTF-8 text: let the regex engine match case-insensitively (so "\u017fid" is sid too,
+        # as for parsers comparing with simple Unicode case mappings)
         hits = name.hit_any_case.finditer(text)
     out: dict[str, None] = {}
     for i, m in enumerate(hits):
@@ -319,6 +322,9 @@ def session_from(
             if len(hvalues) > max_candidates:
                 raise TooManySessionCandidates(too_many)
             for raw in hvalues:
+                if raw.isascii() and len(raw) <= MAX_SESSION_CHARS and _PLAIN.fullmatch(text := raw.decode("ascii")):
+                    out.add_all((text,))  # the genuine case: one reading, whatever the parser
+                    continue
                 for text in _texts(raw):
                     out.add_all(value_forms(text))
                     if "," in text:

@@ -224,6 +224,11 @@ class RevocationState:
         session = subject_member(claims, "session")
         if session is None or uri not in (wire.SESSION_REVOKED, wire.RISK_LEVEL_CHANGE):
             return self._count("ignored")
+        if len(session) > wire.MAX_SESSION_CHARS:
+            # no request reading that long is ever looked up (enforce.sessions): say so, loudly
+            self.last_error = f"session id of {len(session)} characters exceeds {wire.MAX_SESSION_CHARS}"
+            log.warning("ignored SET %s: %s", jti, self.last_error)
+            return self._count("ignored")
         ts = event.get("event_timestamp")
         if isinstance(ts, bool) or not isinstance(ts, (int, float)):
             ts = claims["iat"]

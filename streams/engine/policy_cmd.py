@@ -136,7 +136,7 @@ def publish_cmd(file: str, operator: str | None) -> None:
         raise click.ClickException(str(exc)) from None
     try:
         rec = asyncio.run(publish(settings, file, operator))
-    except PolicyError as exc:
+    except (PolicyError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"published {file}: version {rec['version']} to {settings.topic('policy')} "
                f"(by {rec['operator']} at {rec['published_at']})")

@@ -18,7 +18,7 @@ __all__ = ["replay_cmd", "run_replay"]
 def run_replay(stream: BinaryIO, replay: Replay, out: BinaryIO, err: BinaryIO, drain: bool = False) -> dict[str, int]:
     """Feed every line of ``stream``; write decisions (sorted by ``at``) to ``out``, problems to ``err``."""
     decisions: list[tuple[str, int, bytes]] = []
-    counts = {"lines": 0, "events": 0, "invalid": 0, "decisions": 0, "audits": 0}
+    counts = {"lines": 0, "events": 0, "invalid": 0, "faults": 0, "decisions": 0, "audits": 0}
     seq = 0
     for lineno, line in enumerate(stream, 1):
         if not line.strip():
@@ -32,7 +32,13 @@ def run_replay(stream: BinaryIO, replay: Replay, out: BinaryIO, err: BinaryIO, d
             err.write(f"line {lineno}: invalid event{where}: {exc.reason}\n".encode())
             continue
         counts["events"] += 1
-        for o in replay.feed(ev):
+        try:
+            outs = replay.feed(ev)
+        except Exception as exc:  # as the worker does: this event only, its user's state made safe
+            counts["faults"] += 1
+            err.write(f"line {lineno}: decision failed: {type(exc).__name__}: {str(exc)[:200]}\n".encode())
+            outs = replay.engine.repair(ev.user, replay.clock) if ev.user is not None else []
+        for o in outs:
             if o.kind == "decision":
                 decisions.append((o.value["at"], seq, orjson.dumps(o.value)))
                 seq += 1

@@ -53,6 +53,7 @@ from streams.config import Settings
 from streams.engine import Engine, Event, InvalidEvent, Output, parse_event, parse_ts
 from streams.service import codecs, transport
 from streams.service.admin import AdminRequest, parse_request as parse_admin_request  # issue 8
+from streams.service.sealed import ForgedRecord, Sealer, open_request, refuse, seal_request
 from streams.service.catchup import CatchUp
 from streams.service.deadletter import dead_letter
 from streams.service.commit import Committer, Ticket
@@ -161,13 +162,17 @@ class Service:
     def __init__(self, settings: Settings, engine_factory: Callable[[TableStore], Engine],
                  encode_decision: Callable[[dict], bytes], *, clock: Callable[[], float] = time.time,
                  max_skew_s: float | None = None,
-                 heartbeat: Callable[[float, int], tuple[bytes, bytes]] | None = None) -> None:
+                 heartbeat: Callable[[float, int], tuple[bytes, bytes]] | None = None,
+                 sealer: Sealer | None = None) -> None:
         if not callable(engine_factory):
             raise TypeError("Service: engine_factory must be callable(store) -> Engine")
         if not callable(encode_decision):
             raise TypeError("Service: encode_decision must be callable(decision) -> bytes")
         self.settings = settings
         self.clock = clock
+        #: seals and opens the internal records (user-requests, policy, model snapshots): one key
+        #: shared by every worker (LAPSE_INTERNAL_KEY, else derived from the signing key)
+        self.sealer = sealer if sealer is not None else Sealer.from_settings(settings)
         self.max_skew_s = settings.max_skew_s if max_skew_s is None else max_skew_s
         self.max_age_s = settings.max_event_age_s
         self._age_policy: Any = None
@@ -310,7 +315,7 @@ class Service:
         if getattr(self.engine, "scorer", None) is not None and hasattr(self.engine.scorer, "snapshot"):
             from streams.service import snapshots
 
-            self._snapshot_key = snapshots.snapshot_key(snapshots.key_material_from_env())
+            self._snapshot_key = self.sealer
             app.timer(snapshots.SNAPSHOT_EVERY_S, name="lapse.model-snapshot")(self._snapshot_tick)
             app.task(self._restore_model)  # at worker start, outside the rebalance callbacks
         app.on_partitions_assigned.connect(self._on_assigned)
@@ -442,7 +447,7 @@ class Service:
 
         self._snapshot_restored = True
         try:
-            blob = await snapshots.load_latest(self.settings, self.settings.app_id, self._snapshot_key)
+            blob = await snapshots.load_latest(self.settings, self.settings.app_id, self.sealer, metrics=self.metrics)
             if blob is not None:
                 self.engine.scorer.restore(blob)
                 log.info("lapse: adaptive model restored from a %d-byte snapshot", len(blob))
@@ -455,8 +460,9 @@ class Service:
         if not self.ready or self._snapshot_key is None:
             return
         blob = self.engine.scorer.snapshot()
-        await self._send(self.settings.topic("model-snapshots"), self.settings.app_id,
-                         snapshots.seal(blob, self._snapshot_key))
+        topic = self.settings.topic("model-snapshots")
+        await self._send(topic, self.settings.app_id,
+                         snapshots.seal_snapshot(self.sealer, topic, self.settings.app_id, blob))
 
     # ------------------------------------------------------------------ agents
 
@@ -571,9 +577,11 @@ class Service:
             self.max_age_s = past_bound(longest_absolute_s(policy), self.settings.max_event_age_s)
         return decode(raw, now, self.max_skew_s, self.max_age_s)
 
-    def _decode_user_message(self, msg: Any, now: float) -> Event | Rejected:
-        """Canonical event bytes, or (on user-requests) an envelope ``{"kind": "target" | "manual_revoke", ...}``."""
-        value = msg.value
+    def _decode_user_message(self, msg: Any, now: float, value: bytes | None = None) -> Event | Rejected:
+        """Canonical event bytes, or (on user-requests, ``value`` opened) an envelope
+        ``{"kind": "target" | "manual_revoke", ...}``."""
+        if value is None:
+            value = msg.value
         if msg.topic == self._user_requests_name and value and value[:9] == b'{"kind":"':
             try:
                 env = orjson.loads(value)
@@ -614,7 +622,15 @@ class Service:
             n_out, n_rec = len(outputs), len(records)
             event = None
             try:
-                result = self._decode_user_message(msg, now)
+                value = msg.value
+                if msg.topic == self._user_requests_name:  # sealed by a worker or the admin API
+                    key = msg.key.encode() if isinstance(msg.key, str) else msg.key
+                    value = open_request(self.sealer, msg.topic, key, value)
+                    if isinstance(value, ForgedRecord):  # never applied: counted, audited, dead-lettered
+                        outputs.append(refuse(metrics, msg.topic, msg.partition, msg.offset, key, value, now))
+                        self._dead_letter(records, msg, Rejected(f"refused: {value}", "seal"))
+                        continue
+                result = self._decode_user_message(msg, now, value)
                 if isinstance(result, Rejected):
                     self._dead_letter(records, msg, result)
                     continue
@@ -627,7 +643,9 @@ class Service:
                 if self.partition_of(user) != msg.partition:
                     # produced with another partitioner or key: forward once to the user's partition
                     metrics.forwarded.inc()
-                    records.append((self.names.user_requests, user.encode(), msg.value, None))
+                    k = user.encode()
+                    records.append((self.names.user_requests, k,
+                                    seal_request(self.sealer, self.names.user_requests, k, value), None))
                     continue
                 if isinstance(event, AdminRequest):  # a manual revoke, on the user's own partition
                     outputs.extend(self.operator.handle(event, now))
@@ -840,7 +858,9 @@ class Service:
                 local.setdefault(id(alert), []).append(alert.targeted(user, session))
             else:
                 env = {"kind": "target", "user": user, "session": session, "alert": alert.raw, "via": via}
-                records.append((self.names.user_requests, user.encode(), orjson.dumps(env), None))
+                k = user.encode()
+                records.append((self.names.user_requests, k,
+                                seal_request(self.sealer, self.names.user_requests, k, orjson.dumps(env)), None))
         outputs: list[Output] = []
         for resolved in local.values():
             n_out = len(outputs)

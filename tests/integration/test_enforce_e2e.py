@@ -41,7 +41,9 @@ async def test_a_session_the_worker_revokes_is_refused_by_the_middleware(kafka_b
     worker = WorkerProcess(kafka_bootstrap, prefix, f"{prefix}app", policy, key, tmp_path,
                            extra_env={"LAPSE_SET_ISSUER": issuer, "LAPSE_SET_AUDIENCE": audience}).start()
     jwks = build_jwks(load_signing_key(key))
-    client = RevocationClient(kafka_bootstrap, prefix + "revocations", jwks, issuer, audience, ttl_s=8 * 3600)
+    # fail closed on a stale feed: only the worker's signed heartbeats keep this gateway serving
+    client = RevocationClient(kafka_bootstrap, prefix + "revocations", jwks, issuer, audience, ttl_s=8 * 3600,
+                              max_feed_age_s=30)
 
     async def app(scope, receive, send):
         await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -53,6 +55,10 @@ async def test_a_session_the_worker_revokes_is_refused_by_the_middleware(kafka_b
         await worker.wait_ready()
         await client.start()
         await client.wait_until_caught_up(timeout=30)
+        end = time.monotonic() + 60
+        while not client.fresh:  # every partition's first heartbeat
+            assert time.monotonic() < end, f"no fresh heartbeats: {client.counters}"
+            await asyncio.sleep(0.05)
         now = time.time()
         await produce(kafka_bootstrap, prefix, [
             ("identity", {"type": "login", "ts": now, "user": "ann", "session": "ann-1", "ip": "192.0.2.10"}),
@@ -78,7 +84,8 @@ async def test_a_session_the_worker_revokes_is_refused_by_the_middleware(kafka_b
             assert challenged.status_code == 401
             assert 'error="insufficient_user_authentication"' in challenged.headers["www-authenticate"]
             assert (await http.get("/", headers={"x-session-id": "carol-1"})).status_code == 200
-        assert client.counters["forged"] == 0 and client.counters["malformed"] == 0
+        c = client.counters
+        assert c["forged"] == 0 and c["malformed"] == 0 and c["bad_heartbeats"] == 0 and c["heartbeats"] > 0
     finally:
         await client.stop()
         worker.stop()

@@ -24,6 +24,7 @@ from streams.config import Settings
 from streams.engine import Engine, loads_policy
 from streams.service.app import RAW_FORMATS, Service
 from streams.service.partitioning import partition_for
+from streams.service.sealed import MAGIC
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -92,7 +93,8 @@ class ServiceDriver:
                  **engine_kwargs: Any) -> None:
         self.now = T0
         settings = Settings.load({"LAPSE_BOOTSTRAP": "127.0.0.1:1", "LAPSE_DATA_DIR": str(tmp),
-                                  "LAPSE_PARTITIONS": str(partitions), **(env or {})})
+                                  "LAPSE_PARTITIONS": str(partitions),
+                                  "LAPSE_INTERNAL_KEY": "service-driver-internal-key-0123456789", **(env or {})})
         parsed = loads_policy(policy)
         self.service = svc = Service(settings, lambda store: Engine(parsed, store, **engine_kwargs),
                                      lambda decision: orjson.dumps({"decision": decision}), clock=lambda: self.now)
@@ -191,6 +193,8 @@ class ServiceDriver:
         out = []
         for t, key, value, _ in self.service.sender.records:
             if t == name:
+                if value and value[:3] == MAGIC:  # sealed (user-requests): its payload
+                    value = self.service.sealer.open(t, key, value)
                 out.append((key, orjson.loads(value) if value else None))
         return out
 

@@ -116,3 +116,13 @@ def test_config_errors(keys):
         RevocationState(v, ttl_s=0)
     with pytest.raises(EnforceConfigError, match="absolute timeout"):
         RevocationState(v, ttl_s=3600, absolute_timeout_s=8 * 3600)
+
+
+def test_session_ids_longer_than_the_contract_are_ignored(state, keys):
+    from streams.engine.events import MAX_CHARS
+
+    assert wire.MAX_SESSION_CHARS == MAX_CHARS["session"]  # the engine never tracks longer ids
+    good = keys[0]
+    assert state.apply(msg(good, claims("long", "s" * (wire.MAX_SESSION_CHARS + 1)))) == "ignored"
+    assert state.apply(msg(good, claims("max", "s" * wire.MAX_SESSION_CHARS))) == "revoked"
+    assert len(state) == 1

@@ -185,10 +185,14 @@ _STRING_FIELDS = [(ACT, "user"), (ACT, "session"), (ACT, "action"), (ACT, "resou
 @pytest.mark.parametrize(("base", "name"), _STRING_FIELDS, ids=[f"{b['type']}.{n}" for b, n in _STRING_FIELDS])
 def test_string_fields_are_bounded_by_name(base, name):
     limit = MAX_CHARS[name]
-    if name != "severity":
-        parse_event({**base, name: "x" * limit})
+    if name == "severity":  # a valid severity padded to just within, and just beyond, the bound
+        assert parse_event({**base, name: "high".center(limit)}).severity == "high"
+        for err in _both({**base, name: "high".center(limit + 1)}):
+            assert err.field == name and err.reason.startswith("expected critical|high|medium|low")
+        return
+    parse_event({**base, name: "x" * limit})
     for err in _both({**base, name: "x" * (limit + 1)}):
-        assert err.field == name and (f"longer than {limit} characters" in err.reason or name == "severity")
+        assert err.field == name and f"longer than {limit} characters" in err.reason
 
 
 def test_roles_are_bounded_in_count_and_each_in_length():
@@ -212,8 +216,7 @@ def test_ip_fields_are_bounded_before_being_parsed():
     ("0:0:0:0:0:FFFF:203.0.113.9", "203.0.113.9"),
     ("2001:DB8::1", "2001:db8::1"),
     ("2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1"),
-    ("203.0.113.9", "203.0.113.9"),
-    ("::1", "::1"),
+    ("::FFFF:CB00:7109", "203.0.113.9"),
 ])
 def test_ip_addresses_are_normalised_in_every_ip_field(given_, normal):
     assert parse_event({**ACT, "ip": given_}).ip == normal
@@ -257,8 +260,10 @@ def test_a_value_that_is_not_an_ip_address_is_refused_by_name(bad):
             assert (err.field, err.reason) == (name, f"not an IP address: {bad!r}")
 
 
-def test_empty_ip_means_no_address():
+def test_empty_ip_means_no_address_and_a_normal_address_is_kept_as_given():
     assert parse_event({**ACT, "ip": ""}).ip is None
+    for ip in ("203.0.113.9", "::1", "2001:db8::1"):
+        assert parse_event({**ACT, "ip": ip}).ip == ip
     assert _invalid({**ALERT, "src_ip": "", "dest_ip": ""}).reason.startswith("an alert needs at least one")
 
 
