@@ -175,6 +175,7 @@ class Service:
         self.sealer = sealer if sealer is not None else Sealer.from_settings(settings)
         self.max_skew_s = settings.max_skew_s if max_skew_s is None else max_skew_s
         self.max_age_s = settings.max_event_age_s
+        self._forged: list[Output] = []  # audit records of refused join records, for the step's outputs
         self._age_policy: Any = None
         self.encode_decision = encode_decision
         if heartbeat is not None and not callable(heartbeat):
@@ -714,12 +715,15 @@ class Service:
                 bad = self._join_internal_message(msg, now, touched, targets)
                 if bad is not None:
                     self._dead_letter(records, msg, bad, stage="ids-join")
-                elif inbound is None and msg.value and b'"kind":"alert"' in msg.value:
+                elif inbound is None and msg.value and b'"kind":"alert"' in msg.value[:400]:
                     inbound = msg.timestamp
             except Exception as exc:  # this record only
                 del records[n_rec:], targets[n_tgt:]
                 self._decision_fault(records, msg, exc, "ids-join", None, now, None)
         outputs = self._deliver_targets(targets, records, now)
+        if self._forged:
+            outputs.extend(self._forged)
+            self._forged = []
         # the join's state: one changelog record per key touched in this batch, in the same step
         # (and ticket) as the decisions it led to
         return self._stage(outputs, records, now, inbound, join_state=touched, messages=batch if ack else (),
@@ -728,9 +732,15 @@ class Service:
     def _join_internal_message(self, msg: Any, now: float, touched: dict[str, dict],
                                targets: list[tuple[Event, str, str | None, str]]) -> Rejected | None:
         """One message of the sightings topic (a sighting, or an alert forwarded to its key's
-        partition), validated before it touches the join's state."""
+        partition), validated before it touches the join's state. Only workers write this topic:
+        a record that is not sealed by one is refused (it could point an alert at anyone)."""
+        raw_key = msg.key.encode() if isinstance(msg.key, str) else msg.key
+        opened = open_request(self.sealer, msg.topic, raw_key, msg.value, max_age_s=None)
+        if isinstance(opened, ForgedRecord):
+            self._forged.append(refuse(self.metrics, msg.topic, msg.partition, msg.offset, raw_key, opened, now))
+            return Rejected(f"refused: {opened}", "seal")
         try:
-            value = orjson.loads(msg.value) if msg.value else None
+            value = orjson.loads(opened) if opened else None
         except orjson.JSONDecodeError as exc:
             return Rejected(f"not valid JSON: {exc}", None)
         key = msg.key
@@ -775,8 +785,9 @@ class Service:
             if self.partition_of(key) == msg.partition:
                 self._join_alert(key, alert, body, now, touched, targets)
             else:
-                records.append((self.names.sightings, key.encode(), orjson.dumps(
-                    {"kind": "alert", "alert": body, "ts": alert.ts, "received": now}), None))
+                k = key.encode()
+                records.append((self.names.sightings, k, self.sealer.seal(self.names.sightings, k, orjson.dumps(
+                    {"kind": "alert", "alert": body, "ts": alert.ts, "received": now})), None))
 
     def _alert_keys(self, alert: Event) -> list[str]:
         """The join keys an alert concerns: its IPs, or its session when it names no user."""
@@ -908,8 +919,9 @@ class Service:
                 self._sighting_sent.popitem(last=False)
             if key[0] != "s":
                 until = (event.ts, event.ts + every)
-            records.append((self.names.sightings, key.encode(), orjson.dumps(
-                {"kind": "sighting", "user": event.user, "session": event.session, "ts": event.ts}), None))
+            k = key.encode()
+            records.append((self.names.sightings, k, self.sealer.seal(self.names.sightings, k, orjson.dumps(
+                {"kind": "sighting", "user": event.user, "session": event.session, "ts": event.ts})), None))
         if len(self._sighting_quiet) > 200_000:  # a cache too
             self._sighting_quiet.clear()
         self._sighting_quiet[pair] = until

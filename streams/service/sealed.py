@@ -70,7 +70,7 @@ OVERHEAD = HEAD_LEN + TAG_LEN     # 48
 #: every reason a record is refused (the ``reason`` label of ``lapse_forged_records_total``)
 REASONS = ("unsealed", "malformed", "unknown_key", "bad_tag", "stale")
 #: the topics whose records are sealed (logical names: the ``topic`` label of the metric)
-SEALED_TOPICS = ("policy", "user-requests", "model-snapshots")
+SEALED_TOPICS = ("policy", "user-requests", "model-snapshots", "sightings")
 #: ``user-requests`` records sealed longer ago than the topic's retention are refused as stale
 REQUEST_MAX_AGE_S = 2 * 24 * 3600.0
 MIN_SECRET_CHARS = 32

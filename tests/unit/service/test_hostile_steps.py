@@ -169,3 +169,14 @@ async def test_metric_labels_never_take_values_from_input_text(d):
     exposition = d.service.metrics.exposition().decode()
     assert "bogus" not in exposition
     assert len(d.dead_letters()) == 200
+
+
+async def test_a_forged_sighting_cannot_point_an_ids_alert_at_a_victim(d):
+    d.pipe("identity", login("victim", "s1", ip="10.9.9.9"), "victim")
+    d.pipe("sightings", {"kind": "sighting", "user": "victim", "session": "s1", "ts": T0 + 1}, "198.51.100.66")
+    d.pipe("ids-alerts", {"type": "alert", "ts": T0 + 5, "severity": "critical", "src_ip": "198.51.100.66"},
+           "198.51.100.66")
+    assert d.decisions() == []
+    (dl,) = d.dead_letters()
+    assert dl["field"] == "seal" and "unsealed" in dl["reason"]
+    assert [a["kind"] for a in d.audits("forged_record")] == ["forged_record"]
