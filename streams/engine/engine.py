@@ -478,8 +478,8 @@ class Engine:
         if session is not None:
             s = us.sessions.get(session)
             targets = [s] if s is not None and s.ended is None else []
-        else:
-            targets = [s for s in us.sessions.values() if s.ended is None]
+        else:  # sessions the operator could see: a request read again later never ends newer ones
+            targets = [s for s in us.sessions.values() if s.ended is None and s.started <= ts]
         if not targets:
             return []
         outs: list[Output] = []

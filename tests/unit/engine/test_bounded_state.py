@@ -85,3 +85,13 @@ def test_bad_engine_configuration_fails_fast_with_a_named_message():
 
     with pytest.raises(ValueError, match="max_sessions"):
         Engine(loads_policy(BASIC), max_sessions=0)
+
+
+def test_a_user_wide_manual_revoke_read_again_later_never_ends_sessions_started_after_it():
+    d = Driver(BASIC)
+    d.send("login", 0, user="u1", session="old")
+    first = d.engine.manual_revoke("u1", None, "ann", "lost laptop", T0 + 10, T0 + 10, request_id="r1")
+    assert decisions(first) == [("revoke", "manual", "old", 10.0)]
+    d.send("login", 100, user="u1", session="new")
+    again = d.engine.manual_revoke("u1", None, "ann", "lost laptop", T0 + 10, T0 + 200, request_id="r1")
+    assert decisions(again) == []
