@@ -12,6 +12,15 @@ deduplicated by ``jti`` (kept as long as the entries they created).
 ``wire.HEARTBEAT_KEY``): a verified one moves that partition's "alive at" time forward, and
 ``feed_age(partitions)`` is the age of the stalest partition. A heartbeat is never applied as a
 revocation, and a record that fails heartbeat verification changes nothing but a counter.
+
+User-level SETs (a subject that names a user and no session: ``iss_sub``, ``email``,
+``phone_number``, ``account``, or a complex subject with ``user`` only) carrying a revoking event
+(:data:`enforce.wire.USER_REVOKING_EVENTS`: session-revoked, credential-change, RISC account
+disabled / purged / credential change required / sessions revoked) become a user-level entry.
+``is_user_revoked(subject, authenticated_at)`` answers for a session that authenticated at that
+time (a session signed in after the revocation is a new one); sessions told to
+``bind_session(session, subject, authenticated_at)`` are refused by ``is_revoked`` as well.
+A SET with several event types applies each.
 """
 
 from __future__ import annotations
@@ -25,13 +34,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from enforce import wire
-from enforce.verify import SetVerificationError, SetVerifier, subject_member, the_event
+from enforce.verify import SetVerificationError, SetVerifier, subject_member, the_events, user_subject_key
 
 log = logging.getLogger(__name__)
 
 COUNTERS = (
     "messages",       # every message seen
     "revoked",        # session-revoked SETs applied
+    "user_revoked",   # user-level SETs applied (iss_sub / email / ... subject, no session)
     "step_up",        # risk-level-change SETs applied (MEDIUM/HIGH: step up; LOW: cleared)
     "duplicates",     # jti seen before
     "stale",          # verified, but older than ttl_s: nothing to enforce any more
@@ -86,6 +96,10 @@ class RevocationState:
         self._step_up: dict[str, Revocation] = {}
         self._step_up_at: dict[str, float] = {}  # newest risk event time per session (ordering)
         self._jti: dict[str, float] = {}
+        #: user subject key (enforce.wire.subject_key) -> user-level revocation
+        self._users: dict[str, Revocation] = {}
+        #: session -> (user subject key, authenticated at or None), told by bind_session
+        self._bound: dict[str, tuple[str, float | None, float]] = {}
         self._expiry: list[tuple[float, int, str, str]] = []  # (expires_at, seq, map, key)
         self._seq = 0
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
@@ -96,7 +110,47 @@ class RevocationState:
     # -- queries (hot path) -------------------------------------------------------------------
     def is_revoked(self, session: str) -> bool:
         r = self._revoked.get(session)
-        return r is not None and r.expires_at > self.clock()
+        if r is not None and r.expires_at > self.clock():
+            return True
+        return bool(self._users) and self._bound_revocation(session) is not None
+
+    def _bound_revocation(self, session: str) -> Revocation | None:
+        b = self._bound.get(session)
+        if b is None:
+            return None
+        return self._user_revocation(b[0], b[1])
+
+    def _user_revocation(self, key: str | None, authenticated_at: float | None) -> Revocation | None:
+        r = self._users.get(key) if key is not None else None
+        if r is None or r.expires_at <= self.clock():
+            return None
+        if authenticated_at is not None and authenticated_at > r.event_timestamp:
+            return None  # the user signed in again after the revocation: that session is new
+        return r
+
+    def is_user_revoked(self, user: str | dict[str, Any], authenticated_at: float | None = None) -> bool:
+        """Whether a user-level SET (credential change, account disabled, every session revoked...)
+        ends sessions of ``user`` (a subject identifier such as ``{"format": "email", "email": ...}``
+        or its :func:`enforce.wire.subject_key`) that authenticated at ``authenticated_at`` (epoch
+        seconds; None: unknown, so any time up to the revocation counts as before it). O(1)."""
+        key = user if isinstance(user, str) else wire.subject_key(user)
+        return self._user_revocation(key, authenticated_at) is not None
+
+    def user_revocation(self, user: str | dict[str, Any], authenticated_at: float | None = None) -> Revocation | None:
+        key = user if isinstance(user, str) else wire.subject_key(user)
+        return self._user_revocation(key, authenticated_at)
+
+    def bind_session(self, session: str, user: str | dict[str, Any], authenticated_at: float | None = None) -> None:
+        """Tell the state which user ``session`` belongs to (and when it authenticated), so that
+        :meth:`is_revoked` refuses it once a user-level SET names that user. Kept ``ttl_s``."""
+        key = user if isinstance(user, str) else wire.subject_key(user)
+        if key is None:
+            raise EnforceConfigError(f"bind_session: {user!r} is not a user subject identifier")
+        if len(session) > wire.MAX_SESSION_CHARS:
+            return
+        until = self.clock() + self.ttl_s
+        self._bound[session] = (key, authenticated_at, until)
+        self._schedule(until, "bound", session)
 
     def requires_step_up(self, session: str) -> bool:
         r = self._step_up.get(session)
@@ -104,14 +158,16 @@ class RevocationState:
 
     def revocation(self, session: str) -> Revocation | None:
         r = self._revoked.get(session)
-        return r if r is not None and r.expires_at > self.clock() else None
+        if r is not None and r.expires_at > self.clock():
+            return r
+        return self._bound_revocation(session) if self._users else None
 
     def clear_step_up(self, session: str) -> None:
         """The session has re-authenticated strongly enough; stop challenging it."""
         self._step_up.pop(session, None)
 
     def __len__(self) -> int:
-        return len(self._revoked) + len(self._step_up)
+        return len(self._revoked) + len(self._step_up) + len(self._users)
 
     # -- updates ------------------------------------------------------------------------------
     def _count(self, name: str) -> str:
@@ -126,12 +182,16 @@ class RevocationState:
         """Drop expired entries; amortised O(log n) each."""
         now = self.clock()
         n = 0
-        maps = {"revoked": self._revoked, "step_up": self._step_up, "jti": self._jti}
+        maps = {"revoked": self._revoked, "step_up": self._step_up, "jti": self._jti, "users": self._users,
+                "bound": self._bound}
         while self._expiry and self._expiry[0][0] <= now:
             expires_at, _, which, key = heapq.heappop(self._expiry)
             m = maps[which]
             cur = m.get(key)
-            cur_exp = cur if isinstance(cur, float) else getattr(cur, "expires_at", None)
+            if isinstance(cur, tuple):  # a session binding: (user key, authenticated at, until)
+                cur_exp = cur[2]
+            else:
+                cur_exp = cur if isinstance(cur, float) else getattr(cur, "expires_at", None)
             if cur_exp is not None and cur_exp <= now:
                 del m[key]
                 n += 1
@@ -216,28 +276,47 @@ class RevocationState:
         return self.apply_claims(claims)
 
     def apply_claims(self, claims: dict[str, Any]) -> str:
-        """Apply verified claims (see :meth:`SetVerifier.verify`)."""
+        """Apply verified claims (see :meth:`SetVerifier.verify`).
+
+        A SET may carry several event types about its subject; each is applied, and the SET is
+        counted once, under the strongest outcome (revoked, user_revoked, step_up, stale, ignored).
+        """
         jti = claims["jti"]
         if jti in self._jti:
             return self._count("duplicates")
-        uri, event = the_event(claims)
         session = subject_member(claims, "session")
-        if session is None or uri not in (wire.SESSION_REVOKED, wire.RISK_LEVEL_CHANGE):
+        user_key = None if session is not None else user_subject_key(claims)
+        if session is None and user_key is None:
             return self._count("ignored")
-        if len(session) > wire.MAX_SESSION_CHARS:
+        if session is not None and len(session) > wire.MAX_SESSION_CHARS:
             # no request reading that long is ever looked up (enforce.sessions): say so, loudly
             self.last_error = f"session id of {len(session)} characters exceeds {wire.MAX_SESSION_CHARS}"
             log.warning("ignored SET %s: %s", jti, self.last_error)
             return self._count("ignored")
+        outcomes = [self._apply_event(claims, uri, event, session, user_key) for uri, event in the_events(claims)]
+        best = min(outcomes, key=_OUTCOME_ORDER.index)
+        if best != "ignored":
+            self.sweep()
+        return self._count(best)
+
+    def _apply_event(self, claims: dict[str, Any], uri: str, event: dict[str, Any], session: str | None,
+                     user_key: str | None) -> str:
+        if session is None:
+            if uri not in wire.USER_REVOKING_EVENTS:
+                return "ignored"
+        elif uri not in (wire.SESSION_REVOKED, wire.RISK_LEVEL_CHANGE):
+            return "ignored"
+        jti = claims["jti"]
         ts = event.get("event_timestamp")
-        if isinstance(ts, bool) or not isinstance(ts, (int, float)):
+        if isinstance(ts, bool) or not isinstance(ts, (int, float)) or ts != ts:
             ts = claims["iat"]
         now = self.clock()
         expires_at = float(ts) + self.ttl_s
         if expires_at <= now:
-            return self._count("stale")
-        self._jti[jti] = expires_at
-        self._schedule(expires_at, "jti", jti)
+            return "stale"
+        if jti not in self._jti:
+            self._jti[jti] = expires_at
+            self._schedule(expires_at, "jti", jti)
         reason_user = event.get("reason_user")
         entry = Revocation(
             jti=jti,
@@ -246,26 +325,35 @@ class RevocationState:
             reason_user=reason_user.get("en") if isinstance(reason_user, dict) else None,
             initiating_entity=event.get("initiating_entity"),
         )
+        if session is None:
+            # a user-level revocation: every session of that user authenticated up to ``ts``
+            old = self._users.get(user_key)  # type: ignore[arg-type]
+            if old is None or old.event_timestamp < entry.event_timestamp:
+                self._users[user_key] = entry  # type: ignore[index]
+                self._schedule(expires_at, "users", user_key)  # type: ignore[arg-type]
+            return "user_revoked"
         if uri == wire.SESSION_REVOKED:
             old = self._revoked.get(session)
             if old is None or old.expires_at < expires_at:
                 self._revoked[session] = entry
                 self._schedule(expires_at, "revoked", session)
-            self.sweep()
-            return self._count("revoked")
+            return "revoked"
         # risk-level-change about the session: MEDIUM/HIGH -> step up, LOW -> cleared.
         if event.get("principal") not in ("SESSION", None):
-            return self._count("ignored")
+            return "ignored"
         level = event.get("current_level")
         if level not in wire.RISK_LEVELS:
-            return self._count("ignored")
+            return "ignored"
         if self._step_up_at.get(session, float("-inf")) > ts:
-            return self._count("stale")  # an older risk event arriving after a newer one
+            return "stale"  # an older risk event arriving after a newer one
         self._step_up_at[session] = float(ts)
         if level == "LOW":
             self._step_up.pop(session, None)
         else:
             self._step_up[session] = entry
         self._schedule(expires_at, "step_up", session)
-        self.sweep()
-        return self._count("step_up")
+        return "step_up"
+
+
+#: which outcome names a SET with several events: the strongest first
+_OUTCOME_ORDER = ("revoked", "user_revoked", "step_up", "stale", "ignored")

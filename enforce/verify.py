@@ -21,7 +21,7 @@ from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jwk import OKPKey, RSAKey
 
 from enforce._jose import registry_for
-from enforce.wire import ALGS_BY_KTY, ALLOWED_ALGS, HEARTBEAT_TYP, MIN_RSA_BITS, SET_TYP
+from enforce.wire import ALGS_BY_KTY, ALLOWED_ALGS, HEARTBEAT_TYP, MIN_RSA_BITS, SET_TYP, subject_key
 
 MAX_TOKEN_CHARS = 16 * 1024
 
@@ -83,7 +83,8 @@ class InvalidClaim(SetVerificationError):
 
 
 class BadEvents(SetVerificationError):
-    """``events`` is not an object holding exactly one event object."""
+    """``events`` is not a non-empty object of event objects (or, with ``single_event``, holds
+    more than one)."""
 
     reason = "bad_events"
 
@@ -171,6 +172,10 @@ class SetVerifier:
 
     ``audience`` may be one string or a collection of acceptable audiences; the token's ``aud``
     (string or list) must contain at least one of them.
+
+    ``events`` may hold several event types about the subject (RFC 8417 section 2.2, SSF 1.0
+    section 4.2.1); :func:`the_events` lists them. ``single_event=True`` refuses more than one, as
+    the CAEP Interoperability Profile requires of transmitters.
     """
 
     def __init__(
@@ -181,6 +186,7 @@ class SetVerifier:
         *,
         max_future_s: float = 300.0,
         clock: Callable[[], float] = time.time,
+        single_event: bool = False,
     ) -> None:
         if not isinstance(issuer, str) or not issuer:
             raise ValueError("SetVerifier: issuer must be a non-empty string")
@@ -195,6 +201,7 @@ class SetVerifier:
         self.keys = load_jwks(jwks)
         self.max_future_s = max_future_s
         self.clock = clock
+        self.single_event = single_event
 
     # -- the steps, in the order an attacker's token meets them ---------------------------------
     def _header(self, token: str | bytes) -> tuple[dict[str, Any], bytes]:
@@ -294,18 +301,39 @@ class SetVerifier:
         sub_id = claims.get("sub_id")
         if not isinstance(sub_id, dict) or not isinstance(sub_id.get("format"), str):
             raise InvalidClaim("sub_id missing or has no format")
-        events = claims.get("events")
-        if not isinstance(events, dict) or len(events) != 1:
-            n = len(events) if isinstance(events, dict) else "no"
-            raise BadEvents(f"events must hold exactly one event, not {n}")
-        (body,) = events.values()
+        check_events(claims, single=self.single_event)
+
+
+#: most event types one SET may carry (RFC 8417 allows several about one subject)
+MAX_EVENTS = 16
+
+
+def check_events(claims: Mapping[str, Any], *, single: bool = False) -> None:
+    """``events`` must be an object of 1..MAX_EVENTS event objects keyed by URI (only one when
+    ``single``). Raises :class:`BadEvents`."""
+    events = claims.get("events")
+    if not isinstance(events, dict) or not events:
+        raise BadEvents("events must hold at least one event, not none")
+    if single and len(events) != 1:
+        raise BadEvents(f"events must hold exactly one event, not {len(events)}")
+    if len(events) > MAX_EVENTS:
+        raise BadEvents(f"events holds {len(events)} events, more than {MAX_EVENTS}")
+    for uri, body in events.items():
+        if not isinstance(uri, str) or not uri:
+            raise BadEvents("an event type is not a non-empty string")
         if not isinstance(body, dict):
-            raise BadEvents("the event is not an object")
+            raise BadEvents(f"the event {uri!r} is not an object")
+
+
+def the_events(claims: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every (event type URI, event object) of a verified SET, in the token's order."""
+    return list(claims["events"].items())
 
 
 def the_event(claims: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The (event type URI, event object) of a verified SET."""
-    ((uri, body),) = claims["events"].items()
+    """The (event type URI, event object) of a verified SET holding one event; with several, the
+    first (use :func:`the_events` to see them all)."""
+    uri, body = next(iter(claims["events"].items()))
     return uri, body
 
 
@@ -328,4 +356,32 @@ def subject_member(claims: Mapping[str, Any], member: str) -> str | None:
         return sub["id"]
     if sub.get("format") == "iss_sub" and isinstance(sub.get("sub"), str):
         return sub["sub"]
+    if sub.get("format") == "email" and isinstance(sub.get("email"), str):
+        return sub["email"]
+    return None
+
+
+def user_subject_key(claims: Mapping[str, Any]) -> str | None:
+    r"""The :func:`enforce.wire.subject_key` of the user a SET is about when the SET names a user
+    and no session: a simple ``iss_sub`` / ``email`` / ``phone_number`` / ``account`` subject, or a
+    complex one with a ``user`` member and no ``session``. None for a session-level SET.
+
+    (A simple ``opaque`` subject stays a session id, as :func:`subject_member` reads it.)
+
+    >>> user_subject_key({"sub_id": {"format": "email", "email": "ann@example.com"}})
+    'email\x1fann@example.com'
+    >>> user_subject_key({"sub_id": {"format": "complex", "user": {"format": "opaque", "id": "u"},
+    ...                              "session": {"format": "opaque", "id": "s"}}}) is None
+    True
+    """
+    sub_id = claims.get("sub_id")
+    if not isinstance(sub_id, dict):
+        return None
+    fmt = sub_id.get("format")
+    if fmt == "complex":
+        if "session" in sub_id:
+            return None
+        return subject_key(sub_id.get("user"))
+    if fmt in ("iss_sub", "email", "phone_number", "account"):
+        return subject_key(sub_id)
     return None

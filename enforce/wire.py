@@ -40,7 +40,33 @@ CAEP = "https://schemas.openid.net/secevent/caep/event-type/"
 SESSION_REVOKED = CAEP + "session-revoked"
 RISK_LEVEL_CHANGE = CAEP + "risk-level-change"
 ASSURANCE_LEVEL_CHANGE = CAEP + "assurance-level-change"
+CREDENTIAL_CHANGE = CAEP + "credential-change"
 BACKCHANNEL_LOGOUT = "http://schemas.openid.net/event/backchannel-logout"
+
+#: SSF 1.0 stream-control events (sent by a transmitter about the stream itself)
+SSF_EVENT = "https://schemas.openid.net/secevent/ssf/event-type/"
+VERIFICATION = SSF_EVENT + "verification"
+STREAM_UPDATED = SSF_EVENT + "stream-updated"
+
+#: RISC 1.0 account events
+RISC = "https://schemas.openid.net/secevent/risc/event-type/"
+RISC_ACCOUNT_DISABLED = RISC + "account-disabled"
+RISC_ACCOUNT_PURGED = RISC + "account-purged"
+RISC_ACCOUNT_ENABLED = RISC + "account-enabled"
+RISC_CREDENTIAL_CHANGE_REQUIRED = RISC + "account-credential-change-required"
+RISC_CREDENTIAL_COMPROMISE = RISC + "credential-compromise"
+RISC_SESSIONS_REVOKED = RISC + "sessions-revoked"
+
+#: Events that end every session of the user a user-level subject names (SDK: user-level entry).
+USER_REVOKING_EVENTS = frozenset({
+    SESSION_REVOKED, CREDENTIAL_CHANGE, RISC_ACCOUNT_DISABLED, RISC_ACCOUNT_PURGED,
+    RISC_CREDENTIAL_CHANGE_REQUIRED, RISC_CREDENTIAL_COMPROMISE, RISC_SESSIONS_REVOKED,
+})
+
+#: Subject identifier formats (RFC 9493) that name a user rather than a session.
+USER_FORMATS = ("iss_sub", "email", "opaque", "phone_number", "account")
+#: Longest subject value considered (an RFC 5321 address is at most 320 characters).
+MAX_SUBJECT_CHARS = 2048
 
 #: Signature algorithms lapse signs with / enforcement points accept, by JWK key type.
 #: "EdDSA" (RFC 8037) is what today's JOSE libraries verify; "Ed25519" is its fully-specified
@@ -60,6 +86,41 @@ MAX_SESSION_CHARS = 1024
 MAX_MESSAGE_BYTES = 64 * 1024
 
 RISK_LEVELS = ("LOW", "MEDIUM", "HIGH")
+
+
+def subject_key(subject: Any) -> str | None:
+    r"""A canonical string for a user-level subject identifier, or None when it is not one.
+
+    ``iss_sub`` -> ``iss_sub\x1f<iss>\x1f<sub>``; ``email`` (lower-cased: providers differ in case)
+    -> ``email\x1f<address>``; ``opaque`` -> ``opaque\x1f<id>``; ``phone_number`` and ``account``
+    likewise. Unknown formats, missing or over-long members -> None.
+
+    >>> subject_key({"format": "email", "email": "Ann@Example.COM"})
+    'email\x1fann@example.com'
+    >>> subject_key({"format": "iss_sub", "iss": "https://idp/", "sub": "42"}).split("\x1f")
+    ['iss_sub', 'https://idp/', '42']
+    >>> subject_key({"format": "complex"}) is None
+    True
+    """
+    if not isinstance(subject, dict):
+        return None
+    fmt = subject.get("format")
+    if fmt == "iss_sub":
+        parts = [subject.get("iss"), subject.get("sub")]
+    elif fmt == "email":
+        e = subject.get("email")
+        parts = [e.strip().lower() if isinstance(e, str) else None]
+    elif fmt == "opaque":
+        parts = [subject.get("id")]
+    elif fmt == "phone_number":
+        parts = [subject.get("phone_number")]
+    elif fmt == "account":
+        parts = [subject.get("uri")]
+    else:
+        return None
+    if not all(isinstance(p, str) and p and len(p) <= MAX_SUBJECT_CHARS and "\x1f" not in p for p in parts):
+        return None
+    return "\x1f".join([fmt, *parts])
 
 
 class MalformedMessage(ValueError):

@@ -43,6 +43,8 @@ __all__ = [
     "RiverDetector",
     "PerFeatureSAD",
     "Protected",
+    "STRONG",
+    "FAMILY",
     "make_detector",
     "DETECTORS",
 ]
@@ -139,6 +141,111 @@ class UserBaseline:
 
     def score_one(self, x: dict) -> float:
         return sum(self.contributions(x).values(), 0.0)
+
+    @staticmethod
+    def grade(x: dict, contrib: dict[str, float]) -> str:
+        """How strong the evidence is: ``"strong"``, ``"combined"`` or ``"weak"``.
+
+        * **strong**: one signal that on its own means someone else holds the session or the
+          account (see :data:`STRONG`): the token on another device, impossible travel to a
+          network nobody here uses, a burst of failed logins before this login, a volume or rate
+          far beyond the user's;
+        * **combined**: independent kinds of evidence (:data:`FAMILY`) at once, at least one of
+          them observed behaviour rather than a merely new value, and not only a network plus a
+          location change (switching a VPN on is exactly that);
+        * **weak**: anything else, e.g. a new device, or a trip (new country, network and
+          address): worth a step-up, never a revocation.
+
+        >>> x = dict.fromkeys(FEATURES, 0.0)
+        >>> UserBaseline.grade(dict(x, new_device=2.0), {"new_device": 2.0})
+        'weak'
+        >>> UserBaseline.grade(dict(x, session_device_change=1.0), {"session_device_change": 5.0})
+        'strong'
+        >>> UserBaseline.grade(dict(x, bytes_minute=8.0, privileged_surprise=6.0),
+        ...                    {"bytes_minute": 2.0, "privileged_surprise": 1.5})
+        'combined'
+        >>> UserBaseline.grade(dict(x, session_asn_change=1.0, session_country_change=1.0),
+        ...                    {"session_asn_change": 2.0, "session_country_change": 4.0})   # a VPN
+        'weak'
+        """
+        for k, at in STRONG.items():
+            if x[k] >= at and k in contrib:
+                return "strong"
+        families: set[str] = set()
+        observed: set[str] = set()
+        for k, c in contrib.items():
+            fam = FAMILY[k]
+            if c >= 1.0 and fam != "habit":
+                families.add(fam)
+                if k not in NOVELTY:
+                    observed.add(fam)
+        if len(families) >= 2 and observed - {"network"} and not families <= {"network", "location"}:
+            return "combined"
+        return "weak"
+
+    @staticmethod
+    def explain(x: dict, contrib: dict[str, float], top: int = 4) -> list[str]:
+        """The top contributions in words an operator reads.
+
+        >>> x = dict(dict.fromkeys(FEATURES, 0.0), geo_kmh=9000.0, session_device_change=1.0)
+        >>> UserBaseline.explain(x, UserBaseline.contributions(x))
+        ['impossible travel: 9,000 km/h from the last location', "the session's token is used from another device"]
+        """
+        ranked = sorted(contrib.items(), key=lambda kv: kv[1], reverse=True)[:top]
+        return [_words(k, x[k]) for k, c in ranked if c >= 0.3]
+
+
+#: a feature value at or above which one signal alone is strong evidence
+STRONG: dict[str, float] = {
+    "session_device_change": 1.0,   # the token moved to another machine
+    "geo_kmh": 900.0,               # faster than an airliner, to a network not shared here
+    "failed_logins": 3.0,           # ~7 or more recent failures before this login
+    "bytes_minute": 10.0,           # 1,024x the user's usual volume per minute
+    "rate_ratio": 5.0,              # 32x the user's usual request rate
+}
+#: which kind of evidence each feature is (``grade`` counts kinds, not features)
+FAMILY: dict[str, str] = {
+    "new_ip": "network", "new_asn": "network", "session_ip_change": "network", "session_asn_change": "network",
+    "new_country": "location", "session_country_change": "location", "geo_kmh": "location",
+    "new_device": "device", "session_device_change": "device",
+    "failed_logins": "auth", "bytes_z": "volume", "bytes_minute": "volume", "rate_ratio": "volume",
+    "privileged_surprise": "privilege", "hour_surprise": "habit", "unattended": "habit",
+}
+#: features that only say a value is new (not that something happened)
+NOVELTY = frozenset({"new_ip", "new_asn", "new_country", "new_device"})
+
+
+def _words(k: str, v: float) -> str:
+    """One feature's evidence as an operator reads it.
+
+    >>> _words("failed_logins", 4.0), _words("bytes_minute", 12.0)
+    ('15 failed logins just before this login', "4,096x the user's usual data volume per minute")
+    """
+    if k == "geo_kmh":
+        return f"impossible travel: {v:,.0f} km/h from the last location"
+    if k == "failed_logins":
+        return f"{2 ** v - 1:,.0f} failed logins just before this login"
+    if k == "bytes_minute":
+        return f"{2 ** v:,.0f}x the user's usual data volume per minute"
+    if k == "rate_ratio":
+        return f"{2 ** v:,.0f}x the user's usual request rate"
+    return _PHRASES[k]
+
+
+_PHRASES = {
+    "new_ip": "an address range this user has not used",
+    "new_asn": "a network (ASN) this user has not used",
+    "new_country": "a country this user has not used",
+    "new_device": "a device this user has not used",
+    "session_ip_change": "the session's address range changed",
+    "session_asn_change": "the session moved to another network (ASN)",
+    "session_device_change": "the session's token is used from another device",
+    "session_country_change": "the session moved to another country",
+    "privileged_surprise": "privileged actions this user rarely performs",
+    "bytes_z": "a download far larger than the user's usual",
+    "hour_surprise": "an hour this user rarely works",
+    "unattended": "background refreshes long after the last activity",
+}
 
 
 # heavy-tailed features are squashed before a global model sees them

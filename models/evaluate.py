@@ -1,10 +1,12 @@
 """Replay a labelled stream through the engine with the adaptive scorer and measure it.
 
-Per attack kind: detection rate (the attacked session revoked or stepped up at or after the
-attack's start, for any reason, or already revoked when it began: ``revoked_before``), the share detected within two minutes, the median time to
-detect, and the ROC AUC of the raw score (session level: the highest raw score a session reached,
-after the attack's start for attacked sessions, against the same for every benign session). Over
-benign sessions: model revocations and step-ups (reason ``anomaly``) per 1,000 sessions.
+Per attack kind: the share acted on (the attacked session revoked or stepped up at or after the
+attack's start, for any reason, or already revoked when it began: ``revoked_before``), the shares
+acted on within 60 s and within two minutes, the median time to act, and the ROC AUC of the raw
+score (session level: the highest raw score a session reached, after the attack's start for
+attacked sessions, against the same for every benign session). Over benign sessions: model
+revocations and step-ups (reason ``anomaly``) per 1,000 sessions, overall and split by user
+tenure (sessions that began on the user's first day in the stream, against later ones).
 
 The engine path (:func:`replay_engine`) is what ``lapse evaluate`` runs. :func:`replay_model`
 applies the thresholds directly to the scorer's values, without the engine; it is quicker and is
@@ -40,7 +42,8 @@ class Recorder:
 
     def __init__(self, scorer: Any) -> None:
         self.scorer = scorer
-        self.scores: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+        #: per session: (ts, raw, value, revocable) of every score
+        self.scores: dict[str, list[tuple[float, float, float, bool]]] = defaultdict(list)
         self.events = 0
         self.seconds = 0.0
 
@@ -52,7 +55,7 @@ class Recorder:
         if s is not None:
             sid = event.get("session") if isinstance(event, dict) else getattr(event, "session", None)
             ts = event.get("ts") if isinstance(event, dict) else getattr(event, "ts", None)
-            self.scores[sid].append((_ts(ts), s.raw, s.value))
+            self.scores[sid].append((_ts(ts), s.raw, s.value, getattr(s, "revocable", True)))
         return s
 
     def __getattr__(self, name: str) -> Any:  # snapshot/restore and anything else the engine calls
@@ -60,39 +63,58 @@ class Recorder:
 
 
 class Run:
-    """What a replay produced: decisions (dicts with ``at`` as epoch seconds), scores, sessions."""
+    """What a replay produced: decisions (dicts with ``at`` as epoch seconds), scores, sessions,
+    and each session's user and first event time (for the split by user tenure)."""
 
     def __init__(self) -> None:
         self.decisions: list[dict[str, Any]] = []
         self.sessions: set[str] = set()
+        self.session_start: dict[str, tuple[str, float]] = {}
+        self.user_first: dict[str, float] = {}
         self.recorder: Recorder | None = None
         self.events = 0
         self.seconds = 0.0
         self.mode = ""
 
+    def note(self, user: str | None, session: str | None, ts: float) -> None:
+        if user is not None and user not in self.user_first:
+            self.user_first[user] = ts
+        if session:
+            self.sessions.add(session)
+            if session not in self.session_start and user is not None:
+                self.session_start[session] = (user, ts)
+
+    def first_day(self, session: str) -> bool:
+        """Whether the session began within 24 h of its user's first event in the stream."""
+        got = self.session_start.get(session)
+        return got is not None and got[1] - self.user_first[got[0]] < 86400.0
+
 
 def replay_model(events: list[dict], scorer: Any, step_up_at: float = 0.9, revoke_at: float = 0.99) -> Run:
-    """Model-only replay: ``value >= revoke_at`` revokes (ending the session), ``>= step_up_at``
-    steps up once per session. No policy timeouts, no IDS handling."""
+    """Model-only replay, graded as the engine does: ``value >= revoke_at`` with revocable
+    (strong or combined) evidence revokes (ending the session), ``>= step_up_at`` steps up once
+    per session (and tells the scorer). No policy timeouts, per-user warm-up or IDS handling."""
     run, rec = Run(), Recorder(scorer)
     run.recorder, run.mode = rec, "model"
     profiles: dict[str, dict] = defaultdict(dict)
     ended: set[str] = set()
     stepped: set[str] = set()
+    told = getattr(scorer, "stepped_up", None)
     t0 = time.perf_counter()
     for ev in events:
         sid = ev.get("session")
-        if sid:
-            run.sessions.add(sid)
         user = ev.get("user")
+        at = _ts(ev["ts"])
+        run.note(user, sid, at)
         if user is None:
             continue
         s = rec.process(ev, profiles[user], None)
         run.events += 1
+        if sid is not None and ev.get("type") == "reauth":
+            stepped.discard(sid)
         if s is None or sid is None or sid in ended:
             continue
-        at = _ts(ev["ts"])
-        if s.value >= revoke_at:
+        if s.value >= revoke_at and getattr(s, "revocable", True):
             ended.add(sid)
             run.decisions.append({"action": "revoke", "reason": "anomaly", "session": sid, "at": at,
                                   "score": s.value, "evidence": s.evidence})
@@ -100,6 +122,8 @@ def replay_model(events: list[dict], scorer: Any, step_up_at: float = 0.9, revok
             stepped.add(sid)
             run.decisions.append({"action": "step_up", "reason": "anomaly", "session": sid, "at": at,
                                   "score": s.value, "evidence": s.evidence})
+            if told is not None:
+                told(ev, profiles[user], None)
     run.seconds = time.perf_counter() - t0
     return run
 
@@ -108,15 +132,16 @@ def replay_engine(events: list[dict], policy: Any, scorer: Any, drain: bool = Tr
     """Replay through the engine's ``Replay`` (event time, policy, IDS alerts, adaptive section)."""
     from streams.engine import Replay, parse_event  # imported here: the engine is another package
 
+    if policy.adaptive.enabled and scorer is None:
+        raise ValueError("[adaptive] enabled = true needs a scorer (models.scorer.scorer_for(policy))")
     run, rec = Run(), Recorder(scorer)
     run.recorder, run.mode = rec, "engine"
-    replay = Replay(policy, scorer=rec)
+    replay = Replay(policy, scorer=rec if scorer is not None else None)
     t0 = time.perf_counter()
     outs: list = []
     for raw in events:
         ev = parse_event(raw)
-        if ev.session:
-            run.sessions.add(ev.session)
+        run.note(ev.user, ev.session, ev.ts)
         outs.extend(replay.feed(ev))
         run.events += 1
     if drain:
@@ -151,7 +176,7 @@ def roc_auc(pos: list[float], neg: list[float]) -> float | None:
     return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
 
 
-def report(run: Run, labels: list[dict], within_s: float = 120.0) -> dict[str, Any]:
+def report(run: Run, labels: list[dict], within_s: float = 120.0, fast_s: float = 60.0) -> dict[str, Any]:
     """Per-kind detection figures and benign false-positive rates of one replay."""
     by_session: dict[str, list[dict]] = defaultdict(list)
     for d in run.decisions:
@@ -161,7 +186,7 @@ def report(run: Run, labels: list[dict], within_s: float = 120.0) -> dict[str, A
     scores = run.recorder.scores if run.recorder else {}
 
     def max_raw(sid: str, since: float = -math.inf) -> float:
-        return max((r for ts, r, _ in scores.get(sid, ()) if ts >= since - 0.002), default=0.0)
+        return max((r for ts, r, _, _ in scores.get(sid, ()) if ts >= since - 0.002), default=0.0)
 
     neg = [max_raw(s) for s in benign]
     kinds: dict[str, Any] = {}
@@ -192,18 +217,24 @@ def report(run: Run, labels: list[dict], within_s: float = 120.0) -> dict[str, A
         kinds[kind] = {
             "sessions": n,
             "detected": len(ttd) / n if n else None,
+            "within_60s": sum(1 for t in ttd if t <= fast_s) / n if n else None,
             "within_2m": sum(1 for t in ttd if t <= within_s) / n if n else None,
             "median_ttd_s": statistics.median(ttd) if ttd else None,
             "auc": roc_auc(pos, neg),
             "first_reason": dict(reasons),
         }
     fr = fs = 0
+    tenure = {"first_day": [0, 0, 0], "later": [0, 0, 0]}  # sessions, revoked, stepped up
     for s in benign:
         ds = by_session.get(s, ())
+        t = tenure["first_day" if run.first_day(s) else "later"]
+        t[0] += 1
         if any(d["action"] == "revoke" and d["reason"] == "anomaly" for d in ds):
             fr += 1
+            t[1] += 1
         if any(d["action"] == "step_up" and d["reason"] == "anomaly" for d in ds):
             fs += 1
+            t[2] += 1
     nb = len(benign)
     rec = run.recorder
     return {
@@ -213,6 +244,10 @@ def report(run: Run, labels: list[dict], within_s: float = 120.0) -> dict[str, A
         "false_revocations_per_1000": 1000.0 * fr / nb if nb else None,
         "false_step_ups_per_1000": 1000.0 * fs / nb if nb else None,
         "benign_revoked_pct": 100.0 * fr / nb if nb else None,
+        "by_tenure": {k: {"sessions": v[0],
+                          "false_revocations_per_1000": 1000.0 * v[1] / v[0] if v[0] else None,
+                          "false_step_ups_per_1000": 1000.0 * v[2] / v[0] if v[0] else None}
+                      for k, v in tenure.items()},
         "kinds": kinds,
         "us_per_event_scorer": (1e6 * rec.seconds / rec.events) if rec and rec.events else None,
         "us_per_event_total": 1e6 * run.seconds / run.events if run.events else None,
@@ -227,16 +262,22 @@ def _fmt(v: Any, pct: bool = False, nd: int = 1) -> str:
 
 def format_report(rep: dict[str, Any]) -> str:
     """A plain-text table of :func:`report`."""
-    lines = [f"{'attack kind':<22}{'n':>5}{'detected':>10}{'<=2 min':>10}{'median TTD':>12}{'AUC':>7}  first reason"]
+    lines = [f"{'attack kind':<22}{'n':>5}{'acted on':>10}{'<=60 s':>9}{'<=2 min':>9}{'median TTD':>12}{'AUC':>7}"
+             "  first reason"]
     for kind, k in rep["kinds"].items():
         ttd = "-" if k["median_ttd_s"] is None else f"{k['median_ttd_s']:.0f} s"
         reasons = ", ".join(f"{r}:{c}" for r, c in sorted(k["first_reason"].items()))
-        lines.append(f"{kind:<22}{k['sessions']:>5}{_fmt(k['detected'], True):>10}{_fmt(k['within_2m'], True):>10}"
-                     f"{ttd:>12}{_fmt(k['auc'], nd=3):>7}  {reasons}")
+        lines.append(f"{kind:<22}{k['sessions']:>5}{_fmt(k['detected'], True):>10}{_fmt(k.get('within_60s'), True):>9}"
+                     f"{_fmt(k['within_2m'], True):>9}{ttd:>12}{_fmt(k['auc'], nd=3):>7}  {reasons}")
     lines.append("")
-    lines.append(f"benign sessions: {rep['benign_sessions']}   model revocations per 1,000: "
-                 f"{_fmt(rep['false_revocations_per_1000'], nd=2)} ({_fmt(rep['benign_revoked_pct'], nd=2)}%)   "
-                 f"model step-ups per 1,000: {_fmt(rep['false_step_ups_per_1000'], nd=2)}")
+    lines.append(f"{'benign sessions':<22}{'n':>7}{'model revocations':>19}{'model step-ups':>16}   (per 1,000)")
+    rows = [("all", rep["benign_sessions"], rep["false_revocations_per_1000"], rep["false_step_ups_per_1000"])]
+    for name, label in (("first_day", "user's first day"), ("later", "later")):
+        t = (rep.get("by_tenure") or {}).get(name)
+        if t is not None:
+            rows.append((label, t["sessions"], t["false_revocations_per_1000"], t["false_step_ups_per_1000"]))
+    for label, n, r, su in rows:
+        lines.append(f"{label:<22}{n:>7}{_fmt(r, nd=2):>19}{_fmt(su, nd=2):>16}")
     lines.append(f"events: {rep['events']}   replay ({rep['mode']}): {_fmt(rep['us_per_event_total'])} us/event, "
                  f"of which scorer {_fmt(rep['us_per_event_scorer'])} us/event")
     return "\n".join(lines)
@@ -316,15 +357,21 @@ def adaptive_policy(path: str | None = None, **adaptive: Any) -> Any:
     return policy_from_dict(data, source)
 
 
-def session_max_values(run: Run, labels: list[dict]) -> tuple[list[float], dict[str, list[float]]]:
-    """Highest calibrated value per benign session, and per attack kind after the attack's start."""
+def session_max_values(run: Run, labels: list[dict], revocable: bool = False
+                       ) -> tuple[list[float], dict[str, list[float]]]:
+    """Highest calibrated value per benign session, and per attack kind after the attack's start.
+    ``revocable``: only values whose evidence could revoke (strong or combined)."""
     scores = run.recorder.scores if run.recorder else {}
     attacked = {lab["session"] for lab in labels}
-    benign = [max((v for _, _, v in scores.get(s, ())), default=0.0) for s in run.sessions - attacked]
+
+    def top(sid: str, since: float = -math.inf) -> float:
+        return max((v for ts, _, v, rv in scores.get(sid, ()) if ts >= since and (rv or not revocable)),
+                   default=0.0)
+
+    benign = [top(s) for s in run.sessions - attacked]
     kinds: dict[str, list[float]] = defaultdict(list)
     for lab in labels:
-        kinds[lab["kind"]].append(max((v for ts, _, v in scores.get(lab["session"], ())
-                                       if ts >= lab["start_ts"] - 0.002), default=0.0))
+        kinds[lab["kind"]].append(top(lab["session"], lab["start_ts"] - 0.002))
     return benign, dict(kinds)
 
 

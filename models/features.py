@@ -31,8 +31,10 @@ Examples
 >>> f = fx.compute(observe(hijack), profile)
 >>> f["session_device_change"], f["session_country_change"], f["geo_kmh"] > 100_000
 (1.0, 1.0, True)
->>> round(f["new_country"], 2)   # -log p(new country) after 20 sessions, none new since the first
-2.4
+>>> round(f["new_country"], 2)   # 19 sessions since the first, none new: -log((0 + 2 * 0.04) / (19 + 2))
+5.57
+>>> fx.compute(observe(dict(base, session="n", user="u2", ts=0)), {})["new_country"]   # a new user: cold start
+0.0
 """
 
 from __future__ import annotations
@@ -41,12 +43,15 @@ import math
 from datetime import datetime
 from typing import Any
 
+from models.population import Population
+
 __all__ = [
     "FEATURES",
     "Obs",
     "Ctx",
     "observe",
     "haversine_km",
+    "ip_range",
     "Novelty",
     "GeoVelocity",
     "SessionDrift",
@@ -60,7 +65,7 @@ __all__ = [
 ]
 
 WARM = 5  # closed minutes / byte-carrying events a rate or volume baseline needs before it speaks
-# per-session record: [ip, device, country, asn, first_ts, last_activity_ts, last_ts]
+# per-session record: [ip range, device, country, asn, first_ts, last_activity_ts, last_ts, stepped_up]
 _SESS_SLOT = {"ip": 0, "device": 1, "country": 2, "asn": 3}
 IDENTITY = frozenset({"login", "refresh", "reauth", "logout", "login_failed"})
 
@@ -91,7 +96,7 @@ class Obs:
     """
 
     __slots__ = ("type", "ts", "user", "session", "ip", "device", "country", "lat", "lon", "asn",
-                 "bytes", "privileged", "action", "channel")
+                 "bytes", "privileged", "action", "channel", "ipr")
 
     def __init__(self, type: str, ts: float, user: str | None = None, session: str | None = None,
                  ip: str | None = None, device: str | None = None, country: str | None = None,
@@ -101,6 +106,7 @@ class Obs:
         self.type, self.ts, self.user, self.session = type, ts, user, session
         self.ip, self.device, self.country, self.lat, self.lon, self.asn = ip, device, country, lat, lon, asn
         self.bytes, self.privileged, self.action, self.channel = bytes, privileged, action, channel
+        self.ipr = ip_range(ip) if isinstance(ip, str) and ip else None  # the address's range (what novelty and drift compare)
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -154,14 +160,16 @@ def observe(event: Any) -> Obs:
 
 
 class Ctx:
-    """One event in the light of its user's profile: the observation, the profile and the
-    per-session record (``None`` for an event with no session or a session not seen before)."""
+    """One event in the light of its user's profile: the observation, the profile, the
+    per-session record (``None`` for an event with no session or a session not seen before) and
+    the organisation's :class:`~models.population.Population` priors (``None``: none)."""
 
-    __slots__ = ("obs", "profile", "sess", "new_session")
+    __slots__ = ("obs", "profile", "sess", "new_session", "pop")
 
-    def __init__(self, obs: Obs, profile: dict) -> None:
+    def __init__(self, obs: Obs, profile: dict, pop: Population | None = None) -> None:
         self.obs = obs
         self.profile = profile
+        self.pop = pop
         sessions = profile.get("s")
         self.sess = sessions.get(obs.session) if (sessions and obs.session) else None
         self.new_session = obs.session is not None and self.sess is None
@@ -182,15 +190,39 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 # ----------------------------------------------------------------------------------------------
 # concepts
 # ----------------------------------------------------------------------------------------------
+def ip_range(ip: str) -> str:
+    """The range an address is remembered by: its /24 (IPv4) or /64 (IPv6).
+
+    NAT egress pools and carrier-grade NAT hand one user many addresses of one range, so a
+    range, not an address, is what a user "has used".
+
+    >>> ip_range("198.51.100.7"), ip_range("2001:db8:1:2:3::9")
+    ('198.51.100', '2001:db8:1:2')
+    """
+    if ":" in ip:
+        return ":".join(ip.split(":")[:4])
+    return ip.rpartition(".")[0] or ip
+
+
 class Novelty:
-    """A value (IP, ASN, country, device) this user has not used recently.
+    """A value (IP range, ASN, country, device) this user has not used recently.
 
     Why it signals risk: stolen credentials and tokens are used from the attacker's network,
-    country and machine. How *surprising* a new value is depends on the user: someone on a mobile
-    carrier gets a new IP every day, someone at a desk almost never. So the feature is the
-    surprisal ``-log p(new)`` with ``p(new) = (k + 1) / (n + 2)``, where ``n`` counts the user's
-    sessions (and in-session changes) and ``k`` how many of them brought a value not in the
-    remembered set (a Good-Turing style "rate of novelty"). A known value scores 0.
+    country and machine. How *surprising* a new value is depends on the user and on the
+    organisation:
+
+    * **cold start**: a user's first value of an attribute is not evidence (there is nothing to
+      compare it with); it becomes the user's first known value;
+    * **the user's own rate**: ``p(new) = (k + a r) / (n + a)``, where ``n`` counts the user's
+      trials (sessions, and changes inside one) since the first, ``k`` those that brought a value
+      not in the remembered set, and ``r`` the organisation's novelty rate for users of the same
+      tenure (:meth:`~models.population.Population.novelty_rate`; a Beta prior of strength
+      ``a``). Someone on a mobile carrier gets a new address every day, someone at a desk almost
+      never; a user on their second session is often on their second device;
+    * **the organisation**: the surprisal ``-log p(new)`` is scaled by ``1 - familiarity`` of the
+      value (a corporate egress or a big carrier shared by many users is little evidence).
+
+    A known value scores 0. IP addresses are compared by range (:func:`ip_range`).
 
     State: ``profile[key] = {"v": {value: last_ts}, "n": int, "k": int}``, at most ``cap`` values
     (least recently used evicted; an evicted value counts as new when it returns).
@@ -200,50 +232,73 @@ class Novelty:
     >>> nov, p = Novelty("ip", "ip", cap=2), {}
     >>> def ev(ip, s, t):
     ...     o = Obs("login", t, "u", s, ip=ip); return Ctx(o, p)
-    >>> out = {}; nov.compute(ev("1.1.1.1", "s1", 0), out); out["new_ip"]   # first ever: p(new)=1/2
-    0.693...
-    >>> for i in range(8): nov.learn(ev("1.1.1.1", f"s{i}", i))
-    >>> out = {}; nov.compute(ev("1.1.1.1", "s9", 9), out); out["new_ip"]
+    >>> out = {}; nov.compute(ev("1.1.1.1", "s1", 0), out); out["new_ip"]   # first ever: no evidence
     0.0
-    >>> nov.compute(ev("9.9.9.9", "s9", 9), out); round(out["new_ip"], 3)  # -log(2/10)
-    1.609
-    >>> for ip in ("a", "b", "c"): nov.learn(ev(ip, ip, 10))
+    >>> for i in range(8): nov.learn(ev("1.1.1.1", f"s{i}", i))
+    >>> nov.compute(ev("1.1.1.9", "s9", 9), out); out["new_ip"]          # same /24
+    0.0
+    >>> nov.compute(ev("9.9.9.9", "s9", 9), out); round(out["new_ip"], 3)  # -log((0 + 2 * 0.35) / (7 + 2))
+    2.554
+    >>> for ip in ("2.2.2.2", "3.3.3.3", "4.4.4.4"): nov.learn(ev(ip, ip, 10))
     >>> sorted(p["ip"]["v"])        # bounded: the two most recent
-    ['b', 'c']
+    ['3.3.3', '4.4.4']
     """
 
-    def __init__(self, attr: str, name: str, cap: int = 8) -> None:
-        self.attr, self.key, self.name, self.cap = attr, name, "new_" + name, cap
+    R0 = {"ip": 0.35, "asn": 0.2, "country": 0.04, "device": 0.2}  # rates without a Population
+
+    def __init__(self, attr: str, name: str, cap: int = 8, strength: float = 2.0) -> None:
+        self.attr, self.key, self.name, self.cap, self.a = attr, name, "new_" + name, cap, strength
+        self.field = "ipr" if attr == "ip" else attr  # addresses are compared by range
+        self.r0 = self.R0.get(name, 0.2)
+
+    def norm(self, value: Any) -> str:
+        return ip_range(value) if self.attr == "ip" else str(value)
 
     def compute(self, ctx: Ctx, out: dict) -> None:
-        value = getattr(ctx.obs, self.attr)
+        value = getattr(ctx.obs, self.field)
         state = ctx.profile.get(self.key)
-        if value is None:
+        if value is None or state is None:
             out[self.name] = 0.0
             return
-        if state is None:
-            out[self.name] = math.log(2.0)
-            return
-        if str(value) in state["v"]:
+        v = value if type(value) is str else str(value)
+        if v in state["v"]:
             out[self.name] = 0.0
             return
-        out[self.name] = -math.log((state["k"] + 1.0) / (state["n"] + 2.0))
+        pop, n = ctx.pop, state["n"]
+        r = pop.novelty_rate(self.key, n) if pop is not None else self.r0
+        s = -math.log(min(1.0, (state["k"] + self.a * r) / (n + self.a)))
+        if pop is not None and s > 0.0:
+            s *= 1.0 - pop.familiarity(self.key, v)
+        out[self.name] = s
+
+    def known(self, ctx: Ctx, value: Any) -> bool:
+        state = ctx.profile.get(self.key)
+        return state is not None and value is not None and self.norm(value) in state["v"]
 
     def learn(self, ctx: Ctx) -> None:
-        value = getattr(ctx.obs, self.attr)
+        value = getattr(ctx.obs, self.field)
         if value is None:
             return
-        value = str(value)
+        value = value if type(value) is str else str(value)
         state = ctx.profile.get(self.key)
-        if state is None:
-            state = ctx.profile[self.key] = {"v": {}, "n": 0, "k": 0}
+        pop = ctx.pop
+        if state is None:  # the first value: the baseline, not a trial
+            ctx.profile[self.key] = {"v": {value: ctx.obs.ts}, "n": 0, "k": 0}
+            if pop is not None:
+                pop.adopt(self.key, value)
+            return
         seen = state["v"]
         # count a trial once per session, and again whenever the value changes inside it
         last = ctx.sess[_SESS_SLOT[self.attr]] if ctx.sess is not None else None
         if last == value and value in seen:
             return  # same value as the session already had: nothing new to learn
+        novel = value not in seen
+        if pop is not None:
+            pop.trial(self.key, state["n"], novel)
+            if novel:
+                pop.adopt(self.key, value)
         state["n"] += 1
-        if value not in seen:
+        if novel:
             state["k"] += 1
         if state["n"] > 1000:  # keep the rate adaptive and the counts small
             state["n"] //= 2
@@ -258,26 +313,37 @@ class GeoVelocity:
     """Speed (km/h) needed to get from the user's previous located event to this one.
 
     Why it signals risk: two places further apart than an airliner can fly in the elapsed time
-    ("impossible travel") mean two different people hold the account or the session. Distances
-    under ``min_km`` are ignored (IP geolocation is city-level at best), and the elapsed time is
-    floored at ``min_dt_s`` so two near-simultaneous events do not divide by zero.
+    ("impossible travel") mean two different people hold the account or the session. What is
+    *not* travel:
 
-    State: ``profile["g"] = [ts, lat, lon]``.
+    * distances under ``min_km``, and moves inside one country (IP geolocation is city-level at
+      best, and a mobile carrier's addresses are often placed at its hub city);
+    * a move to a network (ASN) this user already uses: switching a VPN on and off, or roaming
+      on the home carrier, jumps between places the user has both been seen at;
+    * a move to a network many users share (a corporate VPN egress): the speed is scaled by
+      ``1 - familiarity`` of the destination ASN (:class:`~models.population.Population`).
+
+    The elapsed time is floored at ``min_dt_s`` so two near-simultaneous events do not divide by
+    zero. State: ``profile["g"] = [ts, lat, lon, country]``.
 
     Examples
     --------
     >>> gv, p = GeoVelocity(), {}
-    >>> gv.learn(Ctx(Obs("login", 0, lat=52.52, lon=13.40), p))           # Berlin
-    >>> out = {}; gv.compute(Ctx(Obs("login", 3600, lat=48.86, lon=2.35), p), out)  # Paris, 1 h
+    >>> gv.learn(Ctx(Obs("login", 0, lat=52.52, lon=13.40, country="DE"), p))           # Berlin
+    >>> out = {}; gv.compute(Ctx(Obs("login", 3600, lat=48.86, lon=2.35, country="FR"), p), out)  # Paris, 1 h
     >>> round(out["geo_kmh"])
     877
-    >>> gv.compute(Ctx(Obs("login", 3600, lat=52.50, lon=13.30), p), out)  # same city
+    >>> gv.compute(Ctx(Obs("login", 3600, lat=52.50, lon=13.30, country="DE"), p), out)  # same city
+    >>> out["geo_kmh"]
+    0.0
+    >>> gv.compute(Ctx(Obs("login", 3600, lat=48.14, lon=11.58, country="DE"), p), out)  # same country
     >>> out["geo_kmh"]
     0.0
     """
 
-    def __init__(self, min_km: float = 300.0, min_dt_s: float = 60.0) -> None:
+    def __init__(self, min_km: float = 300.0, min_dt_s: float = 60.0, asn_novelty: Novelty | None = None) -> None:
         self.min_km, self.min_dt_s = min_km, min_dt_s
+        self.asn_novelty = asn_novelty
 
     def compute(self, ctx: Ctx, out: dict) -> None:
         o, last = ctx.obs, ctx.profile.get("g")
@@ -287,20 +353,28 @@ class GeoVelocity:
         if abs(o.lat - last[1]) < 2.0 and abs(o.lon - last[2]) < 2.0:  # < ~250 km: skip the trigonometry
             out["geo_kmh"] = 0.0
             return
+        if o.country is not None and len(last) > 3 and last[3] == o.country:
+            out["geo_kmh"] = 0.0
+            return
+        nov = self.asn_novelty
+        if nov is not None and o.asn is not None and nov.known(ctx, o.asn):
+            out["geo_kmh"] = 0.0
+            return
         km = haversine_km(last[1], last[2], o.lat, o.lon)
         if km < self.min_km:
             out["geo_kmh"] = 0.0
             return
-        out["geo_kmh"] = km / (max(abs(o.ts - last[0]), self.min_dt_s) / 3600.0)
+        kmh = km / (max(abs(o.ts - last[0]), self.min_dt_s) / 3600.0)
+        if ctx.pop is not None and o.asn is not None:
+            kmh *= 1.0 - ctx.pop.familiarity("asn", str(o.asn))
+        out["geo_kmh"] = kmh
 
     def learn(self, ctx: Ctx) -> None:
         o = ctx.obs
         if o.lat is not None and o.lon is not None:
             last = ctx.profile.get("g")
             if last is None or o.ts >= last[0]:
-                ctx.profile["g"] = [o.ts, o.lat, o.lon]
-
-
+                ctx.profile["g"] = [o.ts, o.lat, o.lon, o.country]
 
 
 class SessionDrift:
@@ -311,8 +385,10 @@ class SessionDrift:
     (session hijacking). A change of IP alone is common (mobile carriers, Wi-Fi to LTE), a change
     of device or country is not, so they are separate features.
 
+    An IP address change inside one range (a NAT pool) is no change (:func:`ip_range`).
+
     State: ``profile["s"] = {session: [ip, device, country, asn, first_ts, last_activity_ts,
-    last_ts]}`` for the ``cap`` most recently used sessions.
+    last_ts, stepped_up]}`` for the ``cap`` most recently used sessions.
 
     Examples
     --------
@@ -338,7 +414,7 @@ class SessionDrift:
             for n in self.NAMES:
                 out[n] = 0.0
             return
-        vals = (o.ip, o.device, o.country, None if o.asn is None else str(o.asn))
+        vals = (o.ipr, o.device, o.country, None if o.asn is None else str(o.asn))
         for i, n in enumerate(self.NAMES):
             v = vals[i]
             out[n] = 1.0 if (v is not None and s[i] is not None and s[i] != v) else 0.0
@@ -351,12 +427,12 @@ class SessionDrift:
         s = ctx.sess
         asn = None if o.asn is None else str(o.asn)
         if s is None:
-            s = [o.ip, o.device, o.country, asn, o.ts, o.ts, o.ts]
+            s = [o.ipr, o.device, o.country, asn, o.ts, o.ts, o.ts, 0]
             ctx.sess = s
         else:
             del sessions[o.session]  # re-insert: dict order = recency
-            if o.ip is not None:
-                s[0] = o.ip
+            if o.ipr is not None:
+                s[0] = o.ipr
             if o.device is not None:
                 s[1] = o.device
             if o.country is not None:
@@ -404,6 +480,8 @@ class _Window:
             mb = prof["mb"] = [0, 1.0, 1.0, 0.0, 4.0, 0.02, 0.0, 4.0, 0]
         if m is None or m[0] != minute:
             if m is not None and not m[4]:  # close the previous bucket into the baselines
+                if ctx.pop is not None:
+                    ctx.pop.learn_minute(m[1], m[3])
                 a = cls.ALPHA if mb[0] > 20 else 1.0 / (mb[0] + 1.0)
                 mb[0] += 1
                 for i, x in ((1, m[1]), (3, math.log1p(m[3]))):
@@ -419,6 +497,8 @@ class _Window:
             a = 0.02
             mb[5] += a * (float(o.privileged) - mb[5])
             if o.bytes > 0:
+                if ctx.pop is not None:
+                    ctx.pop.learn_event_bytes(o.bytes)
                 x = math.log1p(o.bytes)
                 mb[8] += 1
                 a = max(a, 1.0 / mb[8])
@@ -446,12 +526,21 @@ class RequestRate:
     """
 
     def compute(self, ctx: Ctx, out: dict) -> None:
-        mb = ctx.profile.get("mb")
-        if mb is None or mb[0] < WARM or ctx.obs.type != "activity":
+        if ctx.obs.type != "activity":
+            out["rate_ratio"] = 0.0
+            return
+        mb, pop = ctx.profile.get("mb"), ctx.pop
+        n = mb[0] if mb is not None else 0
+        if n >= WARM:
+            base = mb[1]
+        elif pop is not None and pop.ready:  # a thin history leans on the organisation's
+            w = n / float(WARM)
+            base = w * mb[1] + (1 - w) * pop.minute[0] if mb is not None else pop.minute[0]
+        else:
             out["rate_ratio"] = 0.0  # no baseline yet: say nothing rather than guess
             return
         count, _, _ = _Window.current(ctx)
-        out["rate_ratio"] = max(0.0, math.log2((count + 1.0) / (mb[1] + 1.0)))
+        out["rate_ratio"] = max(0.0, math.log2((count + 1.0) / (base + 1.0)))
 
     def learn(self, ctx: Ctx) -> None:  # the shared window is learnt by FeatureExtractor
         pass
@@ -515,16 +604,29 @@ class BytesOut:
             out["bytes_z"] = 0.0
             out["bytes_minute"] = 0.0
             return
-        mb = ctx.profile.get("mb")
-        if mb is None or mb[8] < WARM:
-            out["bytes_z"] = 0.0
+        mb, pop = ctx.profile.get("mb"), ctx.pop
+        prior = pop is not None and pop.ready
+        n = mb[8] if mb is not None else 0
+        if n >= WARM:
+            mean, var = mb[6], mb[7]
+        elif prior:  # a thin history leans on the organisation's typical event size
+            w = n / float(WARM)
+            pm, pv = pop.event_bytes[0], pop.event_bytes[1]
+            mean, var = (w * mb[6] + (1 - w) * pm, w * mb[7] + (1 - w) * pv) if mb is not None else (pm, pv)
         else:
-            out["bytes_z"] = max(0.0, (math.log1p(o.bytes) - mb[6]) / (math.sqrt(mb[7]) + 0.5))
-        if mb is None or mb[0] < WARM:
+            mean = None
+        out["bytes_z"] = 0.0 if mean is None else max(0.0, (math.log1p(o.bytes) - mean) / (math.sqrt(var) + 0.5))
+        n = mb[0] if mb is not None else 0
+        if n >= WARM:
+            base = mb[3]
+        elif prior:
+            w = n / float(WARM)
+            base = w * mb[3] + (1 - w) * pop.minute[1] if mb is not None else pop.minute[1]
+        else:
             out["bytes_minute"] = 0.0
-        else:
-            _, _, minute_bytes = _Window.current(ctx)
-            out["bytes_minute"] = max(0.0, (math.log1p(minute_bytes) - mb[3]) / math.log(2.0))
+            return
+        _, _, minute_bytes = _Window.current(ctx)
+        out["bytes_minute"] = max(0.0, (math.log1p(minute_bytes) - base) / math.log(2.0))
 
     def learn(self, ctx: Ctx) -> None:
         pass
@@ -596,10 +698,13 @@ class HourOfDay:
     2.51
     """
 
+    def __init__(self, min_events: int = 50) -> None:
+        self.min_events = min_events
+
     def compute(self, ctx: Ctx, out: dict) -> None:
         h = ctx.profile.get("h")
-        if h is None:
-            out["hour_surprise"] = 0.0
+        if h is None or h[24] < self.min_events:
+            out["hour_surprise"] = 0.0  # a habit needs a history: shift and night work are habits too
             return
         hour = int(ctx.obs.ts // 3600) % 24
         total = h[24]
@@ -656,12 +761,20 @@ class FeatureExtractor:
     ``compute(obs, profile) -> dict`` never mutates; ``learn(obs, profile, flagged)`` folds the
     event in (baselines are not updated from flagged events; the per-session record and the
     current minute still are, because they describe *what is happening*, not *what is normal*).
+    ``confirmed`` (a successful re-authentication) learns the event whatever it scored.
+
+    Parameters
+    ----------
+    population
+        The organisation's priors (:class:`~models.population.Population`), shared by every
+        user; ``None`` for features from the user's own history only.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, population: Population | None = None) -> None:
+        self.pop = population
         self.novelty = [Novelty("ip", "ip", 8), Novelty("asn", "asn", 6), Novelty("country", "country", 6),
                         Novelty("device", "device", 6)]
-        self.geo = GeoVelocity()
+        self.geo = GeoVelocity(asn_novelty=self.novelty[1])
         self.drift = SessionDrift()
         self.concepts = [*self.novelty, self.geo, self.drift, RequestRate(), PrivilegedRate(), BytesOut(),
                          FailedLoginBurst(), HourOfDay(), Unattended()]
@@ -673,21 +786,25 @@ class FeatureExtractor:
 
     def extract(self, obs: Obs, profile: dict) -> tuple[dict[str, float], Ctx]:
         """Features and the context to hand to :meth:`learn_ctx` afterwards."""
-        ctx = Ctx(obs, profile)
+        ctx = Ctx(obs, profile, self.pop)
         out: dict[str, float] = {}
         for c in self.concepts:
             c.compute(ctx, out)
         return out, ctx
 
     def learn(self, obs: Obs, profile: dict, flagged: bool = False) -> None:
-        self.learn_ctx(Ctx(obs, profile), flagged)
+        self.learn_ctx(Ctx(obs, profile, self.pop), flagged)
 
-    def learn_ctx(self, ctx: Ctx, flagged: bool = False) -> None:
+    def learn_ctx(self, ctx: Ctx, flagged: bool = False, confirmed: bool = False) -> None:
         obs, profile = ctx.obs, ctx.profile
         profile["n"] = profile.get("n", 0) + 1
         if obs.type == "login_failed":
             self.fail.learn(ctx)  # failures are evidence, never a baseline
             return
+        if confirmed:
+            flagged = False
+            if ctx.sess is not None and len(ctx.sess) > 7:
+                ctx.sess[7] = 0
         if not flagged:
             for c in self.novelty:
                 c.learn(ctx)

@@ -4,9 +4,12 @@
 
 * ``profile`` is the per-user dict stored in the engine's per-user state (changelog-backed): the
   scorer owns it and keeps it small (see :mod:`models.features`).
-* The global part (calibrators, optional River model, counters) lives in the scorer itself and is
-  saved with :meth:`AdaptiveScorer.snapshot` / :meth:`AdaptiveScorer.restore` (pickle; river is
-  pinned exactly because pickled River models do not survive its native changes).
+* The global part (calibrators, the organisation's :class:`~models.population.Population`
+  priors, optional River model, counters) lives in the scorer itself and is saved with
+  :meth:`AdaptiveScorer.snapshot` / :meth:`AdaptiveScorer.restore` (pickle; river is pinned
+  exactly because pickled River models do not survive its native changes).
+* :func:`scorer_for` builds the scorer a policy asks for: every entry point (``lapse replay``,
+  ``lapse evaluate``, the worker, the notebooks) uses it, so they all score alike.
 
 Scoring is a cascade, to stay inside the per-event budget:
 
@@ -15,9 +18,16 @@ Scoring is a cascade, to stay inside the per-event budget:
    HalfSpaceTrees``) only on events the baseline already finds unusual
    (value >= ``gate``), and it learns on one in ``learn_every`` unflagged events.
 
-The reported value is the larger of the two calibrated values. No score (``None``) before the
+The reported value is the larger of the two calibrated values. The :class:`Score` also says how
+strong the evidence is (``grade``; ``revocable`` is false for weak evidence, so the engine steps
+up instead of revoking) and why, in words (``evidence["why"]``). No score (``None``) before the
 calibrator's warm-up, for identity events without a session, and for IDS alerts (the policy
 handles those).
+
+Learning is protected: an event at or above ``protect_at`` is not learnt. A successful
+re-authentication confirms the session's context and is always learnt: a ``reauth``, or a
+``login`` inside a session the engine stepped up (the engine reports its step-ups through
+:meth:`AdaptiveScorer.stepped_up`). So a user is never locked out by their own new context.
 
 Examples
 --------
@@ -32,10 +42,13 @@ True
 >>> quiet = sc.process(dict(ev, ts=12_000, session="s9"), profile, None)
 >>> hijack = sc.process(dict(ev, ts=12_030, session="s9", ip="203.0.113.5", device="d66",
 ...     geo={"country": "BR", "lat": -23.5, "lon": -46.6, "asn": 28573}), profile, None)
->>> quiet.value, hijack.value > 0.5
-(0.0, True)
->>> sorted(hijack.evidence)[:3]
-['geo_kmh', 'new_country', 'session_country_change']
+>>> quiet.value, hijack.value > 0.5, hijack.grade, hijack.revocable
+(0.0, True, 'strong', True)
+>>> print(hijack.evidence["why"].replace("; ", "\\n"))
+impossible travel: 614,681 km/h from the last location
+a country this user has not used
+the session's token is used from another device
+the session moved to another country
 >>> restored = AdaptiveScorer.from_snapshot(sc.snapshot())
 >>> restored.process(dict(ev, ts=12_060, session="s9"), dict(profile), None).value == \\
 ...     sc.process(dict(ev, ts=12_060, session="s9"), dict(profile), None).value
@@ -53,21 +66,29 @@ import river
 from models.calibration import TailCalibrator
 from models.detectors import UserBaseline, make_detector
 from models.features import FeatureExtractor, observe
+from models.population import Population
+
 
 @dataclass(frozen=True, slots=True)
 class Score:
-    """The engine's ``ScoreLike`` (``value``, ``evidence``) plus the uncalibrated ``raw`` score."""
+    """The engine's ``ScoreLike`` (``value``, ``evidence``, ``revocable``) plus the uncalibrated
+    ``raw`` score and the evidence's ``grade`` (``"strong"``, ``"combined"``, ``"weak"`` or ``""``
+    when nothing is unusual)."""
 
     value: float
     raw: float
     evidence: dict[str, Any] = field(default_factory=dict)
+    revocable: bool = True
+    grade: str = ""
 
 
-__all__ = ["AdaptiveScorer", "Score", "SNAPSHOT_VERSION"]
+__all__ = ["AdaptiveScorer", "Score", "SNAPSHOT_VERSION", "scorer_for"]
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 _EVIDENCE_FROM = 0.3
 _SKIP = frozenset({"alert", "user_disabled", "credential_change", "role_change"})
+_NO_SCORE = frozenset({"login_failed", "logout"})
+_ZERO = Score(0.0, 0.0)
 
 
 class AdaptiveScorer:
@@ -82,22 +103,26 @@ class AdaptiveScorer:
         Events the calibrator must see before any score is returned.
     protect_at
         Calibrated value at and above which an event is not learnt (neither the profile's
-        baselines nor the global model/calibrators).
+        baselines nor the global model, calibrators and population priors), unless it is a
+        confirmed re-authentication.
     gate
         Calibrated baseline value from which the global model is consulted.
     learn_every
         The global model learns one in this many unflagged events.
     evidence_top
         How many contributing features are named in ``Score.evidence``.
+    population
+        The organisation's priors (a fresh :class:`~models.population.Population` by default).
     """
 
     def __init__(self, detector: str = "baseline", warmup: int = 1000, protect_at: float = 0.5,
                  gate: float = 0.5, learn_every: int = 8, evidence_top: int = 4, decades: float = 6.0,
-                 seed: int = 42) -> None:
+                 seed: int = 42, population: Population | None = None) -> None:
         self.detector = detector
         self.warmup, self.protect_at, self.gate = warmup, protect_at, gate
         self.learn_every, self.evidence_top = learn_every, evidence_top
-        self.fx = FeatureExtractor()
+        self.population = population if population is not None else Population()
+        self.fx = FeatureExtractor(self.population)
         self.baseline = UserBaseline()
         self.cal = TailCalibrator(warmup=warmup, decades=decades)
         name = detector.partition("+")[2]
@@ -105,6 +130,7 @@ class AdaptiveScorer:
         self.global_cal = TailCalibrator(warmup=max(warmup // learn_every, 50), decades=decades) if name else None
         self.n = 0
         self.flagged = 0
+        self.confirmed = 0
 
     # -- protocol ------------------------------------------------------------------------------
     def process(self, event: Any, profile: dict, session_state: Any = None) -> Score | None:
@@ -112,6 +138,24 @@ class AdaptiveScorer:
         if obs.user is None or obs.type in _SKIP:
             return None
         fx = self.fx
+        confirm = False
+        if obs.type == "reauth" or obs.type == "login":
+            sess = profile.get("s")
+            rec = sess.get(obs.session) if (sess and obs.session) else None
+            # a re-authentication, or a login inside a session that was stepped up, confirms
+            # the session's context: what the event does not say is taken from the session
+            if rec is not None and (obs.type == "reauth" or (len(rec) > 7 and rec[7])):
+                confirm = True
+                if obs.ip is None and rec[0] is not None:
+                    obs.ipr = rec[0]
+                if obs.device is None:
+                    obs.device = rec[1]
+                if obs.country is None:
+                    obs.country = rec[2]
+                if obs.asn is None:
+                    obs.asn = rec[3]
+            elif obs.type == "reauth":
+                confirm = True
         x, ctx = fx.extract(obs, profile)
         contrib = self.baseline.contributions(x)
         if contrib:
@@ -127,9 +171,11 @@ class AdaptiveScorer:
                 g_value = self.global_cal.value(gm.score_one(x))
                 if g_value is not None and g_value > value:
                     value = g_value
-        flagged = value is not None and value >= self.protect_at and obs.type != "reauth"
-        fx.learn_ctx(ctx, flagged)
+        flagged = value is not None and value >= self.protect_at and not confirm
+        fx.learn_ctx(ctx, flagged, confirm)
         self.n += 1
+        if confirm:
+            self.confirmed += 1
         if flagged:
             self.flagged += 1
         else:
@@ -137,15 +183,31 @@ class AdaptiveScorer:
             if gm is not None and self.n % self.learn_every == 0:
                 self.global_cal.learn_one(gm.score_one(x))
                 gm.learn_one(x)
-        if value is None or obs.session is None or obs.type in ("login_failed", "logout"):
+        if value is None or obs.session is None or obs.type in _NO_SCORE:
             return None
+        if not contrib and g_value is None:
+            return _ZERO
+        grade = self.baseline.grade(x, contrib)
         evidence: dict[str, Any] = {}
         if value >= _EVIDENCE_FROM:  # only decisions show evidence; skip the sort otherwise
+            why = self.baseline.explain(x, contrib, self.evidence_top)
+            evidence = {"grade": grade, "why": "; ".join(why)}
             top = sorted(contrib.items(), key=lambda kv: kv[1], reverse=True)[: self.evidence_top]
-            evidence = {k: round(x[k], 3) for k, _ in top}
+            for k, _ in top:
+                evidence[k] = round(x[k], 3)
             if g_value is not None:
                 evidence["global"] = round(g_value, 3)
-        return Score(value, raw, evidence)
+        return Score(value, raw, evidence, grade != "weak", grade)
+
+    def stepped_up(self, event: Any, profile: dict, session_state: Any = None) -> None:
+        """The engine stepped the event's session up: a later ``login`` inside it confirms it."""
+        sid = event.get("session") if isinstance(event, dict) else getattr(event, "session", None)
+        sess = profile.get("s")
+        rec = sess.get(sid) if (sess and sid) else None
+        if rec is not None:
+            if len(rec) < 8:
+                rec.append(0)
+            rec[7] = 1
 
     # -- model state ---------------------------------------------------------------------------
     def snapshot(self) -> bytes:
@@ -153,7 +215,8 @@ class AdaptiveScorer:
         state = {"version": SNAPSHOT_VERSION, "river": river.__version__, "detector": self.detector,
                  "params": (self.warmup, self.protect_at, self.gate, self.learn_every, self.evidence_top),
                  "cal": self.cal, "global_model": self.global_model, "global_cal": self.global_cal,
-                 "n": self.n, "flagged": self.flagged}
+                 "population": self.population, "n": self.n, "flagged": self.flagged,
+                 "confirmed": self.confirmed}
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
     def restore(self, blob: bytes) -> None:
@@ -166,10 +229,31 @@ class AdaptiveScorer:
         self.detector = state["detector"]
         self.warmup, self.protect_at, self.gate, self.learn_every, self.evidence_top = state["params"]
         self.cal, self.global_model, self.global_cal = state["cal"], state["global_model"], state["global_cal"]
-        self.n, self.flagged = state["n"], state["flagged"]
+        self.population = state["population"]
+        self.fx = FeatureExtractor(self.population)
+        self.n, self.flagged, self.confirmed = state["n"], state["flagged"], state["confirmed"]
 
     @classmethod
     def from_snapshot(cls, blob: bytes) -> AdaptiveScorer:
         sc = cls()
         sc.restore(blob)
         return sc
+
+
+def scorer_for(policy: Any, **overrides: Any) -> AdaptiveScorer | None:
+    """The scorer a policy asks for: ``None`` unless ``[adaptive] enabled = true``.
+
+    The one factory every entry point uses (``lapse replay``, ``lapse evaluate``, the worker,
+    the notebooks), so they all score alike. ``overrides`` are :class:`AdaptiveScorer`
+    parameters (e.g. ``detector``, ``warmup`` for experiments).
+
+    >>> from streams.engine import loads_policy
+    >>> scorer_for(loads_policy("")) is None
+    True
+    >>> type(scorer_for(loads_policy("[adaptive]\\nenabled = true"))).__name__
+    'AdaptiveScorer'
+    """
+    ad = getattr(policy, "adaptive", None)
+    if ad is None or not ad.enabled:
+        return None
+    return AdaptiveScorer(**overrides)

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "keys": "streams.publish.keys_cmd:keys_cmd",
     "produce": "streams.produce_cmd:produce_cmd",
     "demo": "streams.demo:demo_cmd",
+    "ssf": "streams.ssf.cli:ssf_cmd",
 }
 
 

@@ -1033,7 +1033,8 @@ class Engine:
             return
         value = float(sc.value)
         s.risk = value
-        if value >= ad.revoke_at:
+        # graded: weak evidence (a score that says ``revocable = False``) steps up, never revokes
+        if value >= ad.revoke_at and getattr(sc, "revocable", True):
             self._end(s, us, "revoke", "anomaly", ev.ts, f"anomaly:{_trigger_of(ev)}", now, outs, score=value,
                       evidence=dict(sc.evidence))
         elif value >= ad.step_up_at and s.shorten == 1.0:
@@ -1042,6 +1043,9 @@ class Engine:
             ev_d["idle_factor"] = ad.idle_factor
             self._end(s, us, "step_up", "anomaly", ev.ts, f"anomaly:{_trigger_of(ev)}", now, outs, score=value,
                       evidence=ev_d)
+            told = getattr(self.scorer, "stepped_up", None)
+            if told is not None:  # a re-authentication inside this session now confirms its context
+                told(ev, us.profile, s)
 
 
 class Replay:

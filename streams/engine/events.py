@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -198,6 +199,10 @@ def parse_ts(value: object) -> float:
 
 _IP_MEMO: dict[str, str] = {}
 _IP_MEMO_MAX = 65536
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+#: a dotted quad already in normal form (what ``ipaddress`` accepts and writes back unchanged):
+#: a new address's usual shape, checked without building an address object
+_NORMAL_V4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}").fullmatch
 
 
 def parse_ip(value: object, field: str = "ip") -> str | None:
@@ -231,6 +236,11 @@ def parse_ip(value: object, field: str = "ip") -> str | None:
         raise InvalidEvent(f"expected a string, got {type(value).__name__}", field)
     if len(value) > _L_IP:
         raise InvalidEvent(f"longer than {_L_IP} characters ({len(value)})", field)
+    if _NORMAL_V4(value) is not None:
+        if len(_IP_MEMO) >= _IP_MEMO_MAX:
+            _IP_MEMO.clear()
+        _IP_MEMO[value] = value
+        return value
     try:
         addr = ipaddress.ip_address(value)
     except ValueError:
@@ -307,6 +317,28 @@ def _severity(v: object) -> str:
     raise InvalidEvent(f"expected critical|high|medium|low or Suricata 1-4, got {v!r}"[:120], "severity")
 
 
+def _brackets(text: bytes) -> int:
+    """An upper bound of the nesting depth of JSON ``text``: its ``{`` and ``[`` (in strings too).
+
+    Without a ``[``, one or two ``{`` (a flat event, or one with ``geo``) are found by memchr
+    scans rather than counted byte by byte. (Int needles: ``b"[" in text`` would first try the
+    needle as an int, and raise and clear a TypeError.)
+
+    Examples
+    --------
+    >>> _brackets(b'{"a": 1}'), _brackets(b'{"geo": {"lat": 1}}'), _brackets(b'{"a": [{"b": "{"}]}')
+    (1, 2, 4)
+    """
+    if 91 in text:  # "["
+        return text.count(123) + text.count(91)
+    last = text.rfind(123)  # "{"
+    if last <= 0:
+        return 1
+    if text.rfind(123, 0, last) <= 0:
+        return 2
+    return text.count(123)
+
+
 def check_depth(d: dict[str, Any]) -> None:
     """Raise :class:`InvalidEvent` when ``d`` nests deeper than :data:`MAX_DEPTH` (naming its top-level key).
 
@@ -372,17 +404,24 @@ def parse_event(raw: bytes | bytearray | memoryview | str | Mapping[str, Any]) -
     """
     if type(raw) is bytes:
         # hot path (a Kafka message value, a line of a file): the same checks as below, fewer calls
-        if len(raw) > MAX_EVENT_BYTES:
-            raise InvalidEvent(f"event larger than 64 KiB ({len(raw)} bytes)")
+        n = len(raw)
+        if n > MAX_EVENT_BYTES:
+            raise InvalidEvent(f"event larger than 64 KiB ({n} bytes)")
         try:
             d = _loads(raw)
         except _JSONDecodeError as exc:
             raise InvalidEvent(f"not valid JSON: {exc}") from None
         if type(d) is not dict:
             raise InvalidEvent(f"expected a JSON object, got {type(d).__name__}")
-        # no more containers than MAX_DEPTH: the nesting cannot exceed it (brackets in strings count too)
-        if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH:
-            check_depth(d)
+        # no more brackets than MAX_DEPTH (in strings too): the nesting cannot exceed it (_brackets, inline)
+        if 91 in raw:
+            if raw.count(123) + raw.count(91) > MAX_DEPTH:
+                check_depth(d)
+        else:
+            last = raw.rfind(123)
+            if last and raw.rfind(123, 0, last) and raw.count(123) > MAX_DEPTH:
+                check_depth(d)
+        long = n > _SHORT
     elif isinstance(raw, (bytes, bytearray, memoryview, str)):
         n = len(raw)
         if n > MAX_EVENT_BYTES or (isinstance(raw, str) and n * 4 > MAX_EVENT_BYTES and len(raw.encode("utf-8", "replace")) > MAX_EVENT_BYTES):
@@ -399,6 +438,7 @@ def parse_event(raw: bytes | bytearray | memoryview | str | Mapping[str, Any]) -
                 check_depth(d)
         elif text.count(b"{") + text.count(b"[") > MAX_DEPTH:
             check_depth(d)
+        long = True
     elif isinstance(raw, Mapping):
         return _from_mapping(raw)
     else:
@@ -406,7 +446,7 @@ def parse_event(raw: bytes | bytearray | memoryview | str | Mapping[str, Any]) -
     try:
         etype = d.get("type")
         if type(etype) is str and etype == "activity":
-            return _activity(d)
+            return _activity(d, long)
         return _from_dict(d)
     except InvalidEvent:
         raise
@@ -431,7 +471,7 @@ def _from_mapping(raw: Mapping[str, Any]) -> Event:
         if "ecursion" in str(exc):  # deeper than orjson goes (254 levels), or a cycle: name the key
             check_depth(d)
         raise InvalidEvent(f"not serialisable as JSON: {exc}"[:200]) from None
-    if text.count(b"{") + text.count(b"[") > MAX_DEPTH:
+    if _brackets(text) > MAX_DEPTH:
         check_depth(orjson.loads(text))
     return ev
 
@@ -444,10 +484,17 @@ _L_USER, _L_SESSION, _L_ACTION, _L_RESOURCE, _L_DEVICE, _L_IP, _L_STATUS, _L_SEV
     MAX_CHARS["user"], MAX_CHARS["session"], MAX_CHARS["action"], MAX_CHARS["resource"], MAX_CHARS["device"],
     MAX_CHARS["ip"], MAX_CHARS["status"], MAX_CHARS["severity"])
 assert MAX_CHARS["ip"] == MAX_CHARS["src_ip"] == MAX_CHARS["dest_ip"]
+#: JSON text this short cannot hold a string longer than the bounds of user, session, action,
+#: resource and device (a string of n characters takes at least n bytes): ``_activity`` then
+#: skips those length checks
+_SHORT = min(_L_USER, _L_SESSION, _L_ACTION, _L_RESOURCE, _L_DEVICE)
+assert (_STATUS_MIN, _STATUS_MAX) == (-2147483648, 4294967295)  # as literals in _activity
 
 
-def _activity(d: dict[str, Any]) -> Event:
+def _activity(d: dict[str, Any], long: bool = True) -> Event:
     """``activity`` (nine events in ten): :func:`_from_dict`'s checks, in its order, inline.
+
+    ``long=False``: ``d`` comes from JSON text of at most :data:`_SHORT` bytes (see there).
 
     Examples
     --------
@@ -461,10 +508,10 @@ def _activity(d: dict[str, Any]) -> Event:
     if t is None:
         t = parse_ts(ts)
     user = get("user")
-    if user is not None and (type(user) is not str or not user or len(user) > _L_USER):
+    if user is not None and (type(user) is not str or not user or (long and len(user) > _L_USER)):
         raise _bad_id(user, "user")
     session = get("session")
-    if session is not None and (type(session) is not str or not session or len(session) > _L_SESSION):
+    if session is not None and (type(session) is not str or not session or (long and len(session) > _L_SESSION)):
         raise _bad_id(session, "session")
     if user is None:
         raise InvalidEvent("missing (required for activity)", "user")
@@ -475,14 +522,14 @@ def _activity(d: dict[str, Any]) -> Event:
         n = _IP_MEMO.get(ip) if type(ip) is str else None
         ip = n if n is not None else parse_ip(ip, "ip")
     action, resource, b = get("action"), get("resource"), get("bytes")
-    if (action is not None and (type(action) is not str or len(action) > _L_ACTION)) \
-            or (resource is not None and (type(resource) is not str or len(resource) > _L_RESOURCE)):
+    if (action is not None and (type(action) is not str or (long and len(action) > _L_ACTION))) \
+            or (resource is not None and (type(resource) is not str or (long and len(resource) > _L_RESOURCE))):
         for name in ("action", "resource"):
             _opt_str(d, name)
     if b is not None and (type(b) is not int or b < 0 or b >= MAX_BYTES_VALUE):
         raise InvalidEvent(f"expected a non-negative integer below 2**53, got {b!r}"[:120], "bytes")
     st = get("status")
-    if st is not None and (type(st) is not int or not _STATUS_MIN <= st <= _STATUS_MAX) \
+    if st is not None and (type(st) is not int or not -2147483648 <= st <= 4294967295) \
             and (type(st) is not str or len(st) > _L_STATUS):
         _status(st)
     p = get("privileged")
@@ -500,10 +547,13 @@ def _activity(d: dict[str, Any]) -> Event:
     if geo is not None:
         if type(geo) is not dict:
             raise InvalidEvent(f"expected an object, got {type(geo).__name__}", "geo")
-        if geo:
-            _check_geo(geo)
+        if geo:  # _check_geo, inline (nan fails the comparisons)
+            la, lo = geo.get("lat"), geo.get("lon")
+            if (la is not None and ((type(la) is not float and type(la) is not int) or not -90.0 <= la <= 90.0)) \
+                    or (lo is not None and ((type(lo) is not float and type(lo) is not int) or not -180.0 <= lo <= 180.0)):
+                _check_geo(geo)
     dev = get("device")
-    if dev is not None and (type(dev) is not str or len(dev) > _L_DEVICE):
+    if dev is not None and (type(dev) is not str or (long and len(dev) > _L_DEVICE)):
         _opt_str(d, "device")
     return Event("activity", t, user, session, None, None, ch, ip, dev, None, None, geo,
                  action, resource, b, st, p is True, a is True, None, None, None, None, d)
@@ -567,7 +617,10 @@ def _common(d: dict[str, Any], ev: Event) -> None:
         if ch not in CHANNELS:
             raise InvalidEvent(f"expected web, mobile or api, got {ch!r}"[:120], "channel")
         ev.channel = _CHANNEL[ch]
-    ev.ip = parse_ip(d.get("ip"), "ip")
+    ip = d.get("ip")
+    if ip is not None:
+        n = _IP_MEMO.get(ip) if type(ip) is str else None
+        ev.ip = n if n is not None else parse_ip(ip, "ip")
     ev.device = _opt_str(d, "device")
     geo = d.get("geo")
     if geo is not None:

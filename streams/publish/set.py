@@ -5,10 +5,15 @@ Claims of every SET::
     header  {"alg": "EdDSA"|"RS256", "typ": "secevent+jwt", "kid": ...}
     iss     the configured issuer          aud    the configured audience(s)
     iat     signing time (epoch seconds)   jti    the decision id (stable, so re-publishing dedupes)
-    txn     decision["txn"] if the engine set one (shared by all SETs of one cause), else the id
+    txn     one value shared by every SET of one cause (see :func:`cause_txn`)
     sub_id  {"format": "complex",
-             "user":    {"format": "opaque", "id": <user>},     (or iss_sub when user_issuer is set)
+             "user":    <user subject, see below>,
              "session": {"format": "opaque", "id": <session>}}
+
+The user subject is ``iss_sub`` (``{"iss": decision["issuer"], "sub": <user>}``) when the decision
+carries the identity provider's ``issuer``, else ``iss_sub`` with the signer's ``user_issuer``, else
+``email`` when the decision carries ``email``, else ``opaque``. The CAEP Interoperability Profile
+asks for ``email`` or ``iss_sub``: adapters that know them should put them on the identity events.
     events  exactly one event, see below.           No "sub", no "exp" (SSF 1.0 section 4.1).
 
 ``action: revoke`` -> ``.../caep/event-type/session-revoked`` with ``event_timestamp`` (decision
@@ -23,6 +28,7 @@ not a new authentication, and inventing assurance levels would mislead receivers
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -111,6 +117,88 @@ def reason_admin_text(decision: Mapping[str, Any]) -> str:
     return text
 
 
+def user_subject(user: str, decision: Mapping[str, Any], user_issuer: str | None = None) -> dict[str, str]:
+    """The subject identifier of ``user`` (SSF 1.0 / RFC 9493 formats), best first.
+
+    >>> user_subject("u1", {"issuer": "https://idp.example.com/", "email": "u1@example.com"})
+    {'format': 'iss_sub', 'iss': 'https://idp.example.com/', 'sub': 'u1'}
+    >>> user_subject("u1", {"email": "U1@Example.com"})
+    {'format': 'email', 'email': 'U1@Example.com'}
+    >>> user_subject("u1", {}, "https://idp.example.com/")["format"], user_subject("u1", {})
+    ('iss_sub', {'format': 'opaque', 'id': 'u1'})
+    """
+    issuer = decision.get("issuer")
+    if isinstance(issuer, str) and issuer:
+        return {"format": "iss_sub", "iss": issuer, "sub": user}
+    if user_issuer:
+        return {"format": "iss_sub", "iss": user_issuer, "sub": user}
+    email = decision.get("email")
+    if isinstance(email, str) and "@" in email and len(email) <= 320:
+        return {"format": "email", "email": email}
+    return {"format": "opaque", "id": user}
+
+
+#: evidence members that identify an IDS alert (the same alert revokes sessions of many users)
+_ALERT_MEMBERS = ("severity", "signature", "src_ip", "dest_ip")
+
+
+def _digest(*parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def cause_txn(decision: Mapping[str, Any]) -> str:
+    """The SET ``txn``: one value for every SET of one cause, derived from the decision alone.
+
+    The decision id is hash(session, reason, trigger), one per session; ``txn`` must instead be
+    shared by every session the same cause ended (one IDS alert, one account event, one SSO
+    logout). From what a decision carries:
+
+    * ``txn`` set by the engine: taken as it is;
+    * ``sso_logout`` cascaded from another decision (``evidence.cause`` is that decision's id):
+      the cause's id, which is the cause's own ``txn`` (a single-session cause: a timeout, an
+      anomaly, a manual revocation of one session);
+    * ``ids_alert``: a hash of the alert (time, severity, signature, addresses), whichever users
+      it reached;
+    * ``account_event``, ``sso_logout`` from an IdP logout, ``manual`` for every session of a
+      user: a hash of (reason, user, time, evidence);
+    * anything else (one session, one cause): the decision id.
+
+    Pure and deterministic, so a re-published decision gets the same ``txn``.
+
+    >>> a = {"id": "d1", "reason": "ids_alert", "user": "ann", "at": "2026-01-01T00:00:00Z",
+    ...      "evidence": {"severity": "critical", "signature": "ET C2", "src_ip": "192.0.2.1", "dest_ip": None}}
+    >>> cause_txn(a) == cause_txn({**a, "id": "d2", "user": "bob"}) != "d1"
+    True
+    >>> cause_txn({"id": "d3", "reason": "idle_timeout", "at": "2026-01-01T00:00:00Z", "evidence": {}})
+    'd3'
+    >>> cause_txn({"id": "d4", "reason": "sso_logout", "evidence": {"sso_session": "x", "cause": "d3"}})
+    'd3'
+    """
+    jti = decision.get("id")
+    txn = decision.get("txn")
+    if isinstance(txn, str) and txn:
+        return txn
+    reason = decision.get("reason")
+    evidence = decision.get("evidence")
+    ev = evidence if isinstance(evidence, Mapping) else {}
+    at = decision.get("at")
+    if reason == "sso_logout":
+        cause = ev.get("cause")
+        if isinstance(cause, str) and cause and cause != "logout":
+            return cause
+        if ev.get("sso_session"):
+            return _digest("sso_logout", decision.get("user"), at, dict(ev))
+    elif reason == "ids_alert":
+        if any(ev.get(m) for m in ("signature", "src_ip", "dest_ip")):
+            return _digest("ids_alert", at, {m: ev.get(m) for m in _ALERT_MEMBERS})
+    elif reason == "account_event" and ev:
+        return _digest("account_event", decision.get("user"), at, dict(ev))
+    elif reason == "manual" and ev.get("scope") == "user":
+        return _digest("manual", decision.get("user"), at, dict(ev))
+    return jti if isinstance(jti, str) else str(jti)
+
+
 class SetSigner:
     """Sign decisions as SETs with one key for one (issuer, audience)."""
 
@@ -148,10 +236,8 @@ class SetSigner:
         self.clock = clock
         self._header = {"alg": key.alg, "typ": wire.SET_TYP, "kid": key.kid}
 
-    def _user_subject(self, user: str) -> dict[str, str]:
-        if self.user_issuer:
-            return {"format": "iss_sub", "iss": self.user_issuer, "sub": user}
-        return {"format": "opaque", "id": user}
+    def _user_subject(self, user: str, decision: Mapping[str, Any] | None = None) -> dict[str, str]:
+        return user_subject(user, decision or {}, self.user_issuer)
 
     def claims(self, decision: Mapping[str, Any]) -> dict[str, Any]:
         """The SET claims for ``decision`` (pure apart from ``iat``)."""
@@ -169,7 +255,7 @@ class SetSigner:
         sub_id: dict[str, Any] = {"format": "complex"}
         user = decision.get("user")
         if isinstance(user, str) and user:
-            sub_id["user"] = self._user_subject(user)
+            sub_id["user"] = self._user_subject(user, decision)
         sub_id["session"] = {"format": "opaque", "id": session}
         entity = REASON_ENTITY.get(reason, "system")
         admin = {"en": reason_admin_text(decision)}
@@ -191,13 +277,12 @@ class SetSigner:
                 "initiating_entity": entity,
                 "reason_admin": admin,
             }
-        txn = decision.get("txn")
         return {
             "iss": self.issuer,
             "iat": int(self.clock()),
             "jti": jti,
             "aud": self.audience,
-            "txn": txn if isinstance(txn, str) and txn else jti,
+            "txn": cause_txn(decision),
             "sub_id": sub_id,
             "events": {event_uri: event},
         }

@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from streams.config import ConfigError
+from streams.engine.events import MAX_CHARS, MAX_TS, MIN_TS
 from streams.engine.decisions import Output, audit, rfc3339
 from streams.service.ingest import Rejected
 from streams.service.partitioning import partition_for
@@ -191,9 +192,11 @@ def parse_request(env: dict[str, Any]) -> AdminRequest | Rejected:
         return Rejected("manual_revoke: session must be a string or null", "session")
     if not isinstance(operator, str) or not _NAME.match(operator):
         return Rejected("manual_revoke: operator must be a name (letters, digits, ._@+-)", "operator")
+    if len(user) > MAX_CHARS["user"] or (session is not None and (not session or len(session) > MAX_CHARS["session"])):
+        return Rejected("manual_revoke: user and session must be at most 1024 characters", "session")
     ts = env.get("ts")
-    if isinstance(ts, bool) or not isinstance(ts, (int, float)):
-        return Rejected("manual_revoke: ts must be epoch seconds", "ts")
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not MIN_TS <= ts < MAX_TS:
+        return Rejected("manual_revoke: ts must be epoch seconds a date can hold", "ts")
     auth = env.get("auth")
     if auth not in AUTH_KINDS:
         return Rejected(f"manual_revoke: auth must be one of {', '.join(AUTH_KINDS)}", "auth")

@@ -51,6 +51,7 @@ from faust.types import TP
 
 from streams.config import Settings
 from streams.engine import Engine, Event, InvalidEvent, Output, parse_event, parse_ts
+from streams.engine.events import MAX_CHARS
 from streams.service import codecs, transport
 from streams.service.admin import AdminRequest, parse_request as parse_admin_request  # issue 8
 from streams.service.sealed import ForgedRecord, Sealer, open_request, refuse, seal_request
@@ -105,6 +106,12 @@ TICK_S = 0.25
 #: (``<ip>#<n>``, same partition): no live session is ever evicted to make room, and each
 #: changelog record stays far below the broker's message size
 MAX_SIGHTINGS_PER_KEY = 1024
+#: the share of LAPSE_MAX_RECORD_BYTES a join record gives its sightings (ids may have 1024
+#: characters each) and the alerts waiting for late sightings (one may be 64 KiB): the two
+#: together, and the record's brackets, stay under the limit
+SIGHTING_SHARE, WAITING_SHARE = 0.6, 0.3
+#: the longest join key: ``session:`` and a session id, or an IP's spill record ``<ip>#<n>``
+_MAX_JOIN_KEY = len("session:") + 1024
 #: how long (wall clock) an alert waits in the IDS join for sightings that travelled slower
 ALERT_GRACE_S = 120.0
 
@@ -175,6 +182,8 @@ class Service:
         self.sealer = sealer if sealer is not None else Sealer.from_settings(settings)
         self.max_skew_s = settings.max_skew_s if max_skew_s is None else max_skew_s
         self.max_age_s = settings.max_event_age_s
+        self._max_sighting_bytes = int(settings.max_record_bytes * SIGHTING_SHARE) - 2048
+        self._max_waiting_bytes = int(settings.max_record_bytes * WAITING_SHARE)
         self._forged: list[Output] = []  # audit records of refused join records, for the step's outputs
         self._age_policy: Any = None
         self.encode_decision = encode_decision
@@ -587,13 +596,22 @@ class Service:
             try:
                 env = orjson.loads(value)
                 if env.get("kind") == "target":
-                    alert = self._decode(orjson.dumps(env["alert"]), now)
+                    user, session = env.get("user"), env.get("session")
+                    if type(user) is not str or not user or len(user) > MAX_CHARS["user"]:
+                        return Rejected("target: user must be a non-empty string of at most 1024 characters", "user")
+                    if session is not None and (type(session) is not str or not session
+                                                or len(session) > MAX_CHARS["session"]):
+                        return Rejected("target: session must be null or a non-empty string of at most 1024 "
+                                        "characters", "session")
+                    alert = self._decode(orjson.dumps(env.get("alert")), now)
                     if isinstance(alert, Rejected):
                         return alert
-                    return alert.targeted(env["user"], env.get("session"))
-                if env.get("kind") == "manual_revoke":  # issue 8: from the admin API (POST /api/revoke)
+                    if alert.type != "alert":
+                        return Rejected(f"target: expected an alert, got {alert.type!r}", "alert")
+                    return alert.targeted(user, session)
+                if env.get("kind") == "manual_revoke":  # from the admin API (POST /api/revoke)
                     return parse_admin_request(env)
-                return Rejected(f"unknown request kind {env.get('kind')!r}", "kind")
+                return Rejected(f"unknown request kind {str(env.get('kind'))[:40]!r}", "kind")
             except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
                 return Rejected(f"malformed request envelope: {exc}", None)
         return self._decode(value, now)
@@ -657,7 +675,11 @@ class Service:
                 if event.session is not None and event.type != "alert":
                     self._sighting_records(event, records)
             except Exception as exc:  # this record only: its neighbours are decided as without it
+                # what it decided before the fault is in the state already: its revocations go out
+                # (fail closed), the rest of its outputs are dropped
+                kept = [o for o in outputs[n_out:] if o.kind == "decision"]
                 del outputs[n_out:], records[n_rec:]
+                outputs.extend(kept)
                 self._decision_fault(records, msg, exc, "decide", event, now, outputs)
         metrics.batch_size.observe(len(batch))
         for topic, partition in seen_tp:
@@ -746,7 +768,7 @@ class Service:
         key = msg.key
         if type(key) is bytes:
             key = key.decode("utf-8", "replace")
-        if not isinstance(value, dict) or not isinstance(key, str) or not key or len(key) > 300:
+        if not isinstance(value, dict) or not isinstance(key, str) or not key or len(key) > _MAX_JOIN_KEY:
             return Rejected("expected a JSON object keyed by an IP or session:<id>", None)
         kind = value.get("kind")
         if kind == "sighting":
@@ -839,7 +861,8 @@ class Service:
                     kept.append(e)
             r["s"] = kept
         if home is None:
-            home = next((r for r in records if len(r["s"]) < MAX_SIGHTINGS_PER_KEY), None)
+            home = next((r for r in records if len(r["s"]) < MAX_SIGHTINGS_PER_KEY
+                         and _sighting_bytes(r["s"]) < self._max_sighting_bytes), None)
         if home is None:  # every record is full of sightings within the lookback: one more
             n = entry["n"] = entry.get("n", 0) + 1
             home = self._join_entry(f"{key}#{n}", touched)
@@ -854,7 +877,15 @@ class Service:
             for user, session, ts in (entry if i == 0 else self._join_entry(f"{key}#{i}", touched))["s"]:
                 if not bounded or ts >= alert.ts - lookback:
                     targets.append((alert, user, session, key))
-        entry["a"] = [a for a in entry["a"] if a[2] >= now - ALERT_GRACE_S][-15:] + [[body, alert.ts, now]]
+        waiting = [a for a in entry["a"] if a[2] >= now - ALERT_GRACE_S][-15:] + [[body, alert.ts, now]]
+        # at most WAITING_SHARE of a record (an alert may be 64 KiB): the oldest stop waiting first
+        size, kept = 0, []
+        for a in reversed(waiting):
+            size += len(orjson.dumps(a[0]))
+            if size > self._max_waiting_bytes and kept:
+                break
+            kept.append(a)
+        entry["a"] = kept[::-1]
 
     def _deliver_targets(self, targets: list[tuple[Event, str, str | None, str]], records: list[Record],
                          now: float) -> list[Output]:
@@ -1077,8 +1108,14 @@ class Service:
                     stage(user)
         if self._join_dirty:
             changelog = self._sightings_changelog_name
+            limit = self.settings.max_record_bytes
             for key, entry in self._join_dirty.items():
-                out.append((changelog, key.encode(), orjson.dumps(entry), self.join_partition_of(key)))
+                value = orjson.dumps(entry)
+                if len(value) > limit and entry.get("a"):  # never a record the broker refuses
+                    entry["a"] = entry["a"][-1:]
+                    value = orjson.dumps(entry)
+                    self.metrics.faults.labels("state-size").inc()
+                out.append((changelog, key.encode(), value, self.join_partition_of(key)))
             if self._live:
                 for key in self._join_dirty:
                     self._sightings_data.stage(key)
@@ -1181,6 +1218,11 @@ class Service:
             self.engine.faults = []
             for key, exc in faults:
                 self._fault_record(records, "expiry", exc, now, _safe_dumps({"user": key[0], "session": key[1]}))
+
+
+def _sighting_bytes(sightings: list[list[Any]]) -> int:
+    """What ``sightings`` take in a changelog record."""
+    return len(orjson.dumps(sightings))
 
 
 def _safe_dumps(value: Any) -> bytes:

@@ -12,8 +12,9 @@ this one's records travel. One task, :meth:`Committer.run`, then takes the ticke
    submitted to the :class:`~streams.service.outbox.BatchSender` before the ticket;
 3. **await** — the broker acknowledged every one of them (``ticket.sent`` resolves to their
    delivery futures);
-4. **changelog** — only then are the ticket's changelog records handed to the producer (Faust
-   flushes the producer before it commits offsets, so they are durable before step 5 takes effect);
+4. **changelog** — only then are the ticket's changelog records handed to the producer, and the
+   committer waits for the broker to acknowledge them (a record the broker refuses, say for its
+   size, stops the committer before any offset covers it);
 5. **offsets** — the step's input messages are acked; Faust commits acked offsets.
 
 A crash anywhere re-processes the steps whose offsets were not committed, against a changelog
@@ -144,6 +145,8 @@ class Committer:
                 handed = await self.sender.submit(ticket.changelog)          # 4. changelog handed over
                 if self.on_changelog is not None and ticket.changelog:
                     self.on_changelog(ticket.changelog, handed)
+                if handed:  # ... and acknowledged: a refused changelog record must never be acked over
+                    await asyncio.gather(*handed)
                 if ticket.messages:                                          # 5. offsets
                     self.ack(ticket.messages)
             except BaseException as exc:

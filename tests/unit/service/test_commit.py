@@ -70,6 +70,18 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
+async def _release_changelogs(producer: Producer, until: asyncio.Future) -> None:
+    """Acknowledge changelog records as they are handed over, until ``until`` resolves."""
+    for _ in range(200):
+        if until.done():
+            return
+        await _settle()
+        for (topic, _, _), fut in zip(producer.sent, producer.futures):
+            if topic == "changelog" and not fut.done():
+                fut.set_result(None)
+    raise AssertionError("not committed")
+
+
 @contextlib.asynccontextmanager
 async def _pipeline(producer: Producer):
     """A sender and a committer running on ``producer``, stopped on exit."""
@@ -101,7 +113,7 @@ async def test_tickets_commit_in_decide_order_even_when_a_later_step_is_acknowle
         assert acked == [] and not second.done.done(), "nothing commits ahead of the first step"
         assert [s[0] for s in producer.sent].count("changelog") == 0
         producer.release(0)
-        await asyncio.wait_for(second.done, 1)
+        await _release_changelogs(producer, second.done)
         assert first.done.done()
         changelog = [recs[0][0] for topic, _, recs in producer.sent if topic == "changelog"]
         assert changelog == [b"a", b"b"], "changelog written after the decisions, in decide order"
@@ -164,3 +176,18 @@ def test_bad_configuration_fails_fast_with_a_named_message():
         BatchSender(None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="Committer: max_pending"):
         Committer(BatchSender(lambda: None), print, max_pending=0)
+
+
+async def test_a_refused_changelog_record_stops_the_committer_before_its_offsets_are_acked():
+    producer = Producer()
+    async with _pipeline(producer) as (sender, committer, acked, tasks):
+        first = _step(sender, committer, "a", 0)
+        await _settle()
+        producer.release(0)  # the decision is acknowledged ...
+        await _settle()
+        assert [s[0] for s in producer.sent] == ["revocations", "changelog"]
+        producer.release(1, RuntimeError("MessageSizeTooLargeError"))  # ... its state is refused
+        with pytest.raises(CommitFailed):
+            await asyncio.wait_for(tasks[1], 1)  # the committer raises: the worker crashes
+        assert acked == [], "no offset commits over state the broker refused"
+        assert first.done.exception() is not None

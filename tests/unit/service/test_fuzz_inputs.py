@@ -5,28 +5,32 @@
 Every input topic is written by someone else, so each example pipes a few hostile records —
 arbitrary bytes, arbitrary JSON, near-valid canonical events with one field made hostile,
 near-valid vendor records (the adapters' fixtures with one field mutated) and forged internal
-envelopes (``user-requests``, ``sightings``) — interleaved, in the same batches, with a fixed set
-of canary events whose decisions are known from ``lapse replay`` (``Replay``). Properties:
+envelopes (``user-requests``, ``sightings``; unsealed, and sealed with the worker's key so that
+what comes after the seal is fuzzed too) — interleaved, in the same batches, with a fixed set of
+canary events whose decisions are known from ``lapse replay`` (``Replay``). Properties:
 
 (a) no exception escapes a step (piping, the expiry tick, an advance far into the future);
-(b) every record is either accepted by the step's own decoder or in dead letters — under its
-    topic, partition and offset, with a non-empty reason and its stage — (or, for the sealed
-    internal topics, refused with a ``forged_record`` audit); none is dropped silently, and no
-    canary record is ever dead-lettered;
+(b) every record is either accepted by its step's own decoder or in dead letters — under its
+    topic, partition and offset, with a non-empty reason and its stage — (records refused by the
+    seal also get a ``forged_record`` audit); none is dropped silently; the canaries and every
+    record the worker wrote itself onto its own inputs are accepted; no record reaches an
+    exception inside a step (a dead letter with ``error`` set: the per-record guard of last
+    resort), but for the known bugs below;
 (c) the canaries are decided exactly as ``Replay`` decides the canary events alone
     (reason, session, at);
-(d) every changelog record is valid JSON under ``max_record_bytes`` (tombstones aside).
+(d) every changelog record is valid JSON within ``max_record_bytes`` (tombstones aside), and so
+    is every record produced; and no session is ended in state without its revocation (or, for
+    a logout, its ``session_end`` audit) published.
 
-A separate property (:func:`test_hostile_records_never_fault_a_step`) asks for more: no hostile
-record reaches an exception inside a step (a dead letter with ``error`` set, the per-record guard
-of last resort). Deterministic: ``derandomize=True`` and no example database, so CI runs the same
-examples every time.
+The tests at the end pin the hostile records the properties once caught, one each.
+Deterministic: ``derandomize=True`` and no example database, so CI runs the same examples every time (the whole file: ~15 s).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import re
 from pathlib import Path
@@ -38,10 +42,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from streams.adapters import adapt
-from streams.engine import Replay, loads_policy, parse_event
-from streams.service import app as app_module
+from streams.engine import Replay, loads_policy
+from streams.engine.replay import run_replay
 from streams.service.app import RAW_FORMATS
 from streams.service.ingest import Rejected
+from streams.service.sealed import MAGIC, OVERHEAD
 from tests.support.driver import T0, Msg, ServiceDriver
 
 REPO = Path(__file__).resolve().parents[3]
@@ -65,15 +70,13 @@ automatic = ["*/notifications*"]
 revoke = ["critical"]
 step_up = ["high"]
 """
-#: a secret for sealed internal records, once the worker seals them (streams/service/sealed.py)
+#: the secret of sealed internal records (streams/service/sealed.py)
 ENV = {"LAPSE_INTERNAL_KEY": "fuzz-internal-key-" + "0" * 40}
-#: whether the worker opens user-requests records (sealing wired into app.py)
-SEALING = "open_request" in Path(app_module.__file__).read_text()
 
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 #: the mixed test runs longer: everything at once
-FUZZ_MIXED = settings(FUZZ, max_examples=150)
+FUZZ_MIXED = settings(FUZZ, max_examples=300)
 
 INPUT_TOPICS = ("identity", "activity", "ids-alerts", "user-requests", "sightings",
                 *(f"raw.{f}" for f in RAW_FORMATS))
@@ -112,12 +115,11 @@ def _canary_item(ev: dict) -> tuple[str, bytes, bytes]:
 def replay_expectation() -> list[tuple[str, str, str]]:
     """The canaries' decisions as ``lapse replay --drain`` gives them on the canary events alone."""
     first, second = canary_events()
-    replay = Replay(loads_policy(POLICY))
-    outs = []
-    for ev in first + second:
-        outs += replay.feed(parse_event(ev))
-    outs += replay.drain()
-    return sorted((o.value["reason"], o.value["session"], o.value["at"]) for o in outs if o.kind == "decision")
+    out, err = io.BytesIO(), io.BytesIO()
+    run_replay(io.BytesIO(b"".join(orjson.dumps(e) + b"\n" for e in first + second)), Replay(loads_policy(POLICY)),
+               out, err, drain=True)
+    decisions = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    return sorted((x["reason"], x["session"], x["at"]) for x in decisions)
 
 
 EXPECTED = replay_expectation()
@@ -154,8 +156,8 @@ class FuzzDriver(ServiceDriver):
         join_internal = svc._join_internal_message
         decode = svc._decode
 
-        def decode_user_message(msg: Any, now: float) -> Any:
-            out = decode_user(msg, now)
+        def decode_user_message(msg: Any, *args: Any) -> Any:
+            out = decode_user(msg, *args)
             self.accepted[_where(msg)] = not isinstance(out, Rejected)
             return out
 
@@ -188,6 +190,18 @@ class FuzzDriver(ServiceDriver):
         if self._pumping:
             self.own.add(_where(msg))
         return msg
+
+    def pipe_batch(self, items):  # type: ignore[override]
+        """As the driver's; a topic ``sealed:<name>`` is ``<name>``, its value sealed with the worker's key."""
+        super().pipe_batch([self._sealed(*item) for item in items])
+
+    def _sealed(self, topic: str, value: Any, key: Any, partition: Any) -> tuple:
+        if topic.startswith("sealed:"):
+            topic = topic[len("sealed:"):]
+            value = orjson.dumps(value) if isinstance(value, dict) else value
+            key = key.encode() if isinstance(key, str) else key
+            value = self.service.sealer.seal(self.topic(topic), key, value or b"")
+        return topic, value, key, partition
 
     def pump(self, max_rounds: int = 20) -> None:
         """As the driver's, noting which messages the worker wrote itself (``own``)."""
@@ -458,8 +472,9 @@ def near_valid_vendor(draw: Any) -> Item:
 @st.composite
 def forged_internal(draw: Any) -> Item:
     """Records on ``user-requests`` and ``sightings`` that no worker wrote: envelopes of every kind
-    with hostile or missing fields (valid ones too: before the records are sealed, a well-formed
-    envelope is indistinguishable from a worker's)."""
+    with hostile or missing fields, and valid ones. Unsealed, they must be refused; about half are
+    sealed with the worker's own key (topic ``sealed:<name>``, sealed when piped: a writer that holds
+    the key, or a worker's own bug), so that what comes after the seal is fuzzed too."""
     alert = dict(BASES["alert"], ts=T0, src_ip=draw(st.sampled_from(H_IPS)))
     user = draw(st.sampled_from(H_USERS))
     if draw(st.booleans()):
@@ -491,60 +506,13 @@ def forged_internal(draw: Any) -> Item:
         value = orjson.dumps(env)
     if topic == "user-requests" and draw(st.booleans()):  # the worker's own framing: '{"kind":"' first
         value = b'{"kind":' + orjson.dumps(env.get("kind", "")) + b"," + value[1:] if value[:1] == b"{" else value
+    if draw(st.booleans()):
+        topic = f"sealed:{topic}"
     return topic, value, draw(st.one_of(st.just(key), hostile_key))
 
 
 any_hostile = st.one_of(arbitrary_bytes(), arbitrary_json(), near_valid_canonical(), near_valid_vendor(),
                         forged_internal())
-
-
-# ---------------------------------------------------------------------------------------------- known bugs
-# Bugs this fuzzer found in app.py, each reproduced by an xfail(strict) test at the end of this file.
-# The properties tolerate exactly these (so the fuzzer keeps looking for others); once a bug is
-# fixed its xfail test passes, fails as XPASS, and its tolerance below is to be removed with it.
-
-
-def _bug1_target_session_not_a_string(topic: str, value: bytes | None) -> bool:
-    """Bug 1: a ``target`` envelope on user-requests whose ``session`` is a number or a boolean
-    passes ``_decode_user_message`` unchecked; the engine keys the user's sessions by it and
-    ``_changelog_records`` raises (``TypeError: Dict key must be str``) outside the per-record
-    guard: the step raises, the worker's request lane dies, and the record is re-read on restart."""
-    if not topic.endswith("user-requests") or not value or value[:9] != b'{"kind":"':
-        return False
-    try:
-        env = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return False
-    return (isinstance(env, dict) and env.get("kind") == "target"
-            and isinstance(env.get("session"), (int, float, bool)))
-
-
-def _bug1_item(item: Item) -> bool:
-    return _bug1_target_session_not_a_string(item[0], item[1])
-
-
-def _bug2_or_4_fault(dl: dict) -> bool:
-    """Bug 2: ``target`` envelopes whose ``user`` / ``session`` is not a string (a list, an
-    object, a number) reach the engine and raise there (``AttributeError``, ``TypeError:
-    unhashable``) instead of getting a named rejection. Bug 4: a ``manual_revoke`` whose ``ts``
-    no date can hold (1e308, -1e12, 2**63) raises when its audit record is formatted."""
-    return (dl["topic"].endswith("user-requests") and dl["stage"] == "decide"
-            and dl["error"] in ("AttributeError", "TypeError", "OverflowError", "ValueError"))
-
-
-def _bug4_manual_revoke_bad_ts(raw: bytes) -> bool:
-    try:
-        env = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(env, dict) and env.get("kind") == "manual_revoke"
-
-
-def _bug5_long_session_key(msg: Any) -> bool:
-    """Bug 5: the IDS join refuses keys longer than 300 characters, but a session id may have
-    1024: the worker's own ``session:<id>`` sighting of such a session is dead-lettered (and an
-    alert naming that session never revokes it)."""
-    return msg.topic.endswith("sightings") and bool(msg.key) and msg.key.startswith(b"session:") and len(msg.key) > 300
 
 
 # ---------------------------------------------------------------------------------------------- the scenario
@@ -574,25 +542,31 @@ def _refused_index(d: FuzzDriver) -> set[tuple[str, int, int]]:
 
 
 def check_state_matches_decisions(d: FuzzDriver) -> None:
-    """No session is ended in the worker's state without its revocation published (a revocation
-    decided and then lost with a failed record would leave it live at every enforcement point)."""
+    """No session is ended in the worker's state without its ``session_end`` audit and (but for a
+    logout) its revocation published: a revocation decided and then lost with a failed record would
+    leave the session live at every enforcement point."""
     published = {(x["user"], x["session"]) for x in d.decisions()}
+    ends = {(a["user"], a["session"]) for a in d.audits("session_end")}
     lost = []
     for user in list(d.engine.store):
         for sid, s in d.engine.store[user].sessions.items():
-            if s.ended is not None and (user, sid) not in published:
+            if s.ended is None:
+                continue
+            # a user's own logout ends a session quietly (audited, nothing to revoke); the rest are revoked
+            if (user, sid) not in ends or (s.end_reason != "logout" and (user, sid) not in published):
                 lost.append((user[:40], str(sid)[:40], s.end_reason))
-    tolerated = any(_bug4_manual_revoke_bad_ts(dl_raw) for dl_raw in _fault_raws(d))
-    assert not lost or tolerated, f"sessions ended in state with no decision published: {lost[:5]}"
+    assert not lost, f"sessions ended in state with no decision published: {lost[:5]}"
 
 
 def _fault_raws(d: FuzzDriver) -> list[bytes]:
-    return [base64.b64decode(dl["raw_b64"]) for dl in d.dead_letters() if dl.get("error")]
+    """The payloads (seal removed) of the records whose step raised."""
+    raws = [base64.b64decode(dl["raw_b64"]) for dl in d.dead_letters() if dl.get("error")]
+    return [r[OVERHEAD:] if r[:3] == MAGIC else r for r in raws]
 
 
 def check_records(d: FuzzDriver, canary_values: set[bytes]) -> None:
     """(b): each record accepted by its step, or dead-lettered (or refused) with reason and stage;
-    the worker's own records and the canaries always accepted; no fault but the known ones."""
+    the worker's own records and the canaries always accepted; no step ever raised."""
     dls, refused = _dead_letter_index(d), _refused_index(d)
     for dl in d.dead_letters():
         assert isinstance(dl["reason"], str) and dl["reason"].strip(), dl
@@ -600,7 +574,7 @@ def check_records(d: FuzzDriver, canary_values: set[bytes]) -> None:
         base64.b64decode(dl["raw_b64"], validate=True)
         assert dl["raw_bytes"] >= 0 and isinstance(dl["offset"], int)
         if dl.get("error"):  # the per-record guard of last resort caught an exception
-            assert _bug2_or_4_fault(dl), f"a hostile record raised inside a step: {dl['reason']}"
+            raise AssertionError(f"a hostile record raised inside a step: {dl['reason']}")
     prefix = d.topic("")
     for msg in d.msgs:
         where = _where(msg)
@@ -609,7 +583,7 @@ def check_records(d: FuzzDriver, canary_values: set[bytes]) -> None:
             assert d.accepted.get(where) is True, where
             continue
         short = msg.topic[len(prefix):]
-        if where in d.own and short in ("sightings", "user-requests") and not _bug5_long_session_key(msg):
+        if where in d.own and short in ("sightings", "user-requests"):
             assert where not in dls and where not in refused, (
                 f"the worker refused a record it wrote itself: {where} key={msg.key!r:.120} "
                 f"value={(msg.value or b'')[:200]!r} -> {dls.get(where)}")
@@ -670,7 +644,7 @@ slots_st = st.lists(st.integers(0, 40), min_size=8, max_size=8)
 
 
 def hostile_lists(strategy: Any, max_size: int = 10) -> Any:
-    return st.lists(strategy.filter(lambda item: not _bug1_item(item)), min_size=1, max_size=max_size)
+    return st.lists(strategy, min_size=1, max_size=max_size)
 
 
 # ---------------------------------------------------------------------------------------------- the properties
@@ -740,10 +714,9 @@ def _manual(user: str, session: str | None) -> dict:
             "ts": T0 + 1, "request": "forged-1", "auth": "named token"}
 
 
-@pytest.mark.xfail(not SEALING, strict=True,
-                   reason="user-requests records are not sealed yet (streams/service/sealed.py is being wired into "
-                          "app.py): until then a well-formed forged envelope is indistinguishable from a worker's")
 def test_well_formed_forged_envelopes_never_revoke_a_canary(tmp_path):
+    """Unsealed envelopes that a worker or the admin API could have written, aimed at the canaries:
+    refused (dead-lettered and audited), never applied."""
     async def run() -> FuzzDriver:
         d = FuzzDriver(tmp_path)
         first, _ = canary_events()
@@ -752,13 +725,18 @@ def test_well_formed_forged_envelopes_never_revoke_a_canary(tmp_path):
         d.pipe_batch([("user-requests", orjson.dumps(_target(ids, f"{ids}-s")), ids.encode(), None),
                       ("user-requests", orjson.dumps(_manual(acct, None)), acct.encode(), None),
                       ("user-requests", orjson.dumps({"type": "user_disabled", "ts": T0 + 1, "user": ids}),
-                       ids.encode(), None)])
+                       ids.encode(), None),
+                      ("sightings", orjson.dumps({"kind": "sighting", "user": acct, "session": f"{acct}-s",
+                                                  "ts": T0}), b"198.51.100.66", None),
+                      ("ids-alerts", orjson.dumps({"type": "alert", "ts": T0 + 1, "severity": "critical",
+                                                   "src_ip": "198.51.100.66"}), b"198.51.100.66", None)])
         return d
 
     d = asyncio.run(run())
     assert [x for x in d.decisions() if x["user"] in CANARY_USERS] == []
-    refused = _refused_index(d) | set(_dead_letter_index(d))
-    assert {_where(m) for m in d.msgs if m.topic.endswith("user-requests")} <= refused
+    forged = {_where(m) for m in d.msgs if m.topic.endswith(("user-requests", "sightings")) and m.value[:3] != MAGIC}
+    assert len(forged) == 4
+    assert forged <= _refused_index(d) and forged <= set(_dead_letter_index(d))
 
 
 # ---------------------------------------------------------------------------------------------- the bugs found
@@ -773,48 +751,34 @@ async def _alive_after(d: FuzzDriver) -> None:
     assert got == EXPECTED
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "bug 1: a target envelope on user-requests with a non-string session (5, 5.5, true) passes "
-    "Service._decode_user_message unchecked; Engine keys the user's sessions by it and "
-    "Service._changelog_records -> UserState.to_json raises 'TypeError: Dict key must be str' outside the "
-    "per-record guard: the step raises (in a worker: the request lane dies, the record is re-read on restart)"))
 @pytest.mark.parametrize("session", [5, 5.5, True])
-def test_bug1_a_target_envelope_with_a_numeric_session_is_dead_lettered(tmp_path, session):
+def test_a_target_envelope_with_a_numeric_session_is_dead_lettered(tmp_path, session):
     async def run() -> None:
         d = FuzzDriver(tmp_path)
-        d.pipe("user-requests", {**_target("h-ann", "x", "198.51.100.7"), "session": session}, "h-ann")
+        d.pipe("sealed:user-requests", {**_target("h-ann", "x", "198.51.100.7"), "session": session}, "h-ann")
         assert [dl["field"] for dl in d.dead_letters()] == ["session"]
         await _alive_after(d)
 
     asyncio.run(run())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug 2: a target envelope's user / session are not validated (types, lengths): a list, an object or a "
-    "number reaches the engine and raises there (AttributeError / TypeError: unhashable), caught only by "
-    "the last-resort guard (dead letter stage 'decide' with error set) instead of a named rejection"))
 @pytest.mark.parametrize("field, value", [("user", 5), ("user", ["a"]), ("user", {"a": 1}), ("session", ["s1"]),
                                           ("session", {"a": 1})])
-def test_bug2_a_target_envelope_with_a_wrongly_typed_user_or_session_gets_a_named_rejection(tmp_path, field, value):
+def test_a_target_envelope_with_a_wrongly_typed_user_or_session_gets_a_named_rejection(tmp_path, field, value):
     async def run() -> None:
         d = FuzzDriver(tmp_path)
-        d.pipe("user-requests", {**_target("h-ann", "h-s1", "198.51.100.7"), field: value}, "h-ann")
+        d.pipe("sealed:user-requests", {**_target("h-ann", "h-s1", "198.51.100.7"), field: value}, "h-ann")
         (dl,) = d.dead_letters()
         assert dl["error"] is None and dl["field"] == field, dl
 
     asyncio.run(run())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug 4: a manual_revoke envelope's ts is any number (streams/service/admin.parse_request): with "
-    "-1e12 the engine ends the session, then the admin_action audit cannot format its time (ValueError: "
-    "year -29719 is out of range), the record's outputs are discarded by the per-record guard, and the "
-    "session stays ended in state with no revocation published (fail open until its next request)"))
-def test_bug4_a_manual_revoke_with_an_absurd_ts_never_ends_a_session_without_a_decision(tmp_path):
+def test_a_manual_revoke_with_an_absurd_ts_never_ends_a_session_without_a_decision(tmp_path):
     async def run() -> None:
         d = FuzzDriver(tmp_path)
         d.pipe("identity", {"type": "login", "ts": T0, "user": "h-ann", "session": "h-s1"}, "h-ann")
-        d.pipe("user-requests", {**_manual("h-ann", "h-s1"), "ts": -1e12}, "h-ann")
+        d.pipe("sealed:user-requests", {**_manual("h-ann", "h-s1"), "ts": -1e12}, "h-ann")
         s = d.engine.store["h-ann"].sessions["h-s1"]
         assert s.ended is None or [x["session"] for x in d.decisions()] == ["h-s1"], (
             f"session ended ({s.end_reason}) in state, decisions published: {d.decisions()}")
@@ -822,11 +786,7 @@ def test_bug4_a_manual_revoke_with_an_absurd_ts_never_ends_a_session_without_a_d
     asyncio.run(run())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug 5: Service._join_internal_message refuses join keys longer than 300 characters, but a session id "
-    "may have 1024 (events.MAX_CHARS): the worker's own 'session:<id>' sighting of a 400-character session is "
-    "dead-lettered, and an IDS alert naming that session never revokes it"))
-def test_bug5_an_alert_naming_a_long_session_revokes_it(tmp_path):
+def test_an_alert_naming_a_long_session_revokes_it(tmp_path):
     async def run() -> None:
         d = FuzzDriver(tmp_path)
         sid = "s" * 400
@@ -838,7 +798,7 @@ def test_bug5_an_alert_naming_a_long_session_revokes_it(tmp_path):
     asyncio.run(run())
 
 
-def _bug6_alerts(n: int = 16) -> list[tuple]:
+def _big_alerts(n: int = 16) -> list[tuple]:
     """``n`` critical alerts of just under 64 KiB each (every one a valid event) on one address."""
     alert = {"type": "alert", "ts": T0, "severity": "critical", "src_ip": "198.51.100.7", "pad": ""}
     pad = 65536 - len(orjson.dumps(alert)) - 16
@@ -846,27 +806,15 @@ def _bug6_alerts(n: int = 16) -> list[tuple]:
             for i in range(n)]
 
 
-def _bug6_logins(n: int = 1024) -> list[tuple]:
+def _long_id_logins(n: int = 1024) -> list[tuple]:
     """``n`` logins from one address with user and session ids of the longest accepted length."""
     return [("identity", orjson.dumps({"type": "login", "ts": T0 + i * 0.001, "user": f"{i:05d}" + "u" * 1019,
                                        "session": f"{i:05d}" + "s" * 1019, "ip": "198.51.100.7"}),
              (f"{i:05d}" + "u" * 1019).encode(), None) for i in range(n)]
 
 
-def _bug6_sightings(n: int = 10) -> list[tuple]:
-    """``n`` sightings (internal topic, not sealed) with 100 KB user names on one address."""
-    return [("sightings", orjson.dumps({"kind": "sighting", "user": f"{i}" + "u" * 100_000, "session": "s",
-                                        "ts": T0}), b"198.51.100.7", None) for i in range(n)]
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "bug 6: the IDS join's changelog records have no size bound (Service._changelog_records checks only "
-    "the users table): an address's entry keeps up to 16 alerts of up to 64 KiB each (1,048,894 bytes with 16 "
-    "alerts from ids-alerts), and up to 1024 sightings of 1024-character ids (2,120,604 bytes from 1024 logins "
-    "on identity), over max_record_bytes (900,000) and the broker's message size (1 MiB by default; the "
-    "local broker's 2 MiB for the logins): the broker refuses the record and the commit fails"))
-@pytest.mark.parametrize("make", [_bug6_alerts, _bug6_logins, _bug6_sightings], ids=["alerts", "logins", "sightings"])
-def test_bug6_the_ids_join_never_writes_a_changelog_record_over_the_limit(tmp_path, make):
+@pytest.mark.parametrize("make", [_big_alerts, _long_id_logins], ids=["alerts", "logins"])
+def test_the_ids_join_never_writes_a_changelog_record_over_the_limit(tmp_path, make):
     async def run() -> None:
         d = FuzzDriver(tmp_path)
         d.pipe_batch(make())

@@ -1,0 +1,190 @@
+"""Helpers of the SSF integration tests (no tests here): a real ``lapse ssf serve`` process, a
+receiver test server (aiohttp on 127.0.0.1), and PyJWT checks against the published JWKS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+import jwt as pyjwt
+from aiohttp import web
+
+from enforce import wire
+from streams.publish.keys import build_jwks, generate_key, load_signing_key
+from tests.support.broker import REPO, free_port
+
+TOKEN_RX = "rx-" + "a" * 40
+TOKEN_READ = "ro-" + "b" * 40
+TOKEN_OTHER = "ot-" + "c" * 40
+TOKEN_ADMIN = "ad-" + "d" * 40
+RX_AUD = "https://rx.test/"
+TOKENS = "\n".join([
+    f"rx {TOKEN_RX} ssf.manage {RX_AUD}",
+    f"reader {TOKEN_READ} ssf.read",
+    f"other {TOKEN_OTHER} ssf.manage",
+    f"ops {TOKEN_ADMIN} ssf.admin",
+])
+ISSUER, AUDIENCE = "https://lapse.test/", "gw.test"
+
+
+def auth(token: str = TOKEN_RX) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def keys(tmp: Path) -> dict[str, Path]:
+    """The worker's Ed25519 key (and its JWKS file) and the transmitter's RSA key."""
+    worker, ssf = tmp / "signing.pem", tmp / "ssf.pem"
+    if not worker.exists():
+        generate_key(worker)
+    if not ssf.exists():
+        generate_key(ssf, kty="rsa", bits=2048)
+    jwks = tmp / "worker-jwks.json"
+    jwks.write_text(json.dumps(build_jwks(load_signing_key(worker))))
+    return {"worker": worker, "ssf": ssf, "worker_jwks": jwks}
+
+
+class SsfProcess:
+    """One ``lapse ssf serve`` subprocess."""
+
+    def __init__(self, bootstrap: str, prefix: str, tmp: Path, k: dict[str, Path], *, name: str = "ssf",
+                 extra_env: dict[str, str] | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp / f"{name}.log"
+        self.env = dict(os.environ)
+        self.env.update(
+            LAPSE_BOOTSTRAP=bootstrap, LAPSE_TOPIC_PREFIX=prefix, LAPSE_SET_ISSUER=ISSUER, LAPSE_SET_AUDIENCE=AUDIENCE,
+            LAPSE_SSF_PORT=str(self.port), LAPSE_SSF_SIGNING_KEY_FILE=str(k["ssf"]),
+            LAPSE_SSF_SOURCE_JWKS=str(k["worker_jwks"]), LAPSE_SSF_TOKENS=TOKENS,
+            LAPSE_SSF_STATE_DIR=str(tmp / f"{name}-state"), LAPSE_SSF_ALLOW_HTTP_PUSH="1",
+            LAPSE_SSF_RETRY_BASE_S="0.05", LAPSE_SSF_RETRY_MAX_S="0.5", LAPSE_SSF_MIN_VERIFICATION_S="0",
+        )
+        self.env.pop("LAPSE_SIGNING_KEY_FILE", None)
+        self.env.update(extra_env or {})
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "SsfProcess":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "ssf", "serve"], env=self.env, cwd=REPO,
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        end = time.monotonic() + timeout
+        async with httpx.AsyncClient() as http:
+            while time.monotonic() < end:
+                assert self.proc is not None
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"lapse ssf exited with {self.proc.returncode}:\n{self.tail()}")
+                try:
+                    r = await http.get(f"{self.url}/health", timeout=2)
+                    if r.status_code == 200 and r.json()["feed_ready"]:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"lapse ssf not ready within {timeout}s:\n{self.tail()}")
+
+    def kill9(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+class Receiver:
+    """An RFC 8935 push endpoint on 127.0.0.1 that records what it gets.
+
+    ``respond(request, body)`` may return an aiohttp response to override the 202."""
+
+    def __init__(self, respond: Callable[[web.Request, bytes], Any] | None = None, path: str = "/events") -> None:
+        self.respond = respond
+        self.path = path
+        self.got: list[dict[str, Any]] = []
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> "Receiver":
+        app = web.Application()
+        app.router.add_post(self.path, self._handle)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}{self.path}"
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        if self.respond is not None:
+            out = self.respond(request, body)
+            if asyncio.iscoroutine(out):
+                out = await out
+            if out is not None:
+                return out
+        self.got.append({"at": time.time(), "headers": dict(request.headers), "body": body})
+        return web.Response(status=202)
+
+    def tokens(self) -> list[str]:
+        return [g["body"].decode() for g in self.got]
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float, what: str = "") -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    return pyjwt.decode(token, options={"verify_signature": False})
+
+
+def header_of(token: str) -> dict[str, Any]:
+    return pyjwt.get_unverified_header(token)
+
+
+def verify_with_jwks(token: str, jwks: dict[str, Any], issuer: str, audience: str) -> dict[str, Any]:
+    """Verify a SET as an independent receiver would: PyJWT, RS256 only, key by kid from the JWKS."""
+    header = pyjwt.get_unverified_header(token)
+    assert header["typ"] == wire.SET_TYP and header["alg"] == "RS256"
+    (jwk,) = [k for k in jwks["keys"] if k["kid"] == header["kid"]]
+    key = pyjwt.PyJWK(jwk).key
+    assert key.key_size >= 2048
+    claims = pyjwt.decode(token, key, algorithms=["RS256"], audience=audience, issuer=issuer,
+                          options={"require": ["iss", "iat", "jti", "aud"]})
+    assert "sub" not in claims and "exp" not in claims and len(claims["events"]) == 1
+    return claims
+
+
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:8]}."
