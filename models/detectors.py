@@ -143,43 +143,60 @@ class UserBaseline:
         return sum(self.contributions(x).values(), 0.0)
 
     @staticmethod
-    def grade(x: dict, contrib: dict[str, float]) -> str:
+    def grade(x: dict, contrib: dict[str, float], in_session: bool = False) -> str:
         """How strong the evidence is: ``"strong"``, ``"combined"`` or ``"weak"``.
 
         * **strong**: one signal that on its own means someone else holds the session or the
           account (see :data:`STRONG`): the token on another device, impossible travel to a
           network nobody here uses, a burst of failed logins before this login, a volume or rate
           far beyond the user's;
-        * **combined**: independent kinds of evidence (:data:`FAMILY`) at once, at least one of
-          them observed behaviour rather than a merely new value, and not only a network plus a
-          location change (switching a VPN on is exactly that);
-        * **weak**: anything else, e.g. a new device, or a trip (new country, network and
-          address): worth a step-up, never a revocation.
+        * **combined**: two independent kinds of observed behaviour (:data:`FAMILY`) at once,
+          e.g. a country change inside the session with a volume burst, or failed logins with a
+          country change. Rate, volume and privileged actions are one kind (what the session
+          does: a busy minute has more of each). Values that are merely new (:data:`NOVELTY`), network moves
+          (addresses and ASNs change legitimately, a VPN switched on changes both) and habits
+          (hours drift, shifts rotate) never make evidence combined;
+        * **weak**: anything else, e.g. a new device, a trip (new country, network and
+          address), one big download: worth a step-up, never a revocation.
+
+        A volume burst is strong only with a request burst (``rate_ratio >= STRONG_BURST``): one
+        big file is not exfiltration. Impossible travel is strong on a new session (a login far
+        away) or with another device, not when one device moves network inside its own session
+        (``in_session``: the event belongs to a session already seen), which is what switching a
+        VPN on looks like.
 
         >>> x = dict.fromkeys(FEATURES, 0.0)
         >>> UserBaseline.grade(dict(x, new_device=2.0), {"new_device": 2.0})
         'weak'
         >>> UserBaseline.grade(dict(x, session_device_change=1.0), {"session_device_change": 5.0})
         'strong'
+        >>> UserBaseline.grade(dict(x, bytes_minute=8.0, session_country_change=1.0),
+        ...                    {"bytes_minute": 2.0, "session_country_change": 4.0})
+        'combined'
         >>> UserBaseline.grade(dict(x, bytes_minute=8.0, privileged_surprise=6.0),
         ...                    {"bytes_minute": 2.0, "privileged_surprise": 1.5})
-        'combined'
+        'weak'
+        >>> UserBaseline.grade(dict(x, geo_kmh=5e4), {"geo_kmh": 9.8}), \\
+        ...     UserBaseline.grade(dict(x, geo_kmh=5e4), {"geo_kmh": 9.8}, in_session=True)
+        ('strong', 'weak')
+        >>> UserBaseline.grade(dict(x, bytes_minute=12.0), {"bytes_minute": 6.0})   # one big file
+        'weak'
         >>> UserBaseline.grade(dict(x, session_asn_change=1.0, session_country_change=1.0),
         ...                    {"session_asn_change": 2.0, "session_country_change": 4.0})   # a VPN
         'weak'
         """
         for k, at in STRONG.items():
             if x[k] >= at and k in contrib:
+                if k == "bytes_minute" and x["rate_ratio"] < STRONG_BURST:
+                    continue  # one big file
+                if k == "geo_kmh" and in_session and not x["session_device_change"]:
+                    continue  # the same device in the same session moved network: a VPN, not two people
                 return "strong"
-        families: set[str] = set()
         observed: set[str] = set()
         for k, c in contrib.items():
-            fam = FAMILY[k]
-            if c >= 1.0 and fam != "habit":
-                families.add(fam)
-                if k not in NOVELTY:
-                    observed.add(fam)
-        if len(families) >= 2 and observed - {"network"} and not families <= {"network", "location"}:
+            if c >= 1.0 and k not in NOVELTY:
+                observed.add(FAMILY[k])
+        if len(observed - _NOT_COMBINED) >= 2:
             return "combined"
         return "weak"
 
@@ -203,13 +220,16 @@ STRONG: dict[str, float] = {
     "bytes_minute": 10.0,           # 1,024x the user's usual volume per minute
     "rate_ratio": 5.0,              # 32x the user's usual request rate
 }
+#: ``rate_ratio`` (log2 of the request rate over the user's) a volume burst needs to be strong
+STRONG_BURST = 2.0
+_NOT_COMBINED = frozenset({"network", "habit"})
 #: which kind of evidence each feature is (``grade`` counts kinds, not features)
 FAMILY: dict[str, str] = {
     "new_ip": "network", "new_asn": "network", "session_ip_change": "network", "session_asn_change": "network",
     "new_country": "location", "session_country_change": "location", "geo_kmh": "location",
     "new_device": "device", "session_device_change": "device",
-    "failed_logins": "auth", "bytes_z": "volume", "bytes_minute": "volume", "rate_ratio": "volume",
-    "privileged_surprise": "privilege", "hour_surprise": "habit", "unattended": "habit",
+    "failed_logins": "auth", "bytes_z": "activity", "bytes_minute": "activity", "rate_ratio": "activity",
+    "privileged_surprise": "activity", "hour_surprise": "habit", "unattended": "habit",
 }
 #: features that only say a value is new (not that something happened)
 NOVELTY = frozenset({"new_ip", "new_asn", "new_country", "new_device"})

@@ -33,7 +33,7 @@ from typing import Any
 from models.features import _ts
 from models.scorer import AdaptiveScorer
 
-__all__ = ["Recorder", "Run", "replay_engine", "replay_model", "report", "roc_auc", "format_report", "adaptive_policy", "session_max_values", "choose_thresholds",
+__all__ = ["Recorder", "Run", "replay_engine", "run_from_decisions", "replay_model", "report", "roc_auc", "format_report", "adaptive_policy", "session_max_values", "choose_thresholds",
            "compare_detectors"]
 
 
@@ -155,6 +155,21 @@ def replay_engine(events: list[dict], policy: Any, scorer: Any, drain: bool = Tr
     return run
 
 
+def run_from_decisions(events: list[dict], decisions: list[dict]) -> Run:
+    """A :class:`Run` from the decisions ``lapse replay`` wrote (JSON objects), so that
+    :func:`report` measures exactly what the command line decided (no scores: AUC is ``None``)."""
+    run = Run()
+    run.mode = "lapse replay"
+    for ev in events:
+        run.note(ev.get("user"), ev.get("session"), _ts(ev["ts"]))
+        run.events += 1
+    for d in decisions:
+        d = dict(d)
+        d["at"] = _ts(d["at"])
+        run.decisions.append(d)
+    return run
+
+
 def roc_auc(pos: list[float], neg: list[float]) -> float | None:
     """Probability that a random positive outranks a random negative (ties count half).
 
@@ -220,7 +235,7 @@ def report(run: Run, labels: list[dict], within_s: float = 120.0, fast_s: float 
             "within_60s": sum(1 for t in ttd if t <= fast_s) / n if n else None,
             "within_2m": sum(1 for t in ttd if t <= within_s) / n if n else None,
             "median_ttd_s": statistics.median(ttd) if ttd else None,
-            "auc": roc_auc(pos, neg),
+            "auc": roc_auc(pos, neg) if run.recorder is not None else None,
             "first_reason": dict(reasons),
         }
     fr = fs = 0
@@ -278,8 +293,11 @@ def format_report(rep: dict[str, Any]) -> str:
             rows.append((label, t["sessions"], t["false_revocations_per_1000"], t["false_step_ups_per_1000"]))
     for label, n, r, su in rows:
         lines.append(f"{label:<22}{n:>7}{_fmt(r, nd=2):>19}{_fmt(su, nd=2):>16}")
-    lines.append(f"events: {rep['events']}   replay ({rep['mode']}): {_fmt(rep['us_per_event_total'])} us/event, "
-                 f"of which scorer {_fmt(rep['us_per_event_scorer'])} us/event")
+    if rep["us_per_event_scorer"] is not None:
+        lines.append(f"events: {rep['events']}   replay ({rep['mode']}): {_fmt(rep['us_per_event_total'])} us/event, "
+                     f"of which scorer {_fmt(rep['us_per_event_scorer'])} us/event")
+    else:
+        lines.append(f"events: {rep['events']}   decisions from {rep['mode']}")
     return "\n".join(lines)
 
 

@@ -40,6 +40,7 @@ Examples
 from __future__ import annotations
 
 import math
+import zlib
 from datetime import datetime
 from typing import Any
 
@@ -818,6 +819,34 @@ class FeatureExtractor:
             ctx.sess[6] = max(ctx.sess[6], obs.ts)
             return
         self.drift.learn(ctx)
+
+    def hold(self, ctx: Ctx, x: dict[str, float], min_gap_s: float = 3600.0, cap: int = 8) -> None:
+        """A weakly flagged event (nothing but novelty or other weak evidence): remember its new
+        values; one that comes back in *another* session at least ``min_gap_s`` later, again
+        without strong evidence, is learnt. A user's new phone or a trip is learnt on its second
+        session without a confirmation; an attacker's one-off context never is.
+
+        State: ``profile["p"] = {"<attr>:<value>": [first_ts, session_crc]}``, at most ``cap``.
+        """
+        obs = ctx.obs
+        if obs.session is None:
+            return
+        pend = ctx.profile.get("p")
+        sid = zlib.crc32(obs.session.encode("utf-8", "surrogatepass")) & 0xFFFFFF
+        for nov in self.novelty:
+            if not x[nov.name]:
+                continue
+            key = nov.key[0] + ":" + str(getattr(obs, nov.field))
+            if pend is None:
+                pend = ctx.profile["p"] = {}
+            got = pend.get(key)
+            if got is None:
+                pend[key] = [obs.ts, sid]
+                while len(pend) > cap:
+                    del pend[next(iter(pend))]
+            elif got[1] != sid and obs.ts - got[0] >= min_gap_s:
+                del pend[key]
+                nov.learn(ctx)
 
     def process(self, event: Any, profile: dict, flagged: bool = False) -> dict[str, float]:
         """Compute then learn; convenience for tests and notebooks."""

@@ -187,7 +187,9 @@ class AdaptiveScorer:
             return None
         if not contrib and g_value is None:
             return _ZERO
-        grade = self.baseline.grade(x, contrib)
+        grade = self.baseline.grade(x, contrib, ctx.sess is not None and not ctx.new_session)
+        if flagged and grade == "weak":
+            fx.hold(ctx, x)  # a weak context that recurs in another session is the user's
         evidence: dict[str, Any] = {}
         if value >= _EVIDENCE_FROM:  # only decisions show evidence; skip the sort otherwise
             why = self.baseline.explain(x, contrib, self.evidence_top)

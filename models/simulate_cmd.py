@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 import orjson
 
@@ -18,20 +20,32 @@ __all__ = ["simulate_cmd"]
               help="Probability that a user-day carries one labelled attack.")
 @click.option("--attack-after", type=float, default=None,
               help="Hours before the first attack (default: half the run, at most 24).")
+@click.option("--generator", type=click.Choice(["simulate", "heldout"]), default="simulate", show_default=True,
+              help="'heldout': the second, independent generator (models.simulate_heldout; whole days, "
+                   "attacks from hour 3), for checks on traffic the model was not tuned on.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, writable=True), default="-", show_default=True,
               help="Events file (JSON lines, ordered by ts); '-' for stdout.")
 @click.option("--labels", "labels_path", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Labels file (JSON lines: kind, user, session, start, start_ts, detail).")
 def simulate_cmd(users: int, hours: float, seed: int, attack_rate: float, attack_after: float | None,
-                 out_path: str, labels_path: str | None) -> None:
+                 generator: str, out_path: str, labels_path: str | None) -> None:
     """Generate realistic labelled traffic: benign users plus hijacks, impossible travel, credential
     stuffing, exfiltration, unattended sessions and IDS-flagged hosts."""
     n_ev = n_lab = 0
     out = click.open_file(out_path, "wb")
     lab = open(labels_path, "wb") if labels_path else None  # noqa: SIM115
     try:
-        after = None if attack_after is None else attack_after * 3600.0
-        for kind, item in iter_stream(users, hours, seed, attack_rate, after):
+        if generator == "heldout":
+            from models.simulate_heldout import simulate_heldout
+
+            evs, labs = simulate_heldout(users=users, days=max(1, math.ceil(hours / 24.0)), seed=seed,
+                                         attack_rate=attack_rate,
+                                         attack_after_h=3.0 if attack_after is None else attack_after)
+            stream = [("label", x) for x in labs] + [("event", x) for x in evs]
+        else:
+            after = None if attack_after is None else attack_after * 3600.0
+            stream = iter_stream(users, hours, seed, attack_rate, after)
+        for kind, item in stream:
             if kind == "event":
                 out.write(orjson.dumps(item) + b"\n")
                 n_ev += 1

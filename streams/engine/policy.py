@@ -238,11 +238,27 @@ class IdsPolicy:
 
 @dataclass(frozen=True, slots=True)
 class AdaptivePolicy:
+    """``[adaptive]``: the model's calibrated score (``models.scorer.scorer_for``).
+
+    ``value >= revoke_at`` with strong or combined evidence revokes, ``>= step_up_at`` steps up
+    (once per session until a re-authentication) and shortens idle by ``idle_factor``;
+    ``warmup`` is the events a user must have sent before the score decides anything (the
+    model has its own cold start, so none are needed). The defaults are the thresholds the
+    held-out check validates (``docs/adaptive.md``). ``elevated_at`` defaults to
+    ``min(0.7, step_up_at)``.
+
+    >>> ad = loads_policy("[adaptive]\\nenabled = true").adaptive
+    >>> ad.step_up_at, ad.revoke_at, ad.warmup, ad.elevated_at
+    (0.9, 0.95, 0, 0.7)
+    >>> loads_policy("[adaptive]\\nstep_up_at = 0.5\\nrevoke_at = 0.8").adaptive.elevated_at
+    0.5
+    """
+
     enabled: bool = False
     step_up_at: float = 0.9
-    revoke_at: float = 0.99
+    revoke_at: float = 0.95
     elevated_at: float = 0.7
-    warmup: int = 20
+    warmup: int = 0
     idle_factor: float = 0.5
 
     def band(self, score: float | None) -> int:
@@ -836,13 +852,15 @@ def policy_from_dict(data: dict[str, Any], source: str = "<dict>") -> Policy:
     if not isinstance(enabled, bool):
         v.err("adaptive.enabled", f"expected true or false, got {enabled!r}")
         enabled = False
+    d_ad = AdaptivePolicy()
+    step_up_at = float(v.number(ad, "step_up_at", "adaptive.", d_ad.step_up_at, 0, 1))
     adaptive = AdaptivePolicy(
         enabled,
-        float(v.number(ad, "step_up_at", "adaptive.", 0.9, 0, 1)),
-        float(v.number(ad, "revoke_at", "adaptive.", 0.99, 0, 1)),
-        float(v.number(ad, "elevated_at", "adaptive.", 0.7, 0, 1)),
-        int(v.number(ad, "warmup", "adaptive.", 20, 0, integer=True)),
-        float(v.number(ad, "idle_factor", "adaptive.", 0.5, 0.01, 1)),
+        step_up_at,
+        float(v.number(ad, "revoke_at", "adaptive.", d_ad.revoke_at, 0, 1)),
+        float(v.number(ad, "elevated_at", "adaptive.", min(d_ad.elevated_at, step_up_at), 0, 1)),
+        int(v.number(ad, "warmup", "adaptive.", d_ad.warmup, 0, integer=True)),
+        float(v.number(ad, "idle_factor", "adaptive.", d_ad.idle_factor, 0.01, 1)),
     )
     if adaptive.step_up_at > adaptive.revoke_at:
         v.err("adaptive.step_up_at", f"must not exceed revoke_at ({adaptive.revoke_at}), got {adaptive.step_up_at}")

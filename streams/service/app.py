@@ -184,7 +184,10 @@ class Service:
         self.max_age_s = settings.max_event_age_s
         self._max_sighting_bytes = int(settings.max_record_bytes * SIGHTING_SHARE) - 2048
         self._max_waiting_bytes = int(settings.max_record_bytes * WAITING_SHARE)
-        self._forged: list[Output] = []  # audit records of refused join records, for the step's outputs
+        self._forged: list[Output] = []
+        self._dl_count = 0  # dead letters recorded by the step being decided (see _stage)
+        self._invalid_counters: dict[tuple[str, str | None], Any] = {}  # bounded: topics x FIELDS
+        self._held_dl: list[Record] = []  # dead letters waiting for the next commit point  # audit records of refused join records, for the step's outputs
         self._age_policy: Any = None
         self.encode_decision = encode_decision
         if heartbeat is not None and not callable(heartbeat):
@@ -516,6 +519,7 @@ class Service:
             except Exception as exc:  # an adapter's surprise: this record to dead letters, not the worker
                 del records[n_rec:]
                 self._decision_fault(records, msg, exc, "adapter", None, now, None)
+        self._dl_count = 0  # sent with this batch: the raw lane awaits their delivery before its acks
         return self.sender.submit(records)
 
     async def _user_agent(self, stream: Any) -> None:
@@ -1018,7 +1022,7 @@ class Service:
 
     def uncommitted(self) -> bool:
         """Whether state or input messages wait for the next commit point."""
-        return bool(self.interval.held or self.store.dirty or self._join_dirty)
+        return bool(self.interval.held or self.store.dirty or self._join_dirty or self._held_dl)
 
     def commit_point(self) -> None:
         """Make the next step a commit point now, if anything waits for one (before a rebalance
@@ -1061,13 +1065,25 @@ class Service:
                     self.store.touch(out.value.get("user"))
             except Exception as exc:  # an output that cannot be encoded: to dead letters, the rest go out
                 self._fault_record(records, "publish", exc, now, _safe_dumps(out.value))
+        interval = self.interval
+        interval.hold(messages)
+        point = interval.due(force=commit)  # a commit point (streams/service/interval.py)
+        if self._dl_count:
+            # dead letters wait for the next commit point, whose ticket carries them (so they are
+            # acknowledged before any offset covers their records): one produce request for many
+            # steps' dead letters, rather than one per step that met a bad record
+            self._dl_count = 0
+            dlt = self.names.dead_letters
+            self._held_dl.extend(r for r in records if r[0] == dlt)
+            records = [r for r in records if r[0] != dlt]
+        if point and self._held_dl:
+            records.extend(self._held_dl)
+            self._held_dl = []
         sent = self.sender.submit(records)                                   # 2. produce
         if join_state:  # visible to the join's next batch now; written at the next commit point
             self._sightings_data.update(join_state)
             self._join_dirty.update(join_state)
-        interval = self.interval
-        interval.hold(messages)
-        if interval.due(force=commit):  # a commit point (streams/service/interval.py)
+        if point:
             changelog = self._changelog_records()                            # (1.) state as decided
             messages = interval.take()
         else:
@@ -1169,10 +1185,15 @@ class Service:
             await asyncio.gather(*futures)
 
     def _dead_letter(self, records: list[Record], msg: Any, rejected: Rejected, stage: str = "ingest") -> None:
-        self.metrics.invalid.labels(msg.topic, rejected_label(rejected.field)).inc()
+        key = (msg.topic, rejected.field)
+        counter = self._invalid_counters.get(key)
+        if counter is None:  # prometheus' labels() takes a lock and builds a tuple: once per key
+            counter = self._invalid_counters[key] = self.metrics.invalid.labels(msg.topic, rejected_label(rejected.field))
+        counter.inc()
         record = dead_letter(msg.value, reason=rejected.reason, field=rejected.field, topic=msg.topic,
                              partition=msg.partition, offset=msg.offset, now=self.clock(), stage=stage)
         records.append((self.names.dead_letters, msg.topic.encode(), orjson.dumps(record), None))
+        self._dl_count += 1
 
     def _decision_fault(self, records: list[Record], msg: Any, exc: BaseException, stage: str, event: Any,
                         now: float, outputs: list[Output] | None) -> None:
@@ -1186,6 +1207,7 @@ class Service:
                              field=None, topic=msg.topic, partition=msg.partition, offset=msg.offset, now=now,
                              stage=stage, error=type(exc).__name__)
         records.append((self.names.dead_letters, msg.topic.encode(), orjson.dumps(record), None))
+        self._dl_count += 1
         user = getattr(event, "user", None)
         if outputs is not None and type(user) is str:
             self._repair(user, now, outputs)
@@ -1198,6 +1220,7 @@ class Service:
                              topic=f"({stage})", partition=-1, offset=-1, now=now, stage=stage,
                              error=type(exc).__name__)
         records.append((self.names.dead_letters, stage.encode(), orjson.dumps(record), None))
+        self._dl_count += 1
 
     def _repair(self, user: str, now: float, outputs: list[Output]) -> None:
         if not self.owns_user(user):

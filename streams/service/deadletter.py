@@ -18,6 +18,19 @@ from typing import Any
 
 MAX_RAW = 64 * 1024
 
+_AT: dict[int, str] = {}
+
+
+def _at(now: float) -> str:
+    """RFC 3339 of ``now`` to the millisecond; the second's prefix is formatted once."""
+    sec = int(now // 1)
+    prefix = _AT.get(sec)
+    if prefix is None:
+        if len(_AT) > 64:
+            _AT.clear()
+        prefix = _AT[sec] = datetime.fromtimestamp(sec, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{prefix}.{int((now - sec) * 1000):03d}Z"
+
 
 def dead_letter(raw: bytes | None, *, reason: str, field: str | None, topic: str, partition: int,
                 offset: int, now: float, stage: str = "ingest", error: str | None = None) -> dict[str, Any]:
@@ -30,7 +43,7 @@ def dead_letter(raw: bytes | None, *, reason: str, field: str | None, topic: str
         "topic": topic,
         "partition": partition,
         "offset": offset,
-        "at": datetime.fromtimestamp(now, timezone.utc).isoformat().replace("+00:00", "Z"),
+        "at": _at(now),
         "raw_bytes": len(raw),
         "raw_truncated": len(raw) > MAX_RAW,
         "raw_b64": base64.b64encode(raw[:MAX_RAW]).decode(),

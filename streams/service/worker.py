@@ -17,12 +17,17 @@ def default_policy_path() -> str:
 
 
 def make_scorer(policy):
-    """The adaptive scorer when the policy enables it (models/ is optional at import time)."""
+    """The adaptive scorer when the policy enables it (``models.scorer.scorer_for``, the one
+    factory every entry point uses). ``models/`` is imported only then; a policy that enables
+    ``[adaptive]`` where the model cannot load is refused rather than run without it."""
     if not getattr(getattr(policy, "adaptive", None), "enabled", False):
         return None
-    from models.scorer import AdaptiveScorer
-
-    return AdaptiveScorer()
+    try:
+        from models.scorer import scorer_for
+    except ImportError as exc:
+        raise RuntimeError(f"the policy sets [adaptive] enabled = true but the adaptive model cannot be "
+                           f"loaded ({exc}); install the models package or set enabled = false") from exc
+    return scorer_for(policy)
 
 
 def build_service(settings: Settings | None = None, *, clock: Callable[[], float] = time.time) -> Service:

@@ -14,6 +14,7 @@ Providers are declared in the TOML file named by ``LAPSE_SSF_RECEIVER_FILE``::
     poll_token_file = "/run/secrets/idp-poll"      # our bearer token for polling
     poll_max_events = 100
     allow_http = false                             # jwks_uri / poll_url over http (loopback only)
+    jwks_min_refetch_s = 30                        # an unknown kid refetches the JWKS at most this often
 
 Secrets are ``*_file`` or ``*_env``, never literal. Push (RFC 8935): ``POST`` with
 ``Content-Type: application/secevent+jwt`` and ``Authorization: Bearer <push token>``; 202 once
@@ -100,6 +101,7 @@ class Provider:
     poll_url: str | None = None
     poll_token: str | None = field(default=None, repr=False)
     poll_max_events: int = 100
+    jwks_min_refetch_s: float = JWKS_MIN_REFETCH_S
 
 
 def load_providers(ssf: SsfSettings) -> list[Provider]:
@@ -145,7 +147,11 @@ def load_providers(ssf: SsfSettings) -> list[Provider]:
         mx = e.get("poll_max_events", 100)
         if not isinstance(mx, int) or not 1 <= mx <= 1000:
             raise ConfigError(f"{where}.poll_max_events: 1..1000")
-        out.append(Provider(name, issuer, jwks_uri, auds, user, tuple(sub_iss), push_token, poll_url, poll_token, mx))
+        refetch = e.get("jwks_min_refetch_s", JWKS_MIN_REFETCH_S)
+        if not isinstance(refetch, (int, float)) or not 0 <= refetch <= 86400:
+            raise ConfigError(f"{where}.jwks_min_refetch_s: 0..86400 seconds")
+        out.append(Provider(name, issuer, jwks_uri, auds, user, tuple(sub_iss), push_token, poll_url, poll_token, mx,
+                            float(refetch)))
     return out
 
 
@@ -369,7 +375,7 @@ class Receiver:
         self.settings = settings
         self.providers = {p.name: p for p in providers}
         self.http = http
-        self.jwks = {p.name: JwksCache(http, p.jwks_uri) for p in providers}
+        self.jwks = {p.name: JwksCache(http, p.jwks_uri, min_refetch_s=p.jwks_min_refetch_s) for p in providers}
         self.counters: dict[str, int] = {"received": 0, "accepted": 0, "events": 0, "ignored": 0,
                                          "duplicates": 0, "refused": 0, "poll_errors": 0}
         self._seen: OrderedDict[str, None] = OrderedDict()

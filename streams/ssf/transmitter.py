@@ -222,13 +222,7 @@ class Transmitter:
                                     metadata_max_age_ms=30_000, **self.settings.kafka_kwargs())
         await consumer.start()
         try:
-            parts: set[int] | None = None
-            while not parts:
-                await consumer.topics()
-                parts = consumer.partitions_for_topic(self.topic)
-                if not parts:
-                    log.info("waiting for topic %s", self.topic)
-                    await asyncio.sleep(1.0)
+            parts = await self._partitions()
             tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
             consumer.assign(tps)
             stored = await self.db(self.store.offsets, self.topic)
@@ -264,6 +258,26 @@ class Transmitter:
                     self._poke({r[0] for r in rows})
         finally:
             await consumer.stop()
+
+    async def _partitions(self) -> set[int]:
+        """The partitions of the revocations topic, waiting for the topic to exist."""
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(**self.settings.kafka_kwargs())
+        await admin.start()
+        try:
+            while True:
+                try:
+                    (desc,) = await admin.describe_topics([self.topic])
+                    parts = {p["partition"] for p in desc.get("partitions") or []}
+                    if parts and not desc.get("error_code"):
+                        return parts
+                except Exception as exc:  # the broker not reachable yet, say
+                    log.debug("describing %s: %r", self.topic, exc)
+                log.info("waiting for topic %s", self.topic)
+                await asyncio.sleep(1.0)
+        finally:
+            await admin.close()
 
     def fan_out(self, key: bytes | None, value: bytes | None, now: float | None = None) -> list[tuple[str, str, str, int]]:
         """The queue rows ``(target, jti, payload, control)`` for one revocations-topic record."""

@@ -188,3 +188,28 @@ def verify_with_jwks(token: str, jwks: dict[str, Any], issuer: str, audience: st
 
 def prefix() -> str:
     return f"t{uuid.uuid4().hex[:8]}."
+
+
+def decision(i: int, *, user: str = "u", action: str = "revoke", reason: str = "manual", **extra: Any) -> dict[str, Any]:
+    d = {"id": f"d-{uuid.uuid4().hex[:8]}-{i}", "action": action, "reason": reason, "session": f"s-{i}",
+         "user": user, "sso_session": None, "app": None, "at": "2026-01-01T00:00:00Z", "policy": ["defaults"],
+         "policy_version": "v1", "score": None, "evidence": {}}
+    d.update(extra)
+    return d
+
+
+async def publish_decisions(bootstrap: str, pfx: str, worker_key: Path, decisions: list[dict[str, Any]]) -> None:
+    """Put decisions on the revocations topic as the worker does: signed with its key, keyed by session."""
+    from aiokafka import AIOKafkaProducer
+
+    from streams.publish.set import SetSigner, encode_message
+
+    signer = SetSigner(load_signing_key(worker_key), ISSUER, AUDIENCE)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    await producer.start()
+    try:
+        for d in decisions:
+            await producer.send(pfx + "revocations", key=d["session"].encode(), value=encode_message(d, signer))
+        await producer.flush()
+    finally:
+        await producer.stop()

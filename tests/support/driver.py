@@ -184,6 +184,7 @@ class ServiceDriver:
         """Move the clock ``seconds`` on and run the expiry timer once."""
         self.now += seconds
         await self.service._expiry_tick()
+        self.service.commit_point()  # the timer's next commit point, without waiting for it
         self.pump()
 
     # -- output ------------------------------------------------------------------------------------
