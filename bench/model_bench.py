@@ -6,7 +6,8 @@ Measures, on the same simulated stream (parsed into engine ``Event`` objects fir
 sees them):
 
 * ``features``: feature extraction + profile update alone;
-* ``scorer[baseline]``: ``AdaptiveScorer.process`` (features + per-user baseline + calibration);
+* ``scorer[baseline]``: ``AdaptiveScorer.process`` (features with population priors + per-user
+  baseline + grading + calibration), as ``models.scorer.scorer_for`` builds it;
 * ``scorer[baseline+hst]``: the same with the gated HalfSpaceTrees second opinion;
 * ``hst (every event)``: ``MinMaxScaler | HalfSpaceTrees`` score + learn on every event, for scale;
 * ``engine (no scorer)`` and ``engine + scorer``: the whole ``Replay``; the difference is what the
@@ -27,7 +28,7 @@ from collections import defaultdict
 from models.detectors import make_detector
 from models.evaluate import adaptive_policy
 from models.features import FeatureExtractor, observe
-from models.scorer import AdaptiveScorer
+from models.scorer import AdaptiveScorer, scorer_for
 from models.simulate import simulate
 from streams.engine import Replay, parse_event
 
@@ -58,7 +59,9 @@ def main() -> None:
     res: dict[str, float] = {}
 
     def features() -> None:
-        fx, profiles = FeatureExtractor(), defaultdict(dict)
+        from models.population import Population
+
+        fx, profiles = FeatureExtractor(Population()), defaultdict(dict)
         for e in scored:
             x, ctx = fx.extract(observe(e), profiles[e.user])
             fx.learn_ctx(ctx)
@@ -88,8 +91,8 @@ def main() -> None:
 
     hst_every()
 
-    policy_off = adaptive_policy(None)
-    policy_on = adaptive_policy(None, step_up_at=0.8, revoke_at=0.99)
+    policy_on = adaptive_policy(None)  # the shipped [adaptive] defaults, switched on
+    policy_off = adaptive_policy(None, enabled=False)
 
     def engine(policy, scorer) -> None:
         r = Replay(policy, scorer=scorer)
@@ -97,7 +100,7 @@ def main() -> None:
             r.feed(e)
 
     res["engine (no scorer)"] = _time(lambda: engine(policy_off, None)) / len(events) * 1e6
-    res["engine + scorer[baseline]"] = _time(lambda: engine(policy_on, AdaptiveScorer())) / len(events) * 1e6
+    res["engine + scorer[baseline]"] = _time(lambda: engine(policy_on, scorer_for(policy_on))) / len(events) * 1e6
     res["model share of engine+scorer"] = res["engine + scorer[baseline]"] - res["engine (no scorer)"]
 
     if a.json:

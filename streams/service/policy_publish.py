@@ -189,8 +189,8 @@ class PolicyFollower:
             return
         try:
             policy, rec = parse_record(opened.payload)
-        except (PolicyError, ValueError, orjson.JSONDecodeError) as exc:
-            errors = exc.errors if isinstance(exc, PolicyError) else [str(exc)]
+        except Exception as exc:  # any record that is not a policy: refused, never the follower's end
+            errors = exc.errors if isinstance(exc, PolicyError) else [f"{type(exc).__name__}: {str(exc)[:300]}"]
             log.error("lapse: policy record at offset %s refused, policy in force stays: %s", record.offset, errors)
             self.service.metrics.policy_reloads.labels("refused").inc()
             self.state.rejected.append({"offset": record.offset, "errors": errors, "at": rfc3339(time.time())})
@@ -216,7 +216,13 @@ class PolicyFollower:
             return
         policy, rec = self.pending
         self.pending = None
-        await apply_policy(self.service, self.state, policy, rec)
+        try:
+            await apply_policy(self.service, self.state, policy, rec)
+        except Exception as exc:  # a worker that restarts reads the same record again: never crash on it
+            log.exception("lapse: applying policy %s failed", rec.get("version"))
+            self.service.metrics.policy_reloads.labels("refused").inc()
+            self.state.rejected.append({"version": rec.get("version"), "errors": [f"{type(exc).__name__}: {exc}"[:300]],
+                                        "at": rfc3339(time.time())})
 
 
 async def apply_policy(service: "Service", state: PolicyState, policy: Policy, rec: dict[str, Any]) -> int:

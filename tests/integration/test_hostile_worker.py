@@ -218,6 +218,9 @@ async def test_hostile_records_on_every_input_topic_never_stop_the_worker_or_hid
             status, health = worker.get("/health")
             assert status == 200 and health["status"] == "ok", health
             assert canary_s < 10, f"canaries took {canary_s:.1f}s"
+            # Faust's own views would show who used which IP, without a token: they are off
+            for path in ("/table/sightings/", "/table/users/", "/router/", "/graph/"):
+                assert worker.get(path)[0] == 404, path
             # the policy in force was not replaced by the forged record
             forged = [a for a in audit.values() if a.get("kind") == "forged_record"]
             assert {a["detail"]["topic"] for a in forged} >= {prefix + "policy", prefix + "user-requests",
