@@ -345,7 +345,9 @@ async def scan_topics(service: "Service", wanted: list[tuple[str, str | None]], 
     out: dict[str, list[tuple[bytes | None, Any, int]]] = {t: [] for t, _ in wanted}
     try:
         # the consumer's own metadata only covers assigned topics: ask the cluster for all of them
-        cluster = await consumer._client.fetch_all_metadata()
+        from streams.service import internals
+
+        cluster = await internals.fetch_all_metadata(consumer)
         keys: dict[TopicPartition, set[bytes] | None] = {}
         for topic, key in wanted:
             parts = cluster.partitions_for_topic(topic) or set()

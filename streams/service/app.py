@@ -52,7 +52,7 @@ from faust.types import TP
 from streams.config import Settings
 from streams.engine import Engine, Event, InvalidEvent, Output, parse_event, parse_ts
 from streams.engine.events import MAX_CHARS
-from streams.service import codecs, transport
+from streams.service import codecs, internals, transport
 from streams.service.admin import AdminRequest, parse_request as parse_admin_request  # issue 8
 from streams.service.sealed import ForgedRecord, Sealer, open_request, refuse, seal_request
 from streams.service.catchup import CatchUp
@@ -175,6 +175,7 @@ class Service:
             raise TypeError("Service: engine_factory must be callable(store) -> Engine")
         if not callable(encode_decision):
             raise TypeError("Service: encode_decision must be callable(decision) -> bytes")
+        internals.self_check()  # an upgrade of Faust or aiokafka that renamed an internal fails here
         self.settings = settings
         self.clock = clock
         #: seals and opens the internal records (user-requests, policy, model snapshots): one key
@@ -291,7 +292,7 @@ class Service:
             users_read = None
             self._sightings_data = in_memory_dict(self.sightings)
         # steps 2-5 of the commit order: records go out in batches, tickets commit in order
-        self.sender = BatchSender(lambda: app.producer._ensure_producer())
+        self.sender = BatchSender(lambda: internals.ensure_producer(app))
         self.committer = Committer(self.sender, lambda msgs: app.consumer.ack_batch(msgs), max_pending=COMMIT_PENDING,
                                    on_changelog=self._changelog_handed_over if rocks else None)
         self.interval = CommitInterval(COMMIT_INTERVAL_S)
@@ -1001,14 +1002,15 @@ class Service:
         catchup = self.catchup
         if catchup.waited_s is not None:
             return True
-        catchup.committed(self.app.consumer._committed_offset)
+        catchup.committed(internals.committed_offsets(self.app.consumer))
         left = catchup.left()
         if not catchup.done():
             return False
         if left:
-            read = self.app.consumer._read_offset
+            read = internals.read_offsets(self.app.consumer)
+            committed = internals.committed_offsets(self.app.consumer)
             log.warning("lapse: input not caught up after %.0fs: %s", catchup.waited_s, ", ".join(
-                f"{tp[0]}/{tp[1]} end {end} committed {self.app.consumer._committed_offset.get(tp)} "
+                f"{tp[0]}/{tp[1]} end {end} committed {committed.get(tp)} "
                 f"read {read.get(tp)} decided {catchup.last_decided.get(tp)}" for tp, end in left.items()))
         log.info("lapse: caught up with the input present at assignment in %.2fs%s", catchup.waited_s,
                  "" if catchup.waited_s < catchup.max_wait_s else " (stopped waiting: LAPSE_CATCHUP_MAX_S)")
@@ -1173,7 +1175,7 @@ class Service:
     async def _send(self, topic: str, key: str | bytes | None, value: bytes | None,
                     partition: int | None = None) -> asyncio.Future:
         """One record outside any step (model snapshots); returns its delivery future."""
-        producer = self.app.producer._ensure_producer()
+        producer = internals.ensure_producer(self.app)
         if isinstance(key, str):
             key = key.encode()
         return await producer.send(topic, value=value, key=key, partition=partition)
@@ -1279,7 +1281,7 @@ def _live_state(table: Any, partition_of: Callable[[str], int], decode: Callable
     from streams.service.livestate import LiveState
 
     store = table.data
-    return LiveState(lambda p: store._db_for_partition(p), partition_of, decode, max_live=LIVE_MAX,
+    return LiveState(lambda p: internals.db_for_partition(store, p), partition_of, decode, max_live=LIVE_MAX,
                      partitions=partitions, skip_keys=(store.offset_key,))
 
 
@@ -1296,7 +1298,7 @@ def _table(app: faust.App, name: str, partitions: int, value_codec: str, options
     # the table registered a changelog topic with the default (json) serializers: replace it (same
     # name) before the worker starts, so recovery decodes with our codecs, and takes their values as
     # they are (codecs.Decoded: no search for a Faust model namespace in every record)
-    topic = table._new_changelog_topic()
+    topic = internals.new_changelog_topic(table)
     topic.schema.update(value_type=codecs.Decoded)
     topic.value_type = codecs.Decoded
     table.changelog_topic = topic
