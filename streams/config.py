@@ -33,6 +33,16 @@ LAPSE_MAX_RECORD_BYTES             largest changelog record a worker writes    9
 LAPSE_STALL_S                      input waiting this long undecided: /health  30
                                    is not ok
 LAPSE_HEARTBEAT_S                  signed heartbeats on the revocations topic  5
+LAPSE_BATCH_MAX                    events per batch of the user lane           100
+LAPSE_BATCH_WITHIN_S               how long a batch may wait to fill           0.05
+LAPSE_LINGER_MS                    producer linger                             5
+LAPSE_COMMIT_PENDING               decided steps in flight before waiting      8
+LAPSE_COMMIT_INTERVAL_S            longest time between commit points          1.0
+LAPSE_CATCHUP_MAX_S                deadlines wait for the input present at     15
+                                   an assignment at most this long
+LAPSE_LIVE_MAX                     live objects per table (rocksdb://)         1000000
+LAPSE_STREAM_BUFFER                messages an inbox holds                     65536
+LAPSE_GC_FREEZE                    freeze garbage-collection survivors (1/0)   1
 LAPSE_INTERNAL_KEY[_FILE]          MAC secret(s) of internal records, one a    derived from the
                                    line, the first seals (streams/service/     signing key
                                    sealed.py)
@@ -67,6 +77,8 @@ def _read_secret(env: dict[str, str], name: str, file_values: dict[str, Any]) ->
 #: state stores: Faust's memory store (state rebuilt from the changelog at start), or its RocksDB
 #: store through rocksdict, under LiveState (streams/service/livestate.py)
 STORES = ("memory://", "rocksdb://")
+#: durations that may be 0 (no fill wait; a commit point at every step)
+_ZERO_OK = frozenset({"batch_within_s", "commit_interval_s", "catchup_max_s"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +108,18 @@ class Settings:
     max_record_bytes: int = 900_000
     stall_s: float = 30.0
     heartbeat_s: float = 5.0
+    #: the worker's pipeline (docs/service.md): batch size and fill wait, producer linger, steps in
+    #: flight, commit interval, catch-up wait after an assignment, live objects per RocksDB table,
+    #: inbox size, freezing of garbage-collection survivors
+    batch_max: int = 100
+    batch_within_s: float = 0.05
+    linger_ms: int = 5
+    commit_pending: int = 8
+    commit_interval_s: float = 1.0
+    catchup_max_s: float = 15.0
+    live_max: int = 1_000_000
+    stream_buffer: int = 65536
+    gc_freeze: bool = True
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -120,20 +144,27 @@ class Settings:
                 values[f.name] = file_values[f.name]
         values["sasl_password"] = _read_secret(env, "LAPSE_SASL_PASSWORD", file_values)
         values["internal_key"] = _read_secret(env, "LAPSE_INTERNAL_KEY", file_values)
-        for name in ("partitions", "web_port", "session_timeout_s", "max_sessions_per_user", "max_record_bytes"):
+        for name in ("partitions", "web_port", "session_timeout_s", "max_sessions_per_user", "max_record_bytes",
+                     "batch_max", "linger_ms", "commit_pending", "live_max", "stream_buffer"):
             if name in values:
                 try:
                     values[name] = int(values[name])
                 except (TypeError, ValueError):
                     raise ConfigError(f"LAPSE_{name.upper()}: expected an integer, got {values[name]!r}") from None
-        for name in ("max_skew_s", "max_event_age_s", "stall_s", "heartbeat_s"):
+        for name in ("max_skew_s", "max_event_age_s", "stall_s", "heartbeat_s", "batch_within_s", "commit_interval_s",
+                     "catchup_max_s"):
             if name in values:
                 try:
                     values[name] = float(values[name])
                 except (TypeError, ValueError):
                     raise ConfigError(f"LAPSE_{name.upper()}: expected a number of seconds, got {values[name]!r}") from None
-                if not 0 < values[name] < 10 * 365 * 86400:
+                if not 0 <= values[name] < 10 * 365 * 86400 or (values[name] == 0 and name not in _ZERO_OK):
                     raise ConfigError(f"LAPSE_{name.upper()}: expected a positive number of seconds, got {values[name]!r}")
+        if "gc_freeze" in values:
+            raw = str(values["gc_freeze"]).strip().lower()
+            if raw not in ("1", "0", "true", "false"):
+                raise ConfigError(f"LAPSE_GC_FREEZE: expected 1 or 0, got {values['gc_freeze']!r}")
+            values["gc_freeze"] = raw in ("1", "true")
         settings = cls(**values)
         settings.validate()
         return settings
@@ -152,6 +183,11 @@ class Settings:
                               f"got {self.store!r}")
         if not self.bootstrap.strip():
             raise ConfigError("LAPSE_BOOTSTRAP: empty")
+        for name in ("batch_max", "commit_pending", "live_max", "stream_buffer"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"LAPSE_{name.upper()}: must be >= 1, got {getattr(self, name)}")
+        if self.linger_ms < 0:
+            raise ConfigError(f"LAPSE_LINGER_MS: must be >= 0, got {self.linger_ms}")
         if self.max_sessions_per_user < 1:
             raise ConfigError(f"LAPSE_MAX_SESSIONS_PER_USER: must be >= 1, got {self.max_sessions_per_user}")
         if not 64 * 1024 <= self.max_record_bytes <= 64 * 1024 * 1024:

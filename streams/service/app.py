@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -72,31 +71,17 @@ from streams.service.store import TableStore, in_memory_dict
 log = logging.getLogger("lapse.service")
 INF = float("inf")
 
-#: events per batch and how long a batch may wait to fill. A batch holds the event loop while it is
-#: decided, so its size bounds how long an IDS alert can wait behind it (each hop of the alert's
-#: path can wait for one batch). With steps pipelined, 100 costs no throughput: alert p99 41-49 ms
-#: at 100 vs 50-110 ms at 200; before pipelining 5,000 gave p99 130 ms
-BATCH_MAX = int(os.environ.get("LAPSE_BATCH_MAX", "100"))
-BATCH_WITHIN_S = float(os.environ.get("LAPSE_BATCH_WITHIN_S", "0.05"))
-LINGER_MS = int(os.environ.get("LAPSE_LINGER_MS", "5"))
-#: decided steps whose records are still in flight before the worker waits to decide more
-COMMIT_PENDING = int(os.environ.get("LAPSE_COMMIT_PENDING", "8"))
-#: longest time between commit points: the changelog of the users touched meanwhile is written
-#: once, and the inputs are acked, at each (streams/service/interval.py). Faust commits acked
-#: offsets every second (broker_commit_interval), so this is at most the input a crash re-reads
-COMMIT_INTERVAL_S = float(os.environ.get("LAPSE_COMMIT_INTERVAL_S", "1.0"))
-#: after partitions are assigned, deadlines wait (at most this long) until the input already in
-#: the topics then is decided (streams/service/catchup.py)
-CATCHUP_MAX_S = float(os.environ.get("LAPSE_CATCHUP_MAX_S", "15"))
-#: LAPSE_STORE=rocksdb://: objects kept in memory per table (the rest read back when needed)
-LIVE_MAX = int(os.environ.get("LAPSE_LIVE_MAX", "1000000"))
+#: the pipeline's tunables (batch size and fill wait, linger, steps in flight, commit interval,
+#: catch-up wait, live objects, inbox size) are Settings (streams/config.py, docs/service.md). A
+#: batch holds the event loop while it is decided, so its size bounds how long an IDS alert can
+#: wait behind it (each hop of the alert's path can wait for one batch); with steps pipelined,
+#: 100 costs no throughput. Faust commits acked offsets every second, so the commit interval is
+#: at most the input a crash re-reads. The inbox is large, because a full agent queue during table
+#: recovery blocks the delivery of changelog records and stalls recovery (faust-streaming #74).
 #: Faust agents whose topics go through an inbox receive nothing in normal operation; Faust's
 #: take_events wakes every ``within`` even when idle (a 2 ms window cost ~15 % of the CPU during
 #: table recovery), so they wait long
 IDLE_AGENT_WITHIN_S = 1.0
-#: per-agent queue; large, because a full agent queue during table recovery blocks the delivery of
-#: changelog records and stalls recovery (faust-streaming issue #74)
-STREAM_BUFFER = int(os.environ.get("LAPSE_STREAM_BUFFER", "65536"))
 #: vendor formats read from ``raw.<format>`` topics (issue 7's adapters)
 RAW_FORMATS = ("okta", "keycloak", "suricata", "cloudtrail")
 #: expiry timer tick (the issue asks for <= 1 s)
@@ -195,7 +180,7 @@ class Service:
             raise TypeError("Service: heartbeat must be callable(now, partition) -> (key, value)")
         self.heartbeat = heartbeat
         self.metrics = Metrics()
-        self.gc_pauses = GcPauses(self.metrics.gc_pause, freeze=os.environ.get("LAPSE_GC_FREEZE", "1") != "0")
+        self.gc_pauses = GcPauses(self.metrics.gc_pause, freeze=settings.gc_freeze)
         self.ready = False
         self.n_partitions = settings.partitions
         self._assigned_user_partitions: set[int] = set()
@@ -220,11 +205,11 @@ class Service:
             processing_guarantee="at_least_once",
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
-            producer_linger_ms=LINGER_MS,
+            producer_linger_ms=settings.linger_ms,
             producer_max_batch_size=512 * 1024,
             producer_max_request_size=2 * 1024 * 1024,
             broker_commit_interval=1.0,
-            stream_buffer_maxsize=STREAM_BUFFER,
+            stream_buffer_maxsize=settings.stream_buffer,
             web_enabled=True,
             # Faust's own views would show any table's content (who used which IP) without a token
             web_router_enabled=False,
@@ -246,18 +231,18 @@ class Service:
         self.user_inputs = app.topic(t("identity"), t("activity"), **raw)
         # their messages skip Faust's streams: the consumer puts them in this inbox, one task takes
         # them out in batches (streams/service/inbox.py); the agent below keeps them subscribed
-        self.user_inbox = Inbox(STREAM_BUFFER)
+        self.user_inbox = Inbox(settings.stream_buffer)
         app.lapse_inboxes = {t("identity"): self.user_inbox, t("activity"): self.user_inbox}
         self._inbox_clearers = [ClearOnSuspend(self.user_inbox, app.flow_control)]  # on revoke, not on resume
         # resolved IDS alerts and admin requests: a lane of their own, so they never queue behind a
         # backlog of activity (same partitions and state; Faust co-partitions topics of equal size)
         self.requests_in = app.topic(t("user-requests"), **raw)
-        self.requests_inbox = Inbox(STREAM_BUFFER)
+        self.requests_inbox = Inbox(settings.stream_buffer)
         app.lapse_inboxes[t("user-requests")] = self.requests_inbox
         self._inbox_clearers.append(ClearOnSuspend(self.requests_inbox, app.flow_control))
         # the IDS join reads alerts and sightings in one agent (co-partitioned: see _join_agent)
         self.join_in = app.topic(t("ids-alerts"), t("sightings"), **raw)
-        self.join_inbox = Inbox(STREAM_BUFFER)  # the same for the join's topics (see _join_inbox_task)
+        self.join_inbox = Inbox(settings.stream_buffer)  # the same for the join's topics (see _join_inbox_task)
         app.lapse_inboxes.update({t("ids-alerts"): self.join_inbox, t("sightings"): self.join_inbox})
         self._inbox_clearers.append(ClearOnSuspend(self.join_inbox, app.flow_control))
         self._alerts_name = t("ids-alerts")
@@ -279,9 +264,10 @@ class Service:
         self._live: dict[str, Any] = {}
         if rocks:
             self._live = {
-                self._changelog_name: _live_state(self.users, self.partition_of, _decode_user_state,
+                self._changelog_name: _live_state(self.users, self.partition_of, _decode_user_state, settings.live_max,
                                                   lambda: sorted(self._assigned_user_partitions)),
-                self._sightings_changelog_name: _live_state(self.sightings, self.join_partition_of, orjson.loads, tuple),
+                self._sightings_changelog_name: _live_state(self.sightings, self.join_partition_of, orjson.loads,
+                                                            settings.live_max, tuple),
             }
             users_read = self._live[self._changelog_name]
             self._sightings_data = self._live[self._sightings_changelog_name]
@@ -293,11 +279,11 @@ class Service:
             self._sightings_data = in_memory_dict(self.sightings)
         # steps 2-5 of the commit order: records go out in batches, tickets commit in order
         self.sender = BatchSender(lambda: internals.ensure_producer(app))
-        self.committer = Committer(self.sender, lambda msgs: app.consumer.ack_batch(msgs), max_pending=COMMIT_PENDING,
+        self.committer = Committer(self.sender, lambda msgs: app.consumer.ack_batch(msgs), max_pending=settings.commit_pending,
                                    on_changelog=self._changelog_handed_over if rocks else None)
-        self.interval = CommitInterval(COMMIT_INTERVAL_S)
+        self.interval = CommitInterval(settings.commit_interval_s)
         self._join_dirty: dict[str, dict] = {}  # join keys changed since the last commit point
-        self.catchup = CatchUp(CATCHUP_MAX_S)
+        self.catchup = CatchUp(settings.catchup_max_s)
         self._input_at = 0.0  # monotonic time input was last decided (the timer commits when quiet)
         self._input_tps: set[Any] = set()
         #: the name of an essential task that died (the worker then stops: see _essential)
@@ -486,7 +472,7 @@ class Service:
         Unmappable records go to dead letters with the adapter's reason and field; deliberately
         ignored types (e.g. Suricata flow records) are counted, not dead-lettered.
         """
-        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+        async for batch in stream.take_events(self.settings.batch_max, within=self.settings.batch_within_s):
             await self._await_delivery(self._decide_raw_batch([ev.message for ev in batch]))
 
     def _decide_raw_batch(self, batch: list[Any]) -> asyncio.Future:
@@ -526,7 +512,7 @@ class Service:
     async def _user_agent(self, stream: Any) -> None:
         """Subscribes identity and activity; their messages arrive through the inbox instead
         (any event that still comes this way is processed the same)."""
-        async for batch in stream.take_events(BATCH_MAX, within=IDLE_AGENT_WITHIN_S):
+        async for batch in stream.take_events(self.settings.batch_max, within=IDLE_AGENT_WITHIN_S):
             await self.process_user_batch([ev.message for ev in batch])
 
     async def _user_inbox_task(self) -> None:
@@ -538,7 +524,8 @@ class Service:
         (streams/service/commit.py) takes it through steps 3-5 while the next batch is decided, so
         the worker never idles waiting for the broker's acknowledgements.
         """
-        await self._lane(self.user_inbox, BATCH_MAX, BATCH_WITHIN_S, self._decide_user_batch, send_now=False)
+        await self._lane(self.user_inbox, self.settings.batch_max, self.settings.batch_within_s,
+                         self._decide_user_batch, send_now=False)
 
     async def _lane(self, inbox: Inbox, max_n: int, within: float, decide: Callable[..., Ticket], *,
                     send_now: bool) -> None:
@@ -1275,13 +1262,13 @@ def _decode_user_state(raw: bytes) -> Any:
     return UserState.from_dict(orjson.loads(raw))
 
 
-def _live_state(table: Any, partition_of: Callable[[str], int], decode: Callable[[bytes], Any],
+def _live_state(table: Any, partition_of: Callable[[str], int], decode: Callable[[bytes], Any], live_max: int,
                 partitions: Callable[[], Any]) -> Any:
     """:class:`~streams.service.livestate.LiveState` over a table's Faust RocksDB store."""
     from streams.service.livestate import LiveState
 
     store = table.data
-    return LiveState(lambda p: internals.db_for_partition(store, p), partition_of, decode, max_live=LIVE_MAX,
+    return LiveState(lambda p: internals.db_for_partition(store, p), partition_of, decode, max_live=live_max,
                      partitions=partitions, skip_keys=(store.offset_key,))
 
 
