@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from enforce import wire
+import enforce.wire as wire
 from enforce.verify import SetVerificationError, SetVerifier, subject_member, the_events, user_subject_key
 
 log = logging.getLogger(__name__)

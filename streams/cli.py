@@ -15,8 +15,8 @@ import click
 COMMANDS: dict[str, str] = {
     "kafka": "streams.infra_cmd:kafka",
     "topics": "streams.topics:topics_cmd",
-    "replay": "streams.engine.replay:replay_cmd",
-    "policy": "streams.engine.policy_cmd:policy_cmd",
+    "replay": "streams.replay_cmd:replay_cmd",
+    "policy": "streams.policy_cmd:policy_cmd",
     "worker": "streams.service.worker_cmd:worker_cmd",
     "adapt": "streams.adapters.cli:adapt_cmd",
     "simulate": "models.simulate_cmd:simulate_cmd",

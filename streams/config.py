@@ -58,6 +58,11 @@ from pathlib import Path
 from typing import Any
 
 
+def default_policy_path() -> str:
+    """The policy a worker runs when ``LAPSE_POLICY`` names none (shipped with the package)."""
+    return str(Path(__file__).resolve().parent / "policy.default.toml")
+
+
 class ConfigError(ValueError):
     """A setting has a value lapse cannot use; the message names the setting."""
 

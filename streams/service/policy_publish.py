@@ -253,7 +253,7 @@ async def _apply_policy(service: "Service", state: PolicyState, policy: Policy, 
 
 def initial_state(service: "Service") -> PolicyState:
     """The policy the worker started with (its file), before the topic says otherwise."""
-    from streams.service.worker import default_policy_path
+    from streams.config import default_policy_path
 
     path = service.settings.policy or default_policy_path()
     try:

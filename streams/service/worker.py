@@ -5,15 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from streams.config import Settings
+from streams.config import Settings, default_policy_path
 from streams.engine import Engine, load_policy
 from streams.service.app import Service
 
 
-def default_policy_path() -> str:
-    from pathlib import Path
-
-    return str(Path(__file__).resolve().parents[1] / "policy.default.toml")
 
 
 def make_scorer(policy):

@@ -8,12 +8,12 @@ from typing import Any
 import click
 import orjson
 
-from .durations import format_duration
-from .events import InvalidEvent, parse_event
-from .policy import PRESETS, Policy, PolicyError, load_policy
-from .state import SessionState
-from .windows import window_add
-from .policy import RATE_WINDOW_S
+from streams.engine.durations import format_duration
+from streams.engine.events import InvalidEvent, parse_event
+from streams.engine.policy import PRESETS, Policy, PolicyError, load_policy
+from streams.engine.state import SessionState
+from streams.engine.windows import window_add
+from streams.engine.policy import RATE_WINDOW_S
 
 __all__ = ["policy_cmd", "explain", "publish_cmd", "report_cmd"]
 
