@@ -45,6 +45,7 @@ from datetime import datetime
 from typing import Any
 
 from models.population import Population
+from streams.engine.events import parse_ts
 
 __all__ = [
     "FEATURES",
@@ -85,7 +86,7 @@ def _ts(value: Any) -> float:
     if isinstance(value, datetime):
         return value.timestamp()
     if isinstance(value, str):
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        return parse_ts(value)  # the project's one RFC 3339 reader (a zone is required)
     raise TypeError(f"cannot read a timestamp from {value!r}")
 
 

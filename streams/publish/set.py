@@ -32,13 +32,13 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Collection, Mapping
-from datetime import datetime
 from typing import Any
 
 from joserfc import jws
 
 from enforce import wire
 from enforce._jose import registry_for
+from streams.engine.events import InvalidEvent, parse_ts
 from streams.publish.keys import SigningKey
 
 #: Who initiated the end of the session, per decision reason (CAEP ``initiating_entity``).
@@ -90,12 +90,10 @@ def epoch_seconds(at: Any) -> int:
     if not isinstance(at, str) or not at:
         raise InvalidDecision(f"decision 'at' must be an RFC 3339 timestamp, not {at!r}")
     try:
-        dt = datetime.fromisoformat(at.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise InvalidDecision(f"decision 'at' {at!r} is not an RFC 3339 timestamp") from None
-    if dt.tzinfo is None:
-        raise InvalidDecision(f"decision 'at' {at!r} has no UTC offset")
-    return int(dt.timestamp())
+        return int(parse_ts(at))  # the project's one RFC 3339 reader (a zone is required)
+    except InvalidEvent as exc:
+        raise InvalidDecision(f"decision 'at' {at[:64]!r} is not an RFC 3339 timestamp with an offset "
+                              f"({exc.reason})") from None
 
 
 def _need_str(decision: Mapping[str, Any], field: str) -> str:

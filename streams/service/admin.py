@@ -48,7 +48,6 @@ import re
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from streams.config import ConfigError
-from streams.engine.events import MAX_CHARS, MAX_TS, MIN_TS
+from streams.engine.events import MAX_CHARS, MAX_TS, MIN_TS, InvalidEvent, parse_ts
 from streams.engine.decisions import Output, audit, rfc3339
 from streams.service.ingest import Rejected
 from streams.service.partitioning import partition_for
@@ -318,16 +317,13 @@ def parse_time(value: str | None) -> float | None:
     if value is None or value == "":
         return None
     try:
-        return float(value)
+        return parse_ts(float(value))
     except ValueError:
         pass
     try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"expected epoch seconds or RFC 3339, got {value!r}") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
+        return parse_ts(value)  # the project's one RFC 3339 reader: a time without a zone is refused
+    except InvalidEvent as exc:
+        raise ValueError(f"expected epoch seconds or RFC 3339 with a zone, got {value[:64]!r} ({exc.reason})") from None
 
 
 async def scan_topics(service: "Service", wanted: list[tuple[str, str | None]], since: float | None,
@@ -680,10 +676,13 @@ async def timeline(service: "Service", op: Operator, user: str, session: str | N
         for _, v, _ in got[topic]:
             if not isinstance(v, dict) or v.get("user") != user or (session and v.get("session") != session):
                 continue
-            ts = v.get("ts")
-            if isinstance(ts, (int, float)) and (until is None or ts <= until) and ts >= since:
-                events.append(v)
-    events.sort(key=lambda v: v["ts"])
+            try:  # the adapters write RFC 3339 strings, producers often epoch seconds: both count
+                ts = parse_ts(v.get("ts"))
+            except InvalidEvent:
+                continue
+            if (until is None or ts <= until) and ts >= since:
+                events.append({**v, "ts_epoch": ts})
+    events.sort(key=lambda v: v["ts_epoch"])
     decisions: dict[str, dict[str, Any]] = {}
     for _, v, _ in got.get(t("revocations"), []):
         d = v.get("decision") if isinstance(v, dict) else None

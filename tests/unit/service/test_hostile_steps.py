@@ -180,3 +180,20 @@ async def test_a_forged_sighting_cannot_point_an_ids_alert_at_a_victim(d):
     (dl,) = d.dead_letters()
     assert dl["field"] == "seal" and "unsealed" in dl["reason"]
     assert [a["kind"] for a in d.audits("forged_record")] == ["forged_record"]
+
+
+def test_one_rfc3339_reader_a_time_without_a_zone_is_refused_everywhere():
+    import pytest
+
+    from models.features import _ts
+    from streams.engine import InvalidEvent
+    from streams.publish.set import InvalidDecision, epoch_seconds
+    from streams.service.admin import parse_time
+
+    assert _ts("2026-01-01T00:00:00Z") == parse_time("2026-01-01T00:00:00Z") == epoch_seconds("2026-01-01T00:00:00Z")
+    with pytest.raises(InvalidEvent):
+        _ts("2026-01-01T00:00:00")
+    with pytest.raises(ValueError, match="zone"):
+        parse_time("2026-01-01T00:00:00")
+    with pytest.raises(InvalidDecision):
+        epoch_seconds("2026-01-01T00:00:00")
