@@ -59,8 +59,8 @@ def adapt(raw: bytes) -> list[Event]:
     Returns
     -------
     list of dict
-        Canonical events (``user.session.end`` gives two: the Okta session ends, and so does every
-        app session linked to it as its ``sso_session``).
+        Canonical events (``user.session.end`` gives one logout naming the Okta session both as its
+        ``session`` and its ``sso_session``: it ends, and so does every app session linked to it).
 
     Raises
     ------
@@ -211,8 +211,8 @@ def _session_end(doc: dict[str, Any], etype: str, ts: str) -> list[Event]:
         raise Skipped(f"okta:{etype}:FAILURE")
     user = _actor(doc)
     sid = _session(doc, True)
-    own = _client(doc, {"type": "logout", "ts": ts, "user": user, "session": sid})
-    return [own, {"type": "logout", "ts": ts, "user": user, "sso_session": sid}]
+    # one logout: the Okta session ends, and with it every app session linked to it (sso_session)
+    return [_client(doc, {"type": "logout", "ts": ts, "user": user, "session": sid, "sso_session": sid})]
 
 
 def _session_clear(doc: dict[str, Any], etype: str, ts: str) -> list[Event]:

@@ -940,6 +940,14 @@ class Engine:
             s = us.sessions.get(ev.session)
             if s is not None and s.ended is None:
                 self._quiet_end(s, max(ev.ts, s.last_seen), now, outs, "logout")
+            if ev.sso_session is not None and ev.sso_session == ev.session:
+                # the SSO session itself ended (Okta's user.session.end): its linked sessions go too;
+                # an app session's own logout (its sso_session another id) ends only that session
+                trig = f"logout:{ev.sso_session}@{ev.ts!r}"
+                for o in list(us.sessions.values()):
+                    if o.ended is None and o.sso == ev.sso_session:
+                        self._end(o, us, "revoke", "sso_logout", ev.ts, trig, now, outs,
+                                  evidence={"sso_session": ev.sso_session, "cause": "logout"}, cascade=False)
         elif ev.sso_session is not None:
             trig = f"logout:{ev.sso_session}@{ev.ts!r}"
             for s in list(us.sessions.values()):

@@ -223,6 +223,16 @@ class Store:
             sql = "DELETE FROM queue WHERE target = ?" + (" AND control = 0" if keep_control else "")
             return self.db.execute(sql, (target,)).rowcount
 
+    def purge_streams(self, known: set[str]) -> int:
+        """Delete queue rows of streams that no longer exist (a delete racing a fan-out)."""
+        with self._tx():
+            targets = [t for (t,) in self.db.execute("SELECT DISTINCT target FROM queue WHERE target LIKE 'stream:%'")]
+            n = 0
+            for t in targets:
+                if t.removeprefix("stream:") not in known:
+                    n += self.db.execute("DELETE FROM queue WHERE target = ?", (t,)).rowcount
+            return n
+
     # -- the revocations topic position -------------------------------------------------------
     def offsets(self, topic: str) -> dict[int, int]:
         cur = self.db.execute("SELECT partition, next FROM offsets WHERE topic = ?", (topic,))

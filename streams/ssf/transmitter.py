@@ -50,6 +50,8 @@ log = logging.getLogger("lapse.ssf")
 MAX_POLL_EVENTS = 1000
 DEFAULT_POLL_EVENTS = 100
 MAX_ACKS = 10_000
+#: how often the feed looks for partitions added to the revocations topic
+PARTITION_CHECK_S = 30.0
 
 
 class NotFound(LookupError):
@@ -108,6 +110,9 @@ class Transmitter:
         self.http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=256, limit_per_host=16, ttl_dns_cache=60),
             headers={"User-Agent": "lapse-ssf"}, auto_decompress=False)
+        purged = await self.db(self.store.purge_streams, set(self.streams))
+        if purged:
+            log.info("dropped %d queued SETs of deleted streams", purged)
         for s in self.streams.values():
             self._sync_delivery(s)
         for target in self.bcl_clients:
@@ -233,11 +238,17 @@ class Transmitter:
                 first = {(self.topic, tp.partition): off for tp, off in ends.items()}
                 await self.db(self.store.enqueue, [], first)
                 stored.update({p: off for (_, p), off in first.items()})
+            nxt = {tp.partition: stored[tp.partition] for tp in tps}
             for tp in tps:
-                consumer.seek(tp, stored[tp.partition])
+                consumer.seek(tp, nxt[tp.partition])
             self.feed_ready.set()
-            log.info("lapse ssf: reading %s from %s", self.topic, {p: stored[p] for p in sorted(stored)})
+            log.info("lapse ssf: reading %s from %s", self.topic, dict(sorted(nxt.items())))
+            loop = asyncio.get_running_loop()
+            checked = loop.time()
             while True:
+                if loop.time() - checked > PARTITION_CHECK_S:
+                    checked = loop.time()
+                    await self._follow_new_partitions(consumer, nxt)
                 try:
                     batches = await consumer.getmany(timeout_ms=200, max_records=500)
                 except KafkaError as exc:
@@ -253,11 +264,33 @@ class Transmitter:
                         rows.extend(self.fan_out(m.key, m.value))
                         offsets[(tp.topic, tp.partition)] = m.offset + 1
                 n = await self.db(self.store.enqueue, rows, offsets)
+                for (_, p), off in offsets.items():
+                    nxt[p] = off
                 self.counters["queued"] += n
                 if rows:
                     self._poke({r[0] for r in rows})
         finally:
             await consumer.stop()
+
+    async def _follow_new_partitions(self, consumer: Any, nxt: dict[int, int]) -> None:
+        """Partitions added to the topic since the start are read from their beginning."""
+        from aiokafka import TopicPartition
+
+        try:
+            parts = await asyncio.wait_for(self._partitions(), timeout=10)
+        except (asyncio.TimeoutError, Exception) as exc:
+            log.debug("partition check failed: %r", exc)
+            return
+        new = sorted(parts - set(nxt))
+        if not new:
+            return
+        await self.db(self.store.enqueue, [], {(self.topic, p): 0 for p in new})
+        for p in new:
+            nxt[p] = 0
+        consumer.assign([TopicPartition(self.topic, p) for p in sorted(nxt)])
+        for p, off in nxt.items():  # a new assignment forgets positions: put every one back
+            consumer.seek(TopicPartition(self.topic, p), off)
+        log.info("revocations topic grew: now reading partitions %s", sorted(nxt))
 
     async def _partitions(self) -> set[int]:
         """The partitions of the revocations topic, waiting for the topic to exist."""

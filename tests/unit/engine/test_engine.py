@@ -304,3 +304,13 @@ def test_session_state_is_small():
     tracemalloc.stop()
     size = sum(st.size_diff for st in after.compare_to(before, "filename"))
     assert size / len(states) < 512
+
+
+def test_a_logout_of_the_sso_session_itself_ends_it_and_revokes_its_linked_sessions_once():
+    d = Driver(BASIC)
+    d.send("login", 0, user="u1", session="sso")
+    d.send("login", 1, user="u1", session="app1", sso_session="sso")
+    d.send("login", 2, user="u1", session="other", sso_session="sso2")
+    outs = d.send("logout", 5, user="u1", session="sso", sso_session="sso")
+    assert decisions(outs) == [("revoke", "sso_logout", "app1", 5.0)]
+    assert sorted(audits(outs)) == [("session_end", "app1"), ("session_end", "sso")]
