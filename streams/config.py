@@ -23,6 +23,8 @@ LAPSE_STORE                        memory:// or rocksdb:// (rocksdict)         m
 LAPSE_SESSION_TIMEOUT_S            consumer-group session timeout (failover)   10
 LAPSE_SET_ISSUER                   ``iss`` of the signed revocation tokens     https://lapse.local/
 LAPSE_SET_AUDIENCE                 ``aud`` of the signed revocation tokens     lapse-enforcement
+LAPSE_SET_USER_ISSUER              the IdP issuer of the user ids: SETs name   (email or opaque)
+                                   users as iss_sub
 LAPSE_SIGNING_KEY[_FILE]           PEM private key (Ed25519 or RSA >= 2048)    (required by the worker)
 LAPSE_ADMIN_TOKEN[_FILE]           admin API bearer token(s), "name:token"     (admin API disabled)
 LAPSE_MAX_SESSIONS_PER_USER        live sessions per user; more are revoked    100
@@ -106,6 +108,8 @@ class Settings:
     session_timeout_s: int = 10
     set_issuer: str = "https://lapse.local/"
     set_audience: str = "lapse-enforcement"
+    #: the identity provider whose ``sub`` the user ids are: SETs then name users as ``iss_sub``
+    set_user_issuer: str | None = None
     #: hostile-input bounds (docs/operator.md, "Bounds")
     max_sessions_per_user: int = 100
     max_skew_s: float = 300.0

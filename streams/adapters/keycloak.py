@@ -147,6 +147,9 @@ def _user_event(doc: dict[str, Any], ts: str) -> list[Event]:
         if session is None:
             raise AdapterError("missing", "sessionId")
         event["session"] = session
+        email = opt_str(details, "email", "details.email")
+        if email is not None and "@" in email and len(email) <= 320:
+            event["email"] = email
     else:
         put(event, "session", session)
     put(event, "app", opt_str(doc, "clientId", "clientId"))

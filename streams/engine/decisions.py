@@ -130,7 +130,8 @@ def _format(ts: float) -> str:
 def decision(action: str, reason: str, session: str, user: str, at: float, trigger: str, *,
              sso_session: str | None = None, app: str | None = None, policy: tuple[str, ...] | list[str] = (),
              policy_version: str = "", score: float | None = None,
-             evidence: dict[str, Any] | None = None) -> Output:
+             evidence: dict[str, Any] | None = None, email: str | None = None,
+             issuer: str | None = None) -> Output:
     """A decision keyed by session; ``id`` = hash(session, reason, trigger).
 
     Examples
@@ -139,7 +140,7 @@ def decision(action: str, reason: str, session: str, user: str, at: float, trigg
     >>> out.kind, out.key, out.value["at"], out.value["id"] == stable_id("s1", "idle_timeout", "idle@1800")
     ('decision', 's1', '1970-01-01T00:30:00Z', True)
     """
-    return _output("decision", session, {
+    value = {
         "id": _id3(session, reason, trigger),
         "action": action,
         "reason": reason,
@@ -152,7 +153,12 @@ def decision(action: str, reason: str, session: str, user: str, at: float, trigg
         "policy_version": policy_version,
         "score": score,
         "evidence": evidence or {},
-    })
+    }
+    if email is not None:  # the user's subject for receivers that want email or iss_sub
+        value["email"] = email
+    if issuer is not None:
+        value["issuer"] = issuer
+    return _output("decision", session, value)
 
 
 def audit(kind: str, user: str, session: str | None, at: float, trigger: str,

@@ -758,6 +758,10 @@ class Engine:
                 s.app = ev.app
             if ev.sso_session is not None:
                 s.sso = ev.sso_session
+            raw = ev.raw
+            if raw is not None and ("email" in raw or "issuer" in raw):
+                s.email = raw.get("email") or s.email
+                s.issuer = raw.get("issuer") or s.issuer
         if automatic:
             self._count_automatic(s, ev, ts, outs)
         elif ts > s.last_active:
@@ -888,6 +892,7 @@ class Engine:
         if lim is None:
             lim = s.lim = self.policy.limits(s, at)
         out = decision(action, reason, s.session, s.user, at, trigger, sso_session=s.sso, app=s.app,
+                       email=s.email, issuer=s.issuer,
                        policy=lim.rules, policy_version=self.policy.version, score=score, evidence=evidence)
         outs.append(out)
         if action != "revoke":

@@ -60,7 +60,7 @@ MAX_TS = 221_845_392_000.0
 MAX_CHARS = {
     "user": 1024, "session": 1024, "sso_session": 1024, "app": 1024, "roles": 1024,
     "device": 1024, "action": 512, "resource": 2048, "signature": 1024, "status": 64,
-    "severity": 16, "ip": 64, "src_ip": 64, "dest_ip": 64,
+    "severity": 16, "ip": 64, "src_ip": 64, "dest_ip": 64, "email": 320, "issuer": 1024,
 }
 #: the most roles one event may carry
 MAX_ROLES = 256
@@ -591,6 +591,10 @@ def _from_dict(d: dict[str, Any]) -> Event:
         _common(d, ev)
         ev.sso_session = _opt_str(d, "sso_session")
         ev.app = _opt_str(d, "app")
+        for name in ("email", "issuer"):  # the user's subject, as CAEP receivers name users
+            v = _opt_str(d, name)
+            if v is not None and (not v or (name == "email" and "@" not in v)):
+                raise InvalidEvent("expected an address with @" if name == "email" else "expected a URL", name)
         roles = d.get("roles")
         if roles is not None:
             if type(roles) is not list or not all(type(r) is str for r in roles):

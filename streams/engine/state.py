@@ -35,7 +35,7 @@ _FIELDS = (
     ("last_seen", "tl"), ("last_active", "tx"), ("lim_since", "tls"), ("shorten", "sh"), ("risk", "rk"),
     ("priv_since", "ps"), ("priv_last", "pl"), ("rate_w", "rw"), ("bytes_w", "bw"), ("auto_n", "an"),
     ("events_n", "n"), ("ended", "te"), ("end_reason", "er"), ("terminal", "dec"), ("cond_since", "cs"),
-    ("id_ts", "ti"),
+    ("id_ts", "ti"), ("email", "em"), ("issuer", "iss"),
 )
 _DEFAULTS: dict[str, Any] = {"shorten": 1.0, "auto_n": 0, "events_n": 0}
 
@@ -84,6 +84,8 @@ class SessionState:
         self._dec: Any = None      # the revocation, re-issued on enforcement gaps (see `terminal`)
         self.cond_since: dict[str, float] | None = None
         self.id_ts: float | None = None  # newest identity event applied (None: adopted, no login yet)
+        self.email: str | None = None    # the user's address and identity provider, as the identity
+        self.issuer: str | None = None   # events name them (the SETs' user subject)
         self.lim: Any = None       # cached policy Limits (not stored)
         self.key = (user, session)
 
@@ -161,7 +163,8 @@ class SessionState:
         else:
             version, trigger, score, evidence = d
         return decision("revoke", reason, self.session, self.user, at, trigger, sso_session=self.sso,  # type: ignore[arg-type]
-                        app=self.app, policy=lim.rules, policy_version=version, score=score, evidence=evidence).value
+                        app=self.app, policy=lim.rules, policy_version=version, score=score, evidence=evidence,
+                        email=self.email, issuer=self.issuer).value
 
     @terminal.setter
     def terminal(self, value: dict[str, Any] | None) -> None:
@@ -226,6 +229,10 @@ class SessionState:
             out["cs"] = self.cond_since
         if self.id_ts is not None:
             out["ti"] = self.id_ts
+        if self.email is not None:
+            out["em"] = self.email
+        if self.issuer is not None:
+            out["iss"] = self.issuer
         return out
 
     def to_row(self) -> list[Any]:
@@ -247,7 +254,8 @@ class SessionState:
                 [w[0], float(w[1]), float(w[2])] if w is not None and w[0] is not None else None,
                 [w[3], float(w[4]), float(w[5])] if w is not None and w[3] is not None else None,
                 self.auto_n, self.events_n, self.ended, self.end_reason,
-                self.terminal if self._dec is not None else None, self.cond_since, self.id_ts]
+                self.terminal if self._dec is not None else None, self.cond_since, self.id_ts, self.email,
+                self.issuer]
 
     @classmethod
     def from_row(cls, row: list[Any]) -> SessionState:

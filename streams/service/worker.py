@@ -32,7 +32,8 @@ def build_service(settings: Settings | None = None, *, clock: Callable[[], float
 
     settings = settings or Settings.load()
     policy = load_policy(settings.policy or default_policy_path())
-    signer = SetSigner(load_signing_key(), issuer=settings.set_issuer, audience=settings.set_audience)
+    signer = SetSigner(load_signing_key(), issuer=settings.set_issuer, audience=settings.set_audience,
+                       user_issuer=settings.set_user_issuer)
     scorer = make_scorer(policy)
 
     def engine_factory(store):

@@ -26,7 +26,7 @@ def adapt(name: str, **changes: object) -> list[dict]:
 def test_session_start_maps_to_login_with_client_context() -> None:
     assert adapt("session_start") == [{
         "type": "login", "ts": "2024-05-01T09:00:00.123Z", "user": "ana@example.com",
-        "session": "102Ana5essionAAAA", "ip": "198.51.100.7",
+        "session": "102Ana5essionAAAA", "email": "ana@example.com", "ip": "198.51.100.7",
         "device": "Mozilla/5.0 (X11; Linux x86_64) Firefox/125.0", "channel": "web",
         "geo": {"country": "Portugal", "lat": 38.7223, "lon": -9.1393, "asn": 3243},
     }]

@@ -187,3 +187,18 @@ def test_logout_token(signer, key):
     assert c["sid"] == "op-sid-1" and c["exp"] == NOW + 120 and "nonce" not in c
     with pytest.raises(InvalidDecision):
         signer.logout_token({**DECISION, "action": "step_up"})
+
+
+def test_a_login_that_names_the_users_email_gives_revocations_an_email_subject(signer, key):
+    from streams.engine import Engine, loads_policy, parse_event
+
+    eng = Engine(loads_policy('[defaults]\nidle = "30m"'))
+    eng.handle(parse_event({"type": "login", "ts": 0, "user": "u1", "session": "s1", "email": "u1@example.com"}), 0.0)
+    eng.handle(parse_event({"type": "user_disabled", "ts": 5, "user": "u1"}), 5.0)
+    outs = eng.handle(parse_event({"type": "credential_change", "ts": 6, "user": "u1"}), 6.0)
+    assert outs == []  # already revoked by the account event
+    d = eng.store["u1"].sessions["s1"].terminal
+    assert d["email"] == "u1@example.com"
+    assert signer.claims(d)["sub_id"]["user"] == {"format": "email", "email": "u1@example.com"}
+    issuer_signer = SetSigner(key, ISS, AUD, user_issuer="https://idp.example.com/")
+    assert issuer_signer.claims(d)["sub_id"]["user"] == {"format": "iss_sub", "iss": "https://idp.example.com/", "sub": "u1"}
