@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -210,3 +212,65 @@ def timeout_evidence(s: Any, lim: Any, kind: str, when: float) -> dict[str, Any]
     if s.lim_since > s.started and when == s.lim_since:
         ev["tightened_at"] = rfc3339(s.lim_since)
     return ev
+
+
+_ALERT_MEMBERS = ("severity", "signature", "src_ip", "dest_ip")
+
+
+def _digest(*parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def cause_txn(decision: Mapping[str, Any]) -> str:
+    """The SET ``txn``: one value for every SET of one cause, derived from the decision alone.
+
+    The decision id is hash(session, reason, trigger), one per session; ``txn`` must instead be
+    shared by every session the same cause ended (one IDS alert, one account event, one SSO
+    logout). From what a decision carries:
+
+    * ``txn`` set by the engine: taken as it is;
+    * ``sso_logout`` cascaded from another decision: the cause's ``txn`` (``evidence.cause_txn``,
+      set by the engine), else the cause's id (``evidence.cause``);
+    * ``ids_alert``: a hash of the alert (time, severity, signature, addresses), whichever users
+      it reached;
+    * ``account_event``, ``sso_logout`` from an IdP logout, ``manual`` for every session of a
+      user: a hash of (reason, user, time, evidence);
+    * anything else (one session, one cause): the decision id.
+
+    Pure and deterministic, so a re-published decision gets the same ``txn``.
+
+    >>> a = {"id": "d1", "reason": "ids_alert", "user": "ann", "at": "2026-01-01T00:00:00Z",
+    ...      "evidence": {"severity": "critical", "signature": "ET C2", "src_ip": "192.0.2.1", "dest_ip": None}}
+    >>> cause_txn(a) == cause_txn({**a, "id": "d2", "user": "bob"}) != "d1"
+    True
+    >>> cause_txn({"id": "d3", "reason": "idle_timeout", "at": "2026-01-01T00:00:00Z", "evidence": {}})
+    'd3'
+    >>> cause_txn({"id": "d4", "reason": "sso_logout", "evidence": {"sso_session": "x", "cause": "d3"}})
+    'd3'
+    """
+    jti = decision.get("id")
+    txn = decision.get("txn")
+    if isinstance(txn, str) and txn:
+        return txn
+    reason = decision.get("reason")
+    evidence = decision.get("evidence")
+    ev = evidence if isinstance(evidence, Mapping) else {}
+    at = decision.get("at")
+    if reason == "sso_logout":
+        root = ev.get("cause_txn")
+        if isinstance(root, str) and root:
+            return root
+        cause = ev.get("cause")
+        if isinstance(cause, str) and cause and cause != "logout":
+            return cause
+        if ev.get("sso_session"):
+            return _digest("sso_logout", decision.get("user"), at, dict(ev))
+    elif reason == "ids_alert":
+        if any(ev.get(m) for m in ("signature", "src_ip", "dest_ip")):
+            return _digest("ids_alert", at, {m: ev.get(m) for m in _ALERT_MEMBERS})
+    elif reason == "account_event" and ev:
+        return _digest("account_event", decision.get("user"), at, dict(ev))
+    elif reason == "manual" and ev.get("scope") == "user":
+        return _digest("manual", decision.get("user"), at, dict(ev))
+    return jti if isinstance(jti, str) else str(jti)

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from .deadlines import DeadlineIndex
-from .decisions import Output, _output, audit, decision, rfc3339, stable_id, timeout_evidence
+from .decisions import Output, _output, audit, cause_txn, decision, rfc3339, stable_id, timeout_evidence
 from .events import Event
 from .policy import RATE_WINDOW_S, Limits, Policy
 from .scoring import Scorer
@@ -185,7 +185,7 @@ class Engine:
             if ev.user is not None:
                 self._alert(ev, now, outs, defer)
         for s, us in defer:
-            self._cascade(s, us, s.terminal["id"], s.ended, now, outs)  # type: ignore[index, arg-type]
+            self._cascade(s, us, s.terminal, s.ended, now, outs)  # type: ignore[arg-type]
             if s.user in self.store or us.sessions:
                 self.store[s.user] = us
         self._count(outs)
@@ -912,17 +912,22 @@ class Engine:
         if len(us.sessions) > self.max_ended:
             self._bound_ended(us, outs)
         if cascade:
-            self._cascade(s, us, out.value["id"], at, now, outs)
+            self._cascade(s, us, out.value, at, now, outs)
 
-    def _cascade(self, s: SessionState, us: UserState, cause: str, at: float, now: float, outs: list[Output]) -> None:
-        """A revoked session that carries an SSO session takes its linked sessions with it."""
+    def _cascade(self, s: SessionState, us: UserState, root: dict[str, Any], at: float, now: float,
+                 outs: list[Output]) -> None:
+        """A revoked session that carries an SSO session takes its linked sessions with it; their
+        revocations share the ``txn`` of ``root``, the decision that started it."""
         if s.sso is None:
             return
+        cause, txn = root["id"], None
         for other in list(us.sessions.values()):
             if other is not s and other.ended is None and other.sso == s.sso:
+                if txn is None:
+                    txn = cause_txn(root)
                 self._end(other, us, "revoke", "sso_logout", at, f"sso:{s.sso}:{cause}", now, outs,
-                          evidence={"sso_session": s.sso, "cause": cause, "cause_session": s.session},
-                          cascade=False)
+                          evidence={"sso_session": s.sso, "cause": cause, "cause_session": s.session,
+                                    "cause_txn": txn}, cascade=False)
 
     def _quiet_end(self, s: SessionState, at: float, now: float, outs: list[Output], reason: str) -> None:
         if s.ended is None:
@@ -1032,7 +1037,7 @@ class Engine:
                 defer.extend(pending)
             else:
                 for s, u in pending:
-                    self._cascade(s, u, s.terminal["id"], ev.ts, now, outs)  # type: ignore[index]
+                    self._cascade(s, u, s.terminal, ev.ts, now, outs)  # type: ignore[arg-type]
         if not us.is_empty():
             self.store[user] = us  # type: ignore[index]
 

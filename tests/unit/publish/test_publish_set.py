@@ -202,3 +202,17 @@ def test_a_login_that_names_the_users_email_gives_revocations_an_email_subject(s
     assert signer.claims(d)["sub_id"]["user"] == {"format": "email", "email": "u1@example.com"}
     issuer_signer = SetSigner(key, ISS, AUD, user_issuer="https://idp.example.com/")
     assert issuer_signer.claims(d)["sub_id"]["user"] == {"format": "iss_sub", "iss": "https://idp.example.com/", "sub": "u1"}
+
+
+def test_an_ids_alert_and_the_sso_cascade_it_starts_share_one_txn(signer):
+    from streams.engine import Engine, loads_policy, parse_event
+
+    eng = Engine(loads_policy('[defaults]\nidle = "30m"\n[ids]\nrevoke = ["critical"]'))
+    for sid in ("a", "b"):
+        eng.handle(parse_event({"type": "login", "ts": 0, "user": "u1", "session": sid, "sso_session": "sso"}), 0.0)
+    eng.handle(parse_event({"type": "login", "ts": 0, "user": "u2", "session": "c"}), 0.0)
+    alert = parse_event({"type": "alert", "ts": 5, "severity": "critical", "src_ip": "192.0.2.9", "signature": "C2"})
+    outs = eng.handle_alert([alert.targeted("u1", "a"), alert.targeted("u2", "c")], 5.0)
+    got = {o.value["session"]: (o.value["reason"], signer.claims(o.value)["txn"]) for o in outs if o.kind == "decision"}
+    assert {k: v[0] for k, v in got.items()} == {"a": "ids_alert", "c": "ids_alert", "b": "sso_logout"}
+    assert len({v[1] for v in got.values()}) == 1, got
