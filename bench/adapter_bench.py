@@ -2,7 +2,7 @@
 
 Usage: ``python bench/adapter_bench.py [--n 50000] [--repeat 3]``. Lines are realistic records
 (the documented-schema fixtures of ``tests/fixtures/adapters``) with varied users, sessions and
-times, so no cache helps. Goal (issue 7): >= 100k events/s for Suricata alerts and Okta events.
+times, so no cache helps. Goal: >= 100k events/s for Suricata alerts and Okta events.
 """
 
 from __future__ import annotations

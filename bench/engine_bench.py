@@ -1,8 +1,8 @@
-"""Replay rate and memory of the session engine (issue 3, issue 9).
+"""Replay rate and memory of the session engine, policy only and with activity conditions.
 
     .venv/bin/python bench/engine_bench.py                    # 1M events over 100k sessions
     .venv/bin/python bench/engine_bench.py --events 100000    # quicker
-    .venv/bin/python bench/engine_bench.py --activity-rules   # also compare with issue 9 conditions (two mixes)
+    .venv/bin/python bench/engine_bench.py --activity-rules   # also compare with the activity conditions (two mixes)
 
 Measures, on the same synthetic JSON lines: two baselines (``orjson.loads`` of each line alone, and the
 floor of any CPython engine: ``loads`` plus the user and session lookups and three writes), then
@@ -52,7 +52,7 @@ absolute = "1h"
 
 def activity_rules(privileged: bool = True, bytes_over: bool = True, rate_over: bool = True,
                    automatic: bool = True) -> str:
-    """Issue 9's rules added to ``POLICY`` (all of them by default: ``ACTIVITY_RULES``); leaving
+    """The activity rules added to ``POLICY`` (all of them by default: ``ACTIVITY_RULES``); leaving
     one out measures what it costs (``engine_instructions.py --breakdown``)."""
     text, section = "", []
     if privileged:
@@ -81,7 +81,7 @@ def make_lines(n: int, sessions: int, seed: int = 7, privileged: str = "admins")
 
     ``privileged``: who performs the ``admin.*`` actions (one request in seven where they occur):
     ``"admins"``, the sessions with the admin role (one in ten), or ``"everyone"``, every session
-    (a stress case for issue 9's conditions: the privileged rule then binds nearly every session).
+    (a stress case for the activity conditions: the privileged rule then binds nearly every session).
     The random sequence is the same either way; only those actions' names differ.
     """
     if privileged not in ("admins", "everyone"):
@@ -181,7 +181,7 @@ def floor(lines: list[bytes]) -> float:
 
 
 def compare_activity(admins: list[bytes], everyone: list[bytes], rounds: int) -> dict[str, object]:
-    """Issue 9: the replay rate with the activity conditions vs policy only, on two mixes.
+    """The replay rate with the activity conditions vs policy only, on two mixes.
 
     Each round runs, in turn, policy only and policy + activity rules on each mix; the figures are
     medians over the rounds (one pair of runs swings by more than the 10 % being judged here).

@@ -1,10 +1,10 @@
-"""Instructions per event of the engine replay, counted by valgrind (issue 3, issue 9).
+"""Instructions per event of the engine replay, counted by valgrind.
 
     .venv/bin/python bench/engine_instructions.py                  # 50k events over 5k sessions (about 4 min)
     .venv/bin/python bench/engine_instructions.py --events 20000   # quicker
 
 Wall-clock rates on this project's 2 shared cores swing by 15-30 % from run to run, more than the
-10 % that issue 9 judges. ``valgrind --tool=callgrind`` counts the instructions the CPU executes:
+10 % that the activity conditions' goal allows. ``valgrind --tool=callgrind`` counts the instructions the CPU executes:
 the same count for the same program and input, whatever else the machine is doing. Each variant
 (stream mix x policy) runs in its own process, twice: once building the stream and the engine
 only, once also replaying the stream; the difference over the number of events is the engine's
@@ -30,7 +30,7 @@ from common import record  # noqa: E402  (bench/common.py: puts the repository o
 from engine_bench import ACTIVITY_RULES, POLICY, activity_rules, make_lines, run  # noqa: E402
 
 POLICIES = {"policy": POLICY, "activity": POLICY + ACTIVITY_RULES}
-#: --breakdown: issue 9's rules in parts, on the admins mix
+#: --breakdown: the activity rules in parts, on the admins mix
 PARTS = {
     "a rate rule alone": POLICY + activity_rules(privileged=False, bytes_over=False, automatic=False),
     "rate and bytes rules": POLICY + activity_rules(privileged=False, automatic=False),

@@ -1,4 +1,4 @@
-"""aiokafka's per-record ``send()`` against its batch API, as the worker's outbox uses it (issue 4).
+"""aiokafka's per-record ``send()`` against its batch API, as the worker's outbox uses it.
 
     .venv/bin/python bench/producer_bench.py [--records 100000]
 

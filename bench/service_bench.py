@@ -1,4 +1,4 @@
-"""End-to-end benchmarks of one lapse worker on the local broker (issue 4).
+"""End-to-end benchmarks of one lapse worker on the local broker.
 
 1. **throughput** — N canonical events already on the input topics; a worker starts; the clock runs
    from the worker's /ready to the moment every decision and audit record the engine owes (counted

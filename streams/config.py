@@ -110,7 +110,7 @@ class Settings:
     set_audience: str = "lapse-enforcement"
     #: the identity provider whose ``sub`` the user ids are: SETs then name users as ``iss_sub``
     set_user_issuer: str | None = None
-    #: hostile-input bounds (docs/operator.md, "Bounds")
+    #: hostile-input bounds (docs/hostile-input.md)
     max_sessions_per_user: int = 100
     max_skew_s: float = 300.0
     max_event_age_s: float = 35 * 86400.0

@@ -113,7 +113,7 @@ def explain_cmd(file: str, event_json: str) -> None:
     click.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
 
 
-# -- issue 8: operator commands (logic in streams/service/policy_publish.py and streams/compliance.py) --
+# -- operator commands (logic in streams/service/policy_publish.py and streams/compliance.py) --
 
 @policy_cmd.command("publish")
 @click.argument("file", type=click.Path(dir_okay=False))

@@ -1,8 +1,8 @@
 """Vendor formats to canonical events, at the edge of the service.
 
 Each format has a module with a pure function ``adapt(raw: bytes) -> list[dict]`` that returns
-canonical event dicts (issue 3), raises :class:`AdapterError` (dead-letter: reason and field) or
-:class:`Skipped` (deliberately ignored: counted). :func:`adapt` wraps them for the stream: it never
+canonical event dicts (docs/engine.md, "Events"), raises :class:`AdapterError` (dead-letter:
+reason and field) or :class:`Skipped` (deliberately ignored: counted). :func:`adapt` wraps them for the stream: it never
 raises for any input bytes, and tells the caller what to do with the record.
 
 Examples

@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 MAX_BYTES = 64 * 1024
-"""Largest raw record accepted (the canonical event limit of issue 3)."""
+"""Largest raw record accepted (the canonical event limit, docs/engine.md)."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

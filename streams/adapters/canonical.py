@@ -1,4 +1,4 @@
-"""Canonical JSON (issue 3) passes through unchanged, after a light check.
+"""Canonical JSON (lapse's own event format) passes through unchanged, after a light check.
 
 Full validation is :func:`streams.engine.events.parse_event`'s job, downstream; here a record only
 has to be a JSON object of at most 64 KiB with a string ``type`` and a ``ts``, so that obviously

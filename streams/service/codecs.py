@@ -49,7 +49,7 @@ class Decoded:
 
     With no ``value_type``, Faust looks inside every decoded value for a model namespace
     (``value["__faust"]["ns"]``) and catches the ``KeyError`` or ``TypeError`` that our values
-    raise: one exception per changelog record, about a tenth of a restarting worker's time (py-spy).
+    raise: one exception per changelog record, about a tenth of a restarting worker's time.
     A type that is not a Faust model is handed the value through :meth:`from_data`, which returns
     it as it is; a tombstone (no value) still decodes to ``None``.
 

@@ -127,9 +127,9 @@ class ClearOnSuspend:
     partition back to its committed offset afterwards), and *not* when the flow resumes.
 
     ``FlowControlEvent.resume()`` clears every managed queue too. A worker's table recovery ends by
-    seeking to the committed offsets and then resuming, and messages the consumer delivered in
-    between were dropped from the inbox although the consumer had read past them: a restarted
-    worker never decided them (found by the kill -9 integration test once expiry waited for them).
+    seeking to the committed offsets and then resuming, so clearing on resume would drop messages
+    the consumer delivered in between although it had read past them: a restarted worker would
+    never decide them (the kill -9 integration test covers this).
 
     Examples
     --------

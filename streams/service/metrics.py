@@ -42,7 +42,7 @@ class Metrics:
                              registry=r)
         self.since_decided = Gauge("lapse_seconds_since_decided", "Seconds since the worker last decided input",
                                    registry=r)
-        # issue 8: operator surface (admin API, policy reload)
+        # operator surface (admin API, policy reload)
         self.policy_info = Gauge("lapse_policy_info", "The policy version in force (value 1)", ["version"], registry=r)
         self.policy_reloads = Counter("lapse_policy_reloads", "Policy-topic records, by result (applied, refused)",
                                       ["result"], registry=r)

@@ -1,9 +1,9 @@
 """Records to produce, handed to aiokafka one batch per partition, in the order they were staged.
 
-aiokafka's ``producer.send()`` costs ~18 us of CPU per record on this machine: an awaited
-metadata check, a pure-Python murmur2 partitioner, and a future per record. Its batch API
-(``create_batch`` / ``send_batch``) costs 4-9 us per record: records are appended to one builder
-per (topic, partition) and each builder is one future (``python bench/producer_bench.py``).
+aiokafka's ``producer.send()`` pays per record for an awaited metadata check, a pure-Python
+murmur2 partitioner and a future. Its batch API (``create_batch`` / ``send_batch``) appends records
+to one builder per (topic, partition), and each builder is one future: several times less CPU per
+record (``python bench/producer_bench.py`` measures both, docs/benchmarks.md).
 
 The engine's decide step is synchronous, so it stages its records in a plain list
 (:data:`Record` tuples) and submits the list to a :class:`BatchSender`. One task sends the lists

@@ -3,7 +3,7 @@
 Faust's consumer hands every fetched message to the agents' queues through
 ``Service.wait_first(callback(message), suspend_flow.wait())``, so that a rebalance can abandon a
 delivery that is blocked. That costs four asyncio tasks and an ``asyncio.wait`` per message,
-measured here at ~30-50 us: as much as everything lapse itself does with an event.
+about 30-50 us: as much as everything lapse itself does with an event.
 
 :class:`Consumer` keeps Faust's loop and its rules, and changes one thing: while flow is active
 (no rebalance in progress), the delivery is awaited directly. Delivery only waits when an agent's
@@ -46,8 +46,8 @@ YIELD_EVERY = 100
 
 #: longest a fetch waits at the broker for data (Faust hard-codes 1,500 ms). Requests on the same
 #: connection queue behind it, so on an idle partition set every offset query (the catch-up's end
-#: offsets, the earliest offsets of never-committed partitions, at each assignment) waited up to
-#: this long: 1.9 s of a worker's restart. A fetch still returns as soon as a record arrives, so a
+#: offsets, the earliest offsets of never-committed partitions, at each assignment) waits up to
+#: this long, which would add seconds to every restart. A fetch still returns as soon as a record arrives, so a
 #: shorter wait costs only more empty fetches while idle.
 FETCH_MAX_WAIT_MS = 100
 

@@ -38,6 +38,6 @@ def register(service: "Service") -> None:
 
     @app.page("/metrics")
     async def metrics(self: Any, request: Any) -> Any:
-        # aiohttp refuses a charset inside content_type=: pass the full header instead (issue 8 fix)
+        # aiohttp refuses a charset inside content_type=: pass the full header instead
         return self.bytes(service.metrics.exposition(),
                           headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
