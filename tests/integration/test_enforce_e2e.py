@@ -13,21 +13,11 @@ import pytest
 from enforce import RevocationClient, RevocationMiddleware, StepUp, session_from
 from streams.publish import build_jwks
 from streams.publish.keys import load_signing_key
-from tests.support.worker import WorkerProcess, make_key, produce, write_policy
+from tests.support.worker import IDS_POLICY, WorkerProcess, make_key, produce, write_policy
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(240)]
 
-POLICY = """
-[defaults]
-idle = "1h"
-absolute = "8h"
-[ids]
-revoke = ["critical", "high"]
-step_up = ["medium"]
-lookback = "1h"
-[adaptive]
-enabled = false
-"""
+POLICY = IDS_POLICY
 
 
 async def test_a_session_the_worker_revokes_is_refused_by_the_middleware(kafka_bootstrap, tmp_path):

@@ -17,21 +17,11 @@ from tests.integration.test_ssf_support import (
     AUDIENCE, ISSUER, RX_AUD, TOKEN_OTHER, TOKEN_READ, Receiver, SsfProcess, auth, claims_of, keys, prefix,
     verify_with_jwks, wait_for,
 )
-from tests.support.worker import WorkerProcess, produce, write_policy
+from tests.support.worker import IDS_POLICY, WorkerProcess, produce, write_policy
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(240)]
 
-POLICY = """
-[defaults]
-idle = "1h"
-absolute = "8h"
-[ids]
-revoke = ["critical", "high"]
-step_up = ["medium"]
-lookback = "1h"
-[adaptive]
-enabled = false
-"""
+POLICY = IDS_POLICY
 
 
 async def test_push_stream_gets_verification_then_the_workers_revocation(kafka_bootstrap, tmp_path):

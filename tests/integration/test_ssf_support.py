@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from aiohttp import web
 
 from enforce import wire
 from streams.publish.keys import build_jwks, generate_key, load_signing_key
+from tests.support import process
 from tests.support.broker import REPO, free_port
 
 TOKEN_RX = "rx-" + "a" * 40
@@ -101,18 +101,10 @@ class SsfProcess:
         raise AssertionError(f"lapse ssf not ready within {timeout}s:\n{self.tail()}")
 
     def kill9(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        process.kill9(self.proc)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        process.stop(self.proc, 20.0)
 
 
 class Receiver:

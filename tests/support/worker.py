@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import orjson
 from enforce.wire import HEARTBEAT_KEY
 
 from streams.service.sealed import MAGIC, OVERHEAD
+from tests.support import process
 from tests.support.broker import REPO, free_port
 
 
@@ -33,6 +33,20 @@ def make_key(tmp: Path) -> Path:
     if not key.exists():
         generate_key(key)
     return key
+
+
+#: a policy for tests that revoke on IDS alerts: an hour idle, critical and high alerts revoke
+IDS_POLICY = """
+[defaults]
+idle = "1h"
+absolute = "8h"
+[ids]
+revoke = ["critical", "high"]
+step_up = ["medium"]
+lookback = "1h"
+[adaptive]
+enabled = false
+"""
 
 
 class WorkerProcess:
@@ -87,18 +101,10 @@ class WorkerProcess:
             return ""
 
     def kill9(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        process.kill9(self.proc)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        process.stop(self.proc, 30.0)
 
 
 async def produce(bootstrap: str, prefix: str, items: list[tuple[str, dict | bytes]], key_of: Callable | None = None) -> None:
