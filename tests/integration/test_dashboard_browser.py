@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 import uuid
@@ -89,7 +88,6 @@ async def test_dashboard_shows_decisions_opens_a_timeline_and_revokes_by_hand(ka
             assert len(version) == 12
 
             # 2. an IDS alert on alice's IP: the decision appears in the feed
-            await asyncio.sleep(1.0)  # the IDS join learns who uses 10.7.0.5
             await produce(kafka_bootstrap, prefix, [("ids-alerts", {
                 "type": "alert", "ts": time.time(), "severity": "critical", "signature": "ET TROJAN beacon",
                 "src_ip": "10.7.0.5", "dest_ip": "203.0.113.80"})])

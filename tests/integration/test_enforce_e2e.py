@@ -57,7 +57,6 @@ async def test_a_session_the_worker_revokes_is_refused_by_the_middleware(kafka_b
         ])
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gw") as http:
             assert (await http.get("/", headers={"x-session-id": "ann-1"})).status_code == 200
-            await asyncio.sleep(1.0)  # the IDS join learns who uses 192.0.2.10
             await produce(kafka_bootstrap, prefix, [
                 ("ids-alerts", {"type": "alert", "ts": time.time(), "severity": 1, "signature": "ET TROJAN beacon",
                                 "src_ip": "192.0.2.10", "dest_ip": "203.0.113.7"}),

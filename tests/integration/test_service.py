@@ -9,7 +9,7 @@ import uuid
 import orjson
 import pytest
 
-from tests.support.worker import (TopicReader, WorkerProcess, decision_ids, make_key, produce, replay_ids,
+from tests.support.worker import (TopicReader, WorkerProcess, decision_ids, wait_settled, make_key, produce, replay_ids,
                                   write_policy)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -94,6 +94,11 @@ async def _split_between(w1: WorkerProcess, w2: WorkerProcess) -> None:
         await asyncio.sleep(0.3)
 
 
+def _inputs(prefix: str) -> list[str]:
+    """Every topic a worker reads (its commits of these say what it has decided)."""
+    return [prefix + t for t in ("identity", "activity", "ids-alerts", "sightings", "user-requests")]
+
+
 async def test_worker_publishes_exactly_the_decision_ids_of_replay(kafka_bootstrap, tmp_path):
     prefix, policy, key = await _setup(kafka_bootstrap, tmp_path)
     worker = WorkerProcess(kafka_bootstrap, prefix, f"{prefix}app", policy, key, tmp_path).start()
@@ -109,11 +114,11 @@ async def test_worker_publishes_exactly_the_decision_ids_of_replay(kafka_bootstr
 
         async with TopicReader(kafka_bootstrap, prefix + "revocations") as rev:
             await produce(kafka_bootstrap, prefix, first)
-            await asyncio.sleep(1.0)  # let the IDS join learn who uses which IP
+            # alerts meet the sightings of earlier uses whichever arrives first (they wait for them)
             await produce(kafka_bootstrap, prefix, second)
             await rev.wait_for(lambda vs: expected_ids <= set(decision_ids(vs)), timeout=60,
                                explain=lambda vs: _diff(expected, vs))
-            await asyncio.sleep(3.0)  # nothing extra arrives afterwards
+            await wait_settled(kafka_bootstrap, f"{prefix}app", _inputs(prefix), (rev,))  # nothing extra comes
             got = decision_ids(rev.values())
         assert set(got) == expected_ids
         assert len(got) == len(set(got)), "no duplicates without a crash"
@@ -325,11 +330,10 @@ async def test_alerts_reach_sessions_whether_or_not_the_user_lives_on_the_alerts
         async with TopicReader(kafka_bootstrap, prefix + "revocations") as rev, \
                 TopicReader(kafka_bootstrap, prefix + "user-requests") as req:
             await produce(kafka_bootstrap, prefix, events)
-            await asyncio.sleep(2.0)  # the IDS join learns who uses which IP
             await produce(kafka_bootstrap, prefix, alerts)
             want = {s for _, s, _ in victims}
             await rev.wait_for(lambda vs: want <= {v["decision"]["session"] for v in vs}, timeout=60)
-            await asyncio.sleep(2.0)  # nothing extra arrives afterwards
+            await wait_settled(kafka_bootstrap, app_id, _inputs(prefix), (rev, req))  # nothing extra comes
             got = [v["decision"] for v in rev.values()]
             remote = [v for v in req.values() if v.get("kind") == "target"]
         assert sorted(d["session"] for d in got) == sorted(want), "each victim revoked once, no bystander"

@@ -4,7 +4,6 @@ against the keys the discovery document's jwks_uri publishes."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import httpx
@@ -73,7 +72,6 @@ async def test_push_stream_gets_verification_then_the_workers_revocation(kafka_b
                 ("identity", {"type": "login", "ts": now, "user": "ann", "session": "ann-1", "ip": "192.0.2.10"}),
                 ("activity", {"type": "activity", "ts": now + 0.1, "user": "ann", "session": "ann-1", "ip": "192.0.2.10"}),
             ])
-            await asyncio.sleep(1.0)  # the IDS join learns who uses 192.0.2.10 (as in test_enforce_e2e)
             await produce(kafka_bootstrap, pfx, [
                 ("ids-alerts", {"type": "alert", "ts": time.time(), "severity": 1, "signature": "ET TROJAN beacon",
                                 "src_ip": "192.0.2.10"}),

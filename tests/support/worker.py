@@ -164,6 +164,16 @@ class TopicReader:
             pass
         await self.consumer.stop()
 
+    async def wait_end(self, timeout: float) -> None:
+        """Wait until this reader has read every record its topic holds now."""
+        tps = self.consumer.assignment()
+        ends = await self.consumer.end_offsets(list(tps))
+        deadline = time.time() + timeout
+        while [tp for tp, end in ends.items() if await self.consumer.position(tp) < end]:
+            if time.time() > deadline:
+                raise AssertionError(f"reader behind the end of its topic after {timeout}s")
+            await asyncio.sleep(0.05)
+
     def values(self) -> list[Any]:
         return [v for _, v, _ in self.records]
 
@@ -175,6 +185,47 @@ class TopicReader:
                 more = explain(self.values()) if explain else ""
                 raise AssertionError(f"timed out after {timeout}s; have {len(self.records)} records. {more}")
             await asyncio.sleep(0.1)
+
+
+async def wait_settled(bootstrap: str, group: str, topics: list[str], readers: tuple["TopicReader", ...] = (),
+                       timeout: float = 60.0) -> None:
+    """Wait until ``group`` has committed every record now on ``topics`` and each reader has read
+    its topic to the end. The worker commits an input only after the broker acknowledged what it
+    decided from it, so once this returns nothing more can come of the input produced before the
+    call: a test can then assert that nothing extra came out, without a fixed sleep."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await admin.start()
+    await probe.start()
+    try:
+        from aiokafka import TopicPartition
+
+        tps = [TopicPartition(t, p) for t in topics for p in (probe.partitions_for_topic(t) or
+                                                              await _partitions(probe, t))]
+        ends = await probe.end_offsets(tps)
+        deadline = time.time() + timeout
+        while True:
+            committed = await admin.list_consumer_group_offsets(group)
+            behind = {tp: end for tp, end in ends.items()
+                      if end > 0 and (committed.get(tp) is None or committed[tp].offset < end)}
+            if not behind:
+                break
+            if time.time() > deadline:
+                raise AssertionError(f"group {group} has not committed {behind} after {timeout}s")
+            await asyncio.sleep(0.1)
+    finally:
+        await probe.stop()
+        await admin.close()
+    for reader in readers:
+        await reader.wait_end(max(1.0, deadline - time.time()))
+
+
+async def _partitions(consumer: Any, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()
+    return consumer.partitions_for_topic(topic) or set()
 
 
 def decision_ids(values: list[Any]) -> list[str]:
