@@ -145,7 +145,6 @@ async def test_kill_9_mid_stream_loses_no_decision_and_fires_missed_deadlines_on
         expected_ids = {d["id"] for d in expected}
         async with TopicReader(kafka_bootstrap, prefix + "revocations") as rev:
             await produce(kafka_bootstrap, prefix, first)
-            await asyncio.sleep(1.0)
             await produce(kafka_bootstrap, prefix, second)
             # some decisions are out, the IDS alerts' among them: after a crash, an alert still in
             # flight competes with the idle deadlines that came due while the worker was down (the
@@ -189,11 +188,11 @@ async def test_second_worker_takes_over_partitions_and_their_deadlines_still_fir
         assert {d["reason"] for d in expected} == {"idle_timeout", "sso_logout"}  # timeouts, and their SSO cascade
         async with TopicReader(kafka_bootstrap, prefix + "revocations") as rev:
             await produce(kafka_bootstrap, prefix, first)
-            await asyncio.sleep(2.0)  # both workers hold live sessions now
+            await wait_settled(kafka_bootstrap, app_id, _inputs(prefix))  # both workers hold live sessions now
             w2.stop()  # leaves the group: w1 takes over w2's partitions
             await w1.wait_ready(partitions=6, timeout=60)
             await rev.wait_for(lambda vs: expected_ids <= set(decision_ids(vs)), timeout=60)
-            await asyncio.sleep(2.0)
+            await wait_settled(kafka_bootstrap, app_id, _inputs(prefix), (rev,))  # w1 re-decided w2's input
         assert set(decision_ids(rev.values())) == expected_ids
         assert len(set(w1.get("/ready")[1]["partitions"])) == 6
     finally:
@@ -225,7 +224,7 @@ async def test_poison_messages_go_to_dead_letters_and_neighbours_are_processed(k
             await dlq.wait_for(lambda vs: len(vs) >= 5, timeout=60)
             await rev.wait_for(lambda vs: len(vs) >= 1, timeout=60)
             await audit.wait_for(lambda vs: sum(v.get("kind") == "session_start" for v in vs) >= 2, timeout=30)
-            await asyncio.sleep(1.0)
+            await wait_settled(kafka_bootstrap, f"{prefix}app", _inputs(prefix), (dlq, rev, audit))
         dead = dlq.values()
         assert len(dead) == 5
         reasons = [d["reason"] for d in dead]
@@ -277,11 +276,11 @@ async def test_vendor_records_on_raw_topics_are_adapted_and_acted_on(kafka_boots
             await produce(kafka_bootstrap, prefix, [("raw.okta", orjson.dumps(okta)),
                                                     ("raw.suricata", orjson.dumps(eve_dns)),
                                                     ("raw.okta", b'{"eventType": 17}')])
-            await asyncio.sleep(1.5)
             await produce(kafka_bootstrap, prefix, [("raw.suricata", orjson.dumps(eve_alert))])
             await rev.wait_for(lambda vs: len(vs) >= 1, timeout=60)
             await dlq.wait_for(lambda vs: len(vs) >= 1, timeout=30)
-            await asyncio.sleep(1.0)
+            raws = [prefix + f"raw.{f}" for f in ("okta", "keycloak", "suricata", "cloudtrail")]
+            await wait_settled(kafka_bootstrap, f"{prefix}app", raws + _inputs(prefix), (rev, dlq))
         [d] = [v["decision"] for v in rev.values()]
         assert (d["user"], d["session"], d["reason"]) == ("ann@example.com", "102ann-session", "ids_alert")
         [dead] = dlq.values()
@@ -394,7 +393,7 @@ async def test_busy_users_state_is_written_once_per_commit_interval_and_offsets_
         changelog = f"{app_id}-users-changelog"
         async with TopicReader(kafka_bootstrap, changelog) as log:
             await log.wait_for(lambda vs: len(vs) >= len(users), timeout=30)
-            await asyncio.sleep(1.0)
+            await log.wait_end(30)
             records = list(log.records)
         per_user = {u: [v for k, v, _ in records if k == u.encode()] for u in users}
         for u, values in per_user.items():
