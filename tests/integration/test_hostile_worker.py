@@ -22,7 +22,7 @@ import orjson
 import pytest
 
 from streams.adapters import adapt
-from tests.support.worker import TopicReader, WorkerProcess, make_key, write_policy
+from tests.support.worker import TopicReader, WorkerProcess, make_key, wait_settled, write_policy
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -263,7 +263,9 @@ async def test_sessions_seen_on_an_address_stay_joined_to_it_after_a_restart(kaf
                 TopicReader(kafka_bootstrap, prefix + "revocations") as rev:
             await produce(kafka_bootstrap, prefix, logins)
             await audit.wait_for(lambda vs: sum(v.get("kind") == "session_start" for v in vs) >= n, timeout=60)
-            await asyncio.sleep(3.0)  # a commit point: the join's changelog written (or not), offsets committed
+            # every input committed, so the join's changelog behind it was acknowledged first
+            await wait_settled(kafka_bootstrap, app_id, [prefix + t for t in (
+                "identity", "activity", "ids-alerts", "sightings", "user-requests")])
             worker.kill9()
             restarted = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path, name="w2").start()
             await restarted.wait_ready()

@@ -258,8 +258,7 @@ async def test_bad_policy_is_refused_and_a_tightened_one_revokes_sessions_over_t
         out = subprocess.run([sys.executable, "-m", "streams.cli", "policy", "publish", str(bad)], env=env, cwd=REPO,
                              capture_output=True, text=True, timeout=60)
         assert out.returncode != 0
-        assert "rules[1].idle" in out.stderr, out.stderr
-        await asyncio.sleep(1.0)
+        assert "rules[1].idle" in out.stderr, out.stderr  # refused before anything reached the topic
         assert (await http.get("/api/policy", headers=_auth())).json()["version"] == before
 
         now = time.time()
