@@ -209,7 +209,7 @@ def compare_activity(admins: list[bytes], everyone: list[bytes], rounds: int) ->
         ok = "within" if diff >= -10 else "OUTSIDE"
         cp, ca = counts[(mix, "policy")], counts[(mix, "activity")]
         each = " ".join(f"{n / x / 1000:.1f}k" for x in runs[(mix, "activity")])
-        print(f"issue 9   {mix + ' privileged,':20s} median of {rounds}: policy only {n / p:>9,.0f}/s, "
+        print(f"activity  {mix + ' privileged,':20s} median of {rounds}: policy only {n / p:>9,.0f}/s, "
               f"with activity rules {n / r:>9,.0f}/s ({each}) -> {diff:+.1f}% ({ok} 10%); outputs "
               f"{cp['decisions'] + cp['audits']:,} -> {ca['decisions'] + ca['audits']:,}, "
               f"{ca['automatic']:,} automatic")
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--sessions", type=int, default=None, help="default: events / 10")
-    ap.add_argument("--activity-rules", action="store_true", help="also run with issue 9 activity conditions")
+    ap.add_argument("--activity-rules", action="store_true", help="also run with the activity conditions (privileged, rate, bytes)")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--with-gc", action="store_true", help="also time the policy-only run with the cyclic GC on")
     ap.add_argument("--rounds", type=int, default=3,
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, object] = {"events": n, "sessions": sessions, "loads_per_s": round(n / b),
                                   "floor_per_s": round(n / fl), "policy_only_per_s": round(rate)}
     if a.activity_rules:
-        figures["issue9"] = compare_activity(lines, make_lines(a.events, sessions, privileged="everyone"), a.rounds)
+        figures["activity_rules"] = compare_activity(lines, make_lines(a.events, sessions, privileged="everyone"), a.rounds)
     if not a.no_memory:
         m = min(n, 300_000)
         for label, text in [("policy only", POLICY)] + ([("activity rules", POLICY + ACTIVITY_RULES)] if a.activity_rules else []):
