@@ -38,6 +38,7 @@ step whose records fail stops the committer and crashes the worker (restart from
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections import OrderedDict
@@ -95,6 +96,9 @@ MAX_SIGHTINGS_PER_KEY = 1024
 #: characters each) and the alerts waiting for late sightings (one may be 64 KiB): the two
 #: together, and the record's brackets, stay under the limit
 SIGHTING_SHARE, WAITING_SHARE = 0.6, 0.3
+#: sessions a waiting alert remembers having met (past it, a late sighting may meet it twice: the
+#: same decision id again, which enforcement points deduplicate)
+MAX_MET_PER_ALERT = 2048
 #: the longest join key: ``session:`` and a session id, or an IP's spill record ``<ip>#<n>``
 _MAX_JOIN_KEY = len("session:") + 1024
 #: how long (wall clock) an alert waits in the IDS join for sightings that travelled slower
@@ -833,11 +837,19 @@ class Service:
         lookback = self.engine.policy.ids.lookback
         user, session, ts = value["user"], value["session"], float(value["ts"])
         self._join_put(key, entry, user, session, ts, bounded, lookback, touched)
-        for body, alert_ts, _ in entry["a"]:
+        pair = None
+        for waiting in entry["a"]:
+            body, alert_ts = waiting[0], waiting[1]
             if ts <= alert_ts and (not bounded or ts >= alert_ts - lookback):
+                pair = pair or _pair_digest(user, session)
+                met = waiting[3] if len(waiting) > 3 else None
+                if met is not None and pair in met:
+                    continue  # this session already met this alert: one decision, not two
                 alert = _alert_from(body)
                 if alert is not None:
                     targets.append((alert, user, session, key))
+                    if met is not None and len(met) < MAX_MET_PER_ALERT:
+                        met.append(pair)
 
     def _join_put(self, key: str, entry: dict, user: str, session: str, ts: float, bounded: bool,
                   lookback: float, touched: dict[str, dict]) -> None:
@@ -865,15 +877,18 @@ class Service:
         entry = self._join_entry(key, touched)
         bounded = not key.startswith("session:")
         lookback = self.engine.policy.ids.lookback
+        met: list[str] = []  # the sessions it met now: a later sighting of theirs is no second match
         for i in range(entry.get("n", 0) + 1):
             for user, session, ts in (entry if i == 0 else self._join_entry(f"{key}#{i}", touched))["s"]:
                 if not bounded or ts >= alert.ts - lookback:
                     targets.append((alert, user, session, key))
-        waiting = [a for a in entry["a"] if a[2] >= now - ALERT_GRACE_S][-15:] + [[body, alert.ts, now]]
+                    if len(met) < MAX_MET_PER_ALERT:
+                        met.append(_pair_digest(user, session))
+        waiting = [a for a in entry["a"] if a[2] >= now - ALERT_GRACE_S][-15:] + [[body, alert.ts, now, met]]
         # at most WAITING_SHARE of a record (an alert may be 64 KiB): the oldest stop waiting first
         size, kept = 0, []
         for a in reversed(waiting):
-            size += len(orjson.dumps(a[0]))
+            size += len(orjson.dumps(a))
             if size > self._max_waiting_bytes and kept:
                 break
             kept.append(a)
@@ -959,7 +974,9 @@ class Service:
             return
         now = self.clock()
         records: list[Record] = []
-        for p in range(self.n_partitions):
+        # every partition the topic has (an operator may have created it with more than ours)
+        partitions = sorted(await internals.ensure_producer(self.app).partitions_for(self.names.revocations))
+        for p in partitions or range(self.n_partitions):
             key, value = self.heartbeat(now, p)  # type: ignore[misc]
             records.append((self.names.revocations, key, value, p))
         await self._await_delivery(self.sender.submit(records))
@@ -1230,6 +1247,11 @@ class Service:
             self.engine.faults = []
             for key, exc in faults:
                 self._fault_record(records, "expiry", exc, now, _safe_dumps({"user": key[0], "session": key[1]}))
+
+
+def _pair_digest(user: str, session: str) -> str:
+    """A (user, session) pair's short name in a waiting alert's list of sessions it met."""
+    return hashlib.blake2b(f"{user}\x00{session}".encode("utf-8", "surrogatepass"), digest_size=6).hexdigest()
 
 
 def _sighting_bytes(sightings: list[list[Any]]) -> int:

@@ -197,3 +197,16 @@ def test_one_rfc3339_reader_a_time_without_a_zone_is_refused_everywhere():
         parse_time("2026-01-01T00:00:00")
     with pytest.raises(InvalidDecision):
         epoch_seconds("2026-01-01T00:00:00")
+
+
+async def test_an_alert_that_waited_for_sightings_decides_each_session_once(tmp_path):
+    d = ServiceDriver(tmp_path, POLICY + 'step_up = ["medium"]\n')
+    d.pipe("identity", login("ann", "s1"), "ann")  # no ip: no sighting on the address yet
+    ip = "198.51.100.44"
+    d.pipe("ids-alerts", {"type": "alert", "ts": T0 + 100, "severity": "medium", "src_ip": ip}, ip)
+    assert d.decisions() == []  # waits for sightings of uses before it
+    topic = d.topic("sightings")
+    for ts in (T0 + 10, T0 + 20):  # the same session seen twice before the alert
+        body = orjson.dumps({"kind": "sighting", "user": "ann", "session": "s1", "ts": ts})
+        d.pipe("sightings", d.service.sealer.seal(topic, ip.encode(), body), ip)
+    assert [(x["action"], x["session"]) for x in d.decisions()] == [("step_up", "s1")]
