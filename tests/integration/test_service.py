@@ -190,7 +190,7 @@ async def test_second_worker_takes_over_partitions_and_their_deadlines_still_fir
             await produce(kafka_bootstrap, prefix, first)
             await wait_settled(kafka_bootstrap, app_id, _inputs(prefix))  # both workers hold live sessions now
             w2.stop()  # leaves the group: w1 takes over w2's partitions
-            await w1.wait_ready(partitions=6, timeout=60)
+            await w1.wait_ready(partitions=6, timeout=120)  # recovers every partition of both workers
             await rev.wait_for(lambda vs: expected_ids <= set(decision_ids(vs)), timeout=60)
             await wait_settled(kafka_bootstrap, app_id, _inputs(prefix), (rev,))  # w1 re-decided w2's input
         assert set(decision_ids(rev.values())) == expected_ids
