@@ -123,7 +123,7 @@ class Engine:
         self._remember_s = remember_s
         self.remember_s = self._remember_for(policy)
         #: what :meth:`expire` could not decide: ``(key, exception)``, taken by the caller
-        self.faults: list[tuple[tuple[str, str | None], BaseException]] = []
+        self.faults: list[tuple[tuple[str, str], BaseException]] = []
         self.deadlines = DeadlineIndex()
         # purge times of ended sessions, in order (see _keep_tombstone)
         self._purge_at: deque[float] = deque()
@@ -218,7 +218,7 @@ class Engine:
         self._count(outs)
         return outs
 
-    def _fault(self, key: tuple[str, str | None], exc: BaseException, now: float, outs: list[Output]) -> None:
+    def _fault(self, key: tuple[str, str], exc: BaseException, now: float, outs: list[Output]) -> None:
         """A session whose deadline could not be decided: recorded for the caller (dead letters),
         and revoked (fail closed) if that still works; else left without a deadline."""
         self.faults.append((key, exc))
@@ -276,11 +276,8 @@ class Engine:
                 self.counts["faults"] += 1
                 outs.append(decision("revoke", "engine_fault", sid, user, now, f"engine_fault@{now!r}",
                                      policy_version=self.policy.version, evidence={"repaired": True}))
-                ended = us.ended
-                if ended is None:
-                    ended = us.ended = {}
-                ended[session_digest(sid)] = [now, "engine_fault", now + self.remember_s]
-                self._queue_purge((user, ""), now + self.remember_s)
+                s.ended, s.end_reason = now, "engine_fault"
+                self._remember(s, us, outs)
         try:
             orjson.dumps(us._profile)
         except Exception:
@@ -300,10 +297,7 @@ class Engine:
         value = us.to_json()
         if len(value) <= limit:
             return value
-        for s in sorted((x for x in us.sessions.values() if x.ended is not None), key=lambda x: x.ended):  # type: ignore[arg-type, return-value]
-            del us.sessions[s.session]
-            self.deadlines.discard(s.key)
-            self._remember(s, us, [])
+        self._bound_ended(us, [], keep=0)
         value = us.to_json()
         if len(value) > limit and us._profile:
             us._profile = None
@@ -397,13 +391,15 @@ class Engine:
         else:
             self.deadlines.set(key, until)  # type: ignore[arg-type]
 
-    def _bound_ended(self, us: UserState, outs: list[Output]) -> None:
-        """At most ``max_ended`` ended sessions kept whole per user: the oldest go compact now."""
+    def _bound_ended(self, us: UserState, outs: list[Output], keep: int | None = None) -> None:
+        """At most ``keep`` (default ``max_ended``) ended sessions kept whole per user: the oldest
+        go compact now."""
+        keep = self.max_ended if keep is None else keep
         ended = [x for x in us.sessions.values() if x.ended is not None]
-        if len(ended) <= self.max_ended:
+        if len(ended) <= keep:
             return
         ended.sort(key=lambda x: x.ended)  # type: ignore[arg-type, return-value]
-        for x in ended[:len(ended) - self.max_ended]:
+        for x in ended[:len(ended) - keep]:
             del us.sessions[x.session]
             self.deadlines.discard(x.key)  # its tombstone purge, if queued there, finds nothing
             self._remember(x, us, outs)

@@ -38,7 +38,6 @@ step whose records fail stops the committer and crashes the worker (restart from
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections import OrderedDict
@@ -52,9 +51,10 @@ from faust.types import TP
 from streams.config import Settings
 from streams.engine import Engine, Event, InvalidEvent, Output, parse_event, parse_ts
 from streams.engine.events import MAX_CHARS
+from streams.engine.state import session_digest
 from streams.service import codecs, internals, transport
 from streams.service.admin import AdminRequest, parse_request as parse_admin_request
-from streams.service.sealed import ForgedRecord, Sealer, open_request, refuse, seal_request
+from streams.service.sealed import ForgedRecord, Sealer, open_request, refuse
 from streams.service.catchup import CatchUp
 from streams.service.deadletter import dead_letter
 from streams.service.commit import Committer, Ticket
@@ -174,10 +174,10 @@ class Service:
         self.max_age_s = settings.max_event_age_s
         self._max_sighting_bytes = int(settings.max_record_bytes * SIGHTING_SHARE) - 2048
         self._max_waiting_bytes = int(settings.max_record_bytes * WAITING_SHARE)
-        self._forged: list[Output] = []
+        self._forged: list[Output] = []  # audit records of refused join records, for the step's outputs
         self._dl_count = 0  # dead letters recorded by the step being decided (see _stage)
         self._invalid_counters: dict[tuple[str, str | None], Any] = {}  # bounded: topics x FIELDS
-        self._held_dl: list[Record] = []  # dead letters waiting for the next commit point  # audit records of refused join records, for the step's outputs
+        self._held_dl: list[Record] = []  # dead letters waiting for the next commit point
         self._age_policy: Any = None
         self.encode_decision = encode_decision
         if heartbeat is not None and not callable(heartbeat):
@@ -314,12 +314,12 @@ class Service:
         app.timer(TICK_S, name="lapse.expiry")(self._expiry_tick)
         if heartbeat is not None:
             app.timer(settings.heartbeat_s, name="lapse.heartbeat")(self._heartbeat_tick)
-        self._snapshot_key: bytes | None = None
+        self._snapshots = False  # the scorer can snapshot: a timer seals and sends them
         self._snapshot_restored = False
         if getattr(self.engine, "scorer", None) is not None and hasattr(self.engine.scorer, "snapshot"):
             from streams.service import snapshots
 
-            self._snapshot_key = self.sealer
+            self._snapshots = True
             app.timer(snapshots.SNAPSHOT_EVERY_S, name="lapse.model-snapshot")(self._snapshot_tick)
             app.task(self._restore_model)  # at worker start, outside the rebalance callbacks
         app.on_partitions_assigned.connect(self._on_assigned)
@@ -369,14 +369,14 @@ class Service:
         stall_s = self.settings.stall_s
         waiting = len(self.user_inbox) + len(self.requests_inbox) + len(self.join_inbox)
         since = mono - self._input_at if self._input_at else None
+        undecided = mono - max(self._input_at, self._serving_since)  # since input was last decided, or serving began
         problems = []
         if self.failed:
             problems.append(f"essential task {self.failed} died")
         if self.ready and mono - self._ticked > stall_s:
             problems.append(f"expiry timer has not run for {mono - self._ticked:.0f}s")
-        if waiting and self.serving and mono - max(self._input_at, self._serving_since) > stall_s:
-            problems.append(f"{waiting} input messages wait and nothing was decided for "
-                            f"{mono - max(self._input_at, self._serving_since):.0f}s")
+        if waiting and self.serving and undecided > stall_s:
+            problems.append(f"{waiting} input messages wait and nothing was decided for {undecided:.0f}s")
         stalled = bool(problems)
         self.metrics.stalled.set(1 if stalled else 0)
         if since is not None:
@@ -461,7 +461,7 @@ class Service:
     async def _snapshot_tick(self) -> None:
         from streams.service import snapshots
 
-        if not self.ready or self._snapshot_key is None:
+        if not self.ready or not self._snapshots:
             return
         blob = self.engine.scorer.snapshot()
         topic = self.settings.topic("model-snapshots")
@@ -660,7 +660,7 @@ class Service:
                     metrics.forwarded.inc()
                     k = user.encode()
                     records.append((self.names.user_requests, k,
-                                    seal_request(self.sealer, self.names.user_requests, k, value), None))
+                                    self.sealer.seal(self.names.user_requests, k, value), None))
                     continue
                 if isinstance(event, AdminRequest):  # a manual revoke, on the user's own partition
                     outputs.extend(self.operator.handle(event, now))
@@ -851,9 +851,13 @@ class Service:
                     if met is not None and len(met) < MAX_MET_PER_ALERT:
                         met.append(pair)
 
+    def _join_records(self, key: str, entry: dict, touched: dict[str, dict]) -> list[dict]:
+        """A key's first join record and the records it spilled into (``<key>#1`` ...)."""
+        return [entry] + [self._join_entry(f"{key}#{i}", touched) for i in range(1, entry.get("n", 0) + 1)]
+
     def _join_put(self, key: str, entry: dict, user: str, session: str, ts: float, bounded: bool,
                   lookback: float, touched: dict[str, dict]) -> None:
-        records = [entry] + [self._join_entry(f"{key}#{i}", touched) for i in range(1, entry.get("n", 0) + 1)]
+        records = self._join_records(key, entry, touched)
         newest = max([ts] + [e[2] for r in records for e in r["s"]])
         home = None
         for r in records:  # the pair's own record, if it is in one; expired sightings dropped
@@ -878,8 +882,8 @@ class Service:
         bounded = not key.startswith("session:")
         lookback = self.engine.policy.ids.lookback
         met: list[str] = []  # the sessions it met now: a later sighting of theirs is no second match
-        for i in range(entry.get("n", 0) + 1):
-            for user, session, ts in (entry if i == 0 else self._join_entry(f"{key}#{i}", touched))["s"]:
+        for record in self._join_records(key, entry, touched):
+            for user, session, ts in record["s"]:
                 if not bounded or ts >= alert.ts - lookback:
                     targets.append((alert, user, session, key))
                     if len(met) < MAX_MET_PER_ALERT:
@@ -909,7 +913,7 @@ class Service:
                 env = {"kind": "target", "user": user, "session": session, "alert": alert.raw, "via": via}
                 k = user.encode()
                 records.append((self.names.user_requests, k,
-                                seal_request(self.sealer, self.names.user_requests, k, orjson.dumps(env)), None))
+                                self.sealer.seal(self.names.user_requests, k, orjson.dumps(env)), None))
         outputs: list[Output] = []
         for resolved in local.values():
             n_out = len(outputs)
@@ -1251,7 +1255,7 @@ class Service:
 
 def _pair_digest(user: str, session: str) -> str:
     """A (user, session) pair's short name in a waiting alert's list of sessions it met."""
-    return hashlib.blake2b(f"{user}\x00{session}".encode("utf-8", "surrogatepass"), digest_size=6).hexdigest()
+    return session_digest(f"{user}\x00{session}")
 
 
 def _sighting_bytes(sightings: list[list[Any]]) -> int:
