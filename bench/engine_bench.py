@@ -219,7 +219,7 @@ def compare_activity(admins: list[bytes], everyone: list[bytes], rounds: int) ->
 
 
 def memory_per_session(lines: list[bytes], policy_text: str) -> tuple[float, float, int]:
-    """Bytes per live session of the engine state (and of the sighting index), with tracemalloc."""
+    """Bytes per live session of the engine state (and of the IDS join), with tracemalloc."""
     policy = loads_policy(policy_text.replace('idle = "30m"', 'idle = "30d"').replace('absolute = "12h"', 'absolute = "30d"'))
     replay = Replay(policy)
     events = [parse_event(x) for x in lines]
@@ -233,7 +233,7 @@ def memory_per_session(lines: list[bytes], policy_text: str) -> tuple[float, flo
     tracemalloc.stop()
     sight_total = eng_total = 0
     for stat in snap.compare_to(base, "filename"):
-        if stat.traceback[0].filename.endswith("sightings.py"):
+        if stat.traceback[0].filename.endswith("join.py"):
             sight_total += stat.size_diff
         else:
             eng_total += stat.size_diff

@@ -1,7 +1,7 @@
 """The session engine: events in, decisions and audit records out. Pure and deterministic.
 
 No Kafka, no asyncio, no wall clock: every call is given ``now``. :class:`Replay` runs the engine
-on event time with a :class:`~streams.engine.sightings.SightingIndex` to resolve IDS alerts.
+on event time with the IDS join (:mod:`streams.engine.join`) to resolve IDS alerts.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .decisions import Output, _output, audit, cause_txn, decision, rfc3339, sta
 from .events import Event
 from .policy import RATE_WINDOW_S, Limits, Policy
 from .scoring import Scorer
-from .sightings import SightingIndex
+from .join import IdsJoin, JoinView, SightingGate, Target, resolve_targets
 from .state import SessionState, UserState, session_digest
 from .windows import window_estimate, window_push
 
@@ -1063,7 +1063,8 @@ class Engine:
 
 
 class Replay:
-    """Engine + SightingIndex on event time: the clock is the newest event time seen.
+    """Engine + the IDS join (:mod:`streams.engine.join`) on event time: the clock is the newest
+    event time seen. The worker runs the same join, with the same rules, on its own clock.
 
     Examples
     --------
@@ -1075,10 +1076,17 @@ class Replay:
     [('ids_alert', 's1')]
     """
 
+    #: how often (event time) keys nothing can meet any more leave the join
+    JOIN_EXPIRY_S = 60.0
+
     def __init__(self, policy: Policy, scorer: Scorer | None = None, *, tombstone_s: float = 3600.0) -> None:
         self.engine = Engine(policy, scorer=scorer, tombstone_s=tombstone_s)
-        self.sightings = SightingIndex(policy.ids.lookback)
+        self.join = IdsJoin(lambda: self.engine.policy.ids)
+        self.join_state: dict[str, dict] = {}
+        self._view = JoinView(self.join_state, in_place=True)
+        self.gate = SightingGate()
         self.clock = -INF
+        self._join_expiry = -INF
 
     def feed(self, ev: Event) -> list[Output]:
         """Advance the clock to ``ev.ts`` if newer (expiring deadlines), then apply ``ev``."""
@@ -1089,13 +1097,31 @@ class Replay:
             outs = eng.expire(ev.ts) if (heap and heap[0][0] <= ev.ts) or (purge and purge[0] <= ev.ts) else []
         else:
             outs = []
+        join, view = self.join, self._view
         if ev.type == "alert":
-            outs.extend(eng.handle_alert(self.sightings.resolve(ev), self.clock))
+            targets = join.direct(ev)
+            for key in join.keys_of(ev):
+                targets.extend(join.alert(view, key, ev, ev.raw, self.clock))  # type: ignore[arg-type]
+            self._decide(targets, outs)
         else:
-            if ev.session is not None:
-                self.sightings.note(ev)
             eng._handle(ev, self.clock, outs)
+            if ev.session is not None and ev.user is not None:
+                for key in self.gate.due(ev, eng.policy.ids.lookback):
+                    met = join.sighting(view, key, ev.user, ev.session, ev.ts, self.clock)
+                    if met:
+                        self._decide(met, outs)
+        if self.clock >= self._join_expiry:
+            self._join_expiry = self.clock + self.JOIN_EXPIRY_S
+            join.expire(view, self.clock)
         return outs
+
+    def _decide(self, targets: list[Target], outs: list[Output]) -> None:
+        """Each alert's resolved targets, decided together (as the worker does)."""
+        by_alert: dict[int, list[Event]] = {}
+        for t in resolve_targets(targets):
+            by_alert.setdefault(id(t.alert), []).append(t.alert.targeted(t.user, t.session))
+        for resolved in by_alert.values():
+            outs.extend(self.engine.handle_alert(resolved, self.clock))
 
     def drain(self) -> list[Output]:
         """Advance past every pending deadline (decisions keep their own deadline times)."""

@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -49,9 +48,9 @@ import orjson
 from faust.types import TP
 
 from streams.config import Settings
-from streams.engine import Engine, Event, InvalidEvent, Output, parse_event, parse_ts
+from streams.engine import Engine, Event, Output, parse_ts
 from streams.engine.events import MAX_CHARS
-from streams.engine.state import session_digest
+from streams.engine.join import MAX_KEY_CHARS, IdsJoin, home_key, JoinView, SightingGate, Target, alert_from, resolve_targets
 from streams.service import codecs, internals, transport
 from streams.service.admin import AdminRequest, parse_request as parse_admin_request
 from streams.service.sealed import ForgedRecord, Sealer, open_request, refuse
@@ -87,22 +86,6 @@ IDLE_AGENT_WITHIN_S = 1.0
 RAW_FORMATS = ("okta", "keycloak", "suricata", "cloudtrail")
 #: expiry timer tick: well inside the 1 s a timeout may be late
 TICK_S = 0.25
-#: sightings one join record holds; an IP used by more sessions within the lookback (a NAT
-#: egress, or an attacker's throw-away sessions) spills into further records of the same key
-#: (``<ip>#<n>``, same partition): no live session is ever evicted to make room, and each
-#: changelog record stays far below the broker's message size
-MAX_SIGHTINGS_PER_KEY = 1024
-#: the share of LAPSE_MAX_RECORD_BYTES a join record gives its sightings (ids may have 1024
-#: characters each) and the alerts waiting for late sightings (one may be 64 KiB): the two
-#: together, and the record's brackets, stay under the limit
-SIGHTING_SHARE, WAITING_SHARE = 0.6, 0.3
-#: sessions a waiting alert remembers having met (past it, a late sighting may meet it twice: the
-#: same decision id again, which enforcement points deduplicate)
-MAX_MET_PER_ALERT = 2048
-#: the longest join key: ``session:`` and a session id, or an IP's spill record ``<ip>#<n>``
-_MAX_JOIN_KEY = len("session:") + 1024
-#: how long (wall clock) an alert waits in the IDS join for sightings that travelled slower
-ALERT_GRACE_S = 120.0
 
 
 class TopicNames:
@@ -172,8 +155,6 @@ class Service:
         self.sealer = sealer if sealer is not None else Sealer.from_settings(settings)
         self.max_skew_s = settings.max_skew_s if max_skew_s is None else max_skew_s
         self.max_age_s = settings.max_event_age_s
-        self._max_sighting_bytes = int(settings.max_record_bytes * SIGHTING_SHARE) - 2048
-        self._max_waiting_bytes = int(settings.max_record_bytes * WAITING_SHARE)
         self._forged: list[Output] = []  # audit records of refused join records, for the step's outputs
         self._dl_count = 0  # dead letters recorded by the step being decided (see _stage)
         self._invalid_counters: dict[tuple[str, str | None], Any] = {}  # bounded: topics x FIELDS
@@ -188,8 +169,11 @@ class Service:
         self.ready = False
         self.n_partitions = settings.partitions
         self._assigned_user_partitions: set[int] = set()
-        self._sighting_sent: OrderedDict[tuple[str, str, str], float] = OrderedDict()
-        self._sighting_quiet: dict[tuple[Any, ...], tuple[float, float]] = {}
+        self._assigned_join_partitions: set[int] | None = None  # None: the user partitions' numbers
+        #: the IDS join (streams/engine/join.py, the one Replay runs) and when to tell it a sighting
+        self.join = IdsJoin(lambda: self.engine.policy.ids, max_record_bytes=settings.max_record_bytes)
+        self.gate = SightingGate()
+        self._join_tracked = False  # the recovered join keys handed to the join's expiry
         self._partition_cache: dict[str, int] = {}
         self._user_requests_name = settings.topic("user-requests")
         #: held by a policy switch from its decision to its commit (streams/service/policy_publish.py).
@@ -418,6 +402,8 @@ class Service:
     async def _on_assigned(self, app: Any, assigned: set, **kwargs: Any) -> None:
         identity = self.settings.topic("identity")
         self._assigned_user_partitions = {tp.partition for tp in assigned if tp.topic == identity}
+        sightings = self.names.sightings
+        self._assigned_join_partitions = {tp.partition for tp in assigned if tp.topic == sightings}
         self._input_tps = {tp for tp in assigned if tp.topic in self.app.lapse_inboxes}
         self.ready = False
 
@@ -430,6 +416,7 @@ class Service:
         for live in self._live.values():  # RocksDB: recovery updated the databases, which are the truth
             live.drop_clean()
         self.engine.rebuild_deadlines()
+        self._join_tracked = False  # the join's recovered keys are handed to its expiry on the next tick
         try:  # the input present now is decided before any deadline fires (streams/service/catchup.py)
             ends = await self.app.consumer.highwaters(*self._input_tps) if self._input_tps else {}
         except Exception as exc:  # no end offsets: deadlines fire at once, as before catch-up existed
@@ -567,11 +554,9 @@ class Service:
         return p
 
     def join_partition_of(self, key: str) -> int:
-        """A join key's partition: its IP's (or session's) own, also for the records an IP spills
-        into (``<ip>#<n>``: an IP or ``session:<id>`` key never holds ``#`` otherwise, see
-        :meth:`_join_sighting`)."""
-        base, sep, _ = key.partition("#")
-        return self.partition_of(base if sep and not key.startswith("session:") else key)
+        """A join key's partition: its IP's (or session's) own, also for its spill records
+        (:func:`~streams.engine.join.home_key`)."""
+        return self.partition_of(home_key(key))
 
     def _decode(self, raw: bytes | None, now: float) -> Event | Rejected:
         """An input message, inside the window around the worker's clock (streams/service/ingest.py):
@@ -702,8 +687,9 @@ class Service:
         else it goes to that user's partition through ``user-requests``.
 
         Table value: ``{"s": [[user, session, ts], ...], "a": [[alert, alert_ts, received], ...]}``.
-        A sighting and an alert meet whichever arrives first: recent alerts wait ``ALERT_GRACE_S``
-        for sightings of uses that happened before them (the two travel different paths).
+        The join's rules (streams/engine/join.py, the join Replay runs too): a sighting and an
+        alert meet whichever arrives first; an alert waits ``ALERT_GRACE_S`` for sightings that
+        travel more slowly; keys nothing can meet any more leave on the expiry tick.
         """
         async for batch in stream.take_events(1000, within=IDLE_AGENT_WITHIN_S):
             ticket = self._decide_join_batch([ev.message for ev in batch], ack=False)
@@ -719,8 +705,8 @@ class Service:
         """Steps 1-2 for a batch of ids-alerts and sightings messages (see :meth:`_join_agent`)."""
         now = self.clock()
         records: list[Record] = []
-        targets: list[tuple[Event, str, str | None, str]] = []
-        touched: dict[str, dict] = {}
+        targets: list[Target] = []
+        view = JoinView(self._sightings_data)
         inbound = None
         self._note_input(batch)
         for msg in batch:
@@ -728,9 +714,9 @@ class Service:
             try:
                 if msg.topic == self._alerts_name:
                     inbound = inbound or msg.timestamp
-                    self._join_alert_message(msg, now, touched, targets, records)
+                    self._join_alert_message(msg, now, view, targets, records)
                     continue
-                bad = self._join_internal_message(msg, now, touched, targets)
+                bad = self._join_internal_message(msg, now, view, targets)
                 if bad is not None:
                     self._dead_letter(records, msg, bad, stage="ids-join")
                 elif inbound is None and msg.value and b'"kind":"alert"' in msg.value[:400]:
@@ -744,11 +730,10 @@ class Service:
             self._forged = []
         # the join's state: one changelog record per key touched in this batch, in the same step
         # (and ticket) as the decisions it led to
-        return self._stage(outputs, records, now, inbound, join_state=touched, messages=batch if ack else (),
+        return self._stage(outputs, records, now, inbound, join_state=view.touched, messages=batch if ack else (),
                            commit=not ack)
 
-    def _join_internal_message(self, msg: Any, now: float, touched: dict[str, dict],
-                               targets: list[tuple[Event, str, str | None, str]]) -> Rejected | None:
+    def _join_internal_message(self, msg: Any, now: float, view: JoinView, targets: list[Target]) -> Rejected | None:
         """One message of the sightings topic (a sighting, or an alert forwarded to its key's
         partition), validated before it touches the join's state. Only workers write this topic:
         a record that is not sealed by one is refused (it could point an alert at anyone)."""
@@ -764,7 +749,8 @@ class Service:
         key = msg.key
         if type(key) is bytes:
             key = key.decode("utf-8", "replace")
-        if not isinstance(value, dict) or not isinstance(key, str) or not key or len(key) > _MAX_JOIN_KEY:
+        if not isinstance(value, dict) or not isinstance(key, str) or not key or len(key) > MAX_KEY_CHARS \
+                or key[0] == "#":  # a spill record's key (streams/engine/join.py): never a message's
             return Rejected("expected a JSON object keyed by an IP or session:<id>", None)
         kind = value.get("kind")
         if kind == "sighting":
@@ -773,18 +759,18 @@ class Service:
                 return Rejected("a sighting needs user and session strings", "user")
             if type(ts) not in (int, float) or not (0 <= ts <= now + self.max_skew_s):
                 return Rejected("a sighting needs ts: epoch seconds, not in the future", "ts")
-            self._join_sighting(key, value, touched, targets)
+            targets.extend(self.join.sighting(view, key, user, session, float(ts), now))
             return None
         if kind == "alert":
-            alert = _alert_from(value.get("alert"))
+            alert = alert_from(value.get("alert"))
             if alert is None:
                 return Rejected("a forwarded alert that is not a valid alert", "alert")
-            self._join_alert(key, alert, value["alert"], now, touched, targets)
+            targets.extend(self.join.alert(view, key, alert, value["alert"], now))
             return None
         return Rejected(f"unknown kind {str(kind)[:40]!r}", "kind")
 
-    def _join_alert_message(self, msg: Any, now: float, touched: dict[str, dict],
-                            targets: list[tuple[Event, str, str | None, str]], records: list[Record]) -> None:
+    def _join_alert_message(self, msg: Any, now: float, view: JoinView, targets: list[Target],
+                            records: list[Record]) -> None:
         """One message of ``ids-alerts``: validate, join the keys held here, forward the others."""
         self.metrics.saw(msg.topic, msg.partition, now)
         result = self._decode(msg.value, now)
@@ -797,116 +783,20 @@ class Service:
             self._dead_letter(records, msg, Rejected(f"expected an alert on this topic, got {alert.type!r}", "type"))
             return
         body = alert.raw if alert.raw is not None else orjson.loads(msg.value)
-        if alert.user:
-            targets.append((alert, alert.user, alert.session, "user"))
-        for key in self._alert_keys(alert):
-            if self.partition_of(key) == msg.partition:
-                self._join_alert(key, alert, body, now, touched, targets)
+        join = self.join
+        targets.extend(join.direct(alert))
+        for key in join.keys_of(alert):
+            if self.join_partition_of(key) == msg.partition:
+                targets.extend(join.alert(view, key, alert, body, now))
             else:
                 k = key.encode()
                 records.append((self.names.sightings, k, self.sealer.seal(self.names.sightings, k, orjson.dumps(
                     {"kind": "alert", "alert": body, "ts": alert.ts, "received": now})), None))
 
-    def _alert_keys(self, alert: Event) -> list[str]:
-        """The join keys an alert concerns: its IPs, or its session when it names no user."""
-        ids = self.engine.policy.ids
-        if alert.severity not in ids.revoke and alert.severity not in ids.step_up:
-            return []
-        keys = []
-        if alert.session and not alert.user:
-            keys.append(f"session:{alert.session}")
-        for ip in (alert.src_ip, alert.dest_ip):
-            if ip and ip not in keys:
-                keys.append(ip)
-        return keys
-
-    def _join_entry(self, key: str, touched: dict[str, dict]) -> dict:
-        entry = touched.get(key) or self._sightings_data.get(key) or {"s": [], "a": []}
-        touched[key] = entry
-        return entry
-
-    def _join_sighting(self, key: str, value: dict, touched: dict[str, dict],
-                       targets: list[tuple[Event, str, str | None, str]]) -> None:
-        """Record that (user, session) used ``key`` at ``ts``; join it with the alerts waiting there.
-
-        A record holds at most ``MAX_SIGHTINGS_PER_KEY`` sightings; past that (within the lookback)
-        the key spills into further records ``<key>#1``, ``<key>#2``, ... (their count in the
-        first record's ``"n"``), so no sighting is evicted to make room."""
-        entry = self._join_entry(key, touched)
-        bounded = not key.startswith("session:")  # an IP's sightings expire after the lookback
-        lookback = self.engine.policy.ids.lookback
-        user, session, ts = value["user"], value["session"], float(value["ts"])
-        self._join_put(key, entry, user, session, ts, bounded, lookback, touched)
-        pair = None
-        for waiting in entry["a"]:
-            body, alert_ts = waiting[0], waiting[1]
-            if ts <= alert_ts and (not bounded or ts >= alert_ts - lookback):
-                pair = pair or _pair_digest(user, session)
-                met = waiting[3] if len(waiting) > 3 else None
-                if met is not None and pair in met:
-                    continue  # this session already met this alert: one decision, not two
-                alert = _alert_from(body)
-                if alert is not None:
-                    targets.append((alert, user, session, key))
-                    if met is not None and len(met) < MAX_MET_PER_ALERT:
-                        met.append(pair)
-
-    def _join_records(self, key: str, entry: dict, touched: dict[str, dict]) -> list[dict]:
-        """A key's first join record and the records it spilled into (``<key>#1`` ...)."""
-        return [entry] + [self._join_entry(f"{key}#{i}", touched) for i in range(1, entry.get("n", 0) + 1)]
-
-    def _join_put(self, key: str, entry: dict, user: str, session: str, ts: float, bounded: bool,
-                  lookback: float, touched: dict[str, dict]) -> None:
-        records = self._join_records(key, entry, touched)
-        newest = max([ts] + [e[2] for r in records for e in r["s"]])
-        home = None
-        for r in records:  # the pair's own record, if it is in one; expired sightings dropped
-            kept = []
-            for e in r["s"]:
-                if e[0] == user and e[1] == session:
-                    home = r
-                elif not bounded or e[2] >= newest - lookback:
-                    kept.append(e)
-            r["s"] = kept
-        if home is None:
-            home = next((r for r in records if len(r["s"]) < MAX_SIGHTINGS_PER_KEY
-                         and _sighting_bytes(r["s"]) < self._max_sighting_bytes), None)
-        if home is None:  # every record is full of sightings within the lookback: one more
-            n = entry["n"] = entry.get("n", 0) + 1
-            home = self._join_entry(f"{key}#{n}", touched)
-        home["s"].append([user, session, ts])
-
-    def _join_alert(self, key: str, alert: Event, body: dict, now: float, touched: dict[str, dict],
-                    targets: list[tuple[Event, str, str | None, str]]) -> None:
-        entry = self._join_entry(key, touched)
-        bounded = not key.startswith("session:")
-        lookback = self.engine.policy.ids.lookback
-        met: list[str] = []  # the sessions it met now: a later sighting of theirs is no second match
-        for record in self._join_records(key, entry, touched):
-            for user, session, ts in record["s"]:
-                if not bounded or ts >= alert.ts - lookback:
-                    targets.append((alert, user, session, key))
-                    if len(met) < MAX_MET_PER_ALERT:
-                        met.append(_pair_digest(user, session))
-        waiting = [a for a in entry["a"] if a[2] >= now - ALERT_GRACE_S][-15:] + [[body, alert.ts, now, met]]
-        # at most WAITING_SHARE of a record (an alert may be 64 KiB): the oldest stop waiting first
-        size, kept = 0, []
-        for a in reversed(waiting):
-            size += len(orjson.dumps(a))
-            if size > self._max_waiting_bytes and kept:
-                break
-            kept.append(a)
-        entry["a"] = kept[::-1]
-
-    def _deliver_targets(self, targets: list[tuple[Event, str, str | None, str]], records: list[Record],
-                         now: float) -> list[Output]:
+    def _deliver_targets(self, targets: list[Target], records: list[Record], now: float) -> list[Output]:
         """Decide the targets whose users live on this worker; send the others to their partition."""
         local: dict[int, list[Event]] = {}
-        seen: set[tuple[int, str, str | None]] = set()
-        for alert, user, session, via in targets:
-            if (id(alert), user, session) in seen:
-                continue
-            seen.add((id(alert), user, session))
+        for alert, user, session, via in resolve_targets(targets):
             if self.owns_user(user):
                 local.setdefault(id(alert), []).append(alert.targeted(user, session))
             else:
@@ -930,43 +820,33 @@ class Service:
         return outputs
 
     def _sighting_records(self, event: Event, records: list[Record]) -> None:
-        """Tell the IDS join who uses this IP and session: on change, and refreshed every
-        ``max(5 s, lookback / 20)`` of event time (so the join is exact to within that margin).
+        """Tell the IDS join who uses this IP and session, when the join's rule says so
+        (:class:`~streams.engine.join.SightingGate`: on change, then once per refresh interval)."""
+        keys = self.gate.due(event, self.engine.policy.ids.lookback)
+        if keys:
+            value = orjson.dumps({"kind": "sighting", "user": event.user, "session": event.session, "ts": event.ts})
+            topic, seal = self.names.sightings, self.sealer.seal
+            for key in keys:
+                k = key.encode()
+                records.append((topic, k, seal(topic, k, value), None))
 
-        Runs for every event; nearly all are a repeat of a recent sighting, answered by one lookup
-        of the (user, session, ip) window in which nothing is due.
-        """
-        pair = (event.user, event.session, event.ip)
-        quiet = self._sighting_quiet.get(pair)
-        if quiet is not None and quiet[0] <= event.ts < quiet[1]:
-            return
-        refresh = max(5.0, self.engine.policy.ids.lookback / 20)
-        keys = (f"session:{event.session}", event.ip) if event.ip else (f"session:{event.session}",)
-        until = (-INF, INF)  # a session id is looked up without a time bound: once is enough
-        for key in keys:
-            memo = (key, event.user, event.session)
-            last = self._sighting_sent.get(memo)
-            # IP sightings are refreshed; the interval varies per session (75-100 %) so that
-            # sessions that started together do not all refresh in the same instant
-            every = refresh * (0.75 + (hash(memo) & 1023) / 4096)
-            if last is not None:
-                if key[0] == "s":
-                    continue
-                if 0 <= event.ts - last < every:
-                    until = (last, last + every)
-                    continue
-            self._sighting_sent[memo] = event.ts
-            self._sighting_sent.move_to_end(memo)
-            if len(self._sighting_sent) > 200_000:  # a cache: losing entries costs one extra message
-                self._sighting_sent.popitem(last=False)
-            if key[0] != "s":
-                until = (event.ts, event.ts + every)
-            k = key.encode()
-            records.append((self.names.sightings, k, self.sealer.seal(self.names.sightings, k, orjson.dumps(
-                {"kind": "sighting", "user": event.user, "session": event.session, "ts": event.ts})), None))
-        if len(self._sighting_quiet) > 200_000:  # a cache too
-            self._sighting_quiet.clear()
-        self._sighting_quiet[pair] = until
+    def owns_join_key(self, key: str) -> bool:
+        parts = self._assigned_join_partitions
+        return self.join_partition_of(key) in (self._assigned_user_partitions if parts is None else parts)
+
+    def _join_expire(self, now: float, records: list[Record]) -> dict[str, dict | None] | None:
+        """Keys of the IDS join that no alert can meet any more leave it: the changes for the
+        tick's step (tombstones on the join's changelog), or ``None``."""
+        try:
+            if not self._join_tracked:  # the keys recovery brought, looked at from now on
+                self._join_tracked = True
+                self.join.track(list(self._sightings_data.keys()), now)
+            view = JoinView(self._sightings_data)
+            return view.touched if self.join.expire(view, now, owns=self.owns_join_key, limit=2000) else None
+        except Exception as exc:  # nothing lost: every key is looked at again from the next tick
+            self._join_tracked = False
+            self._fault_record(records, "ids-join", exc, now, b"join expiry")
+            return None
 
     # ------------------------------------------------------------------ timer
 
@@ -996,12 +876,13 @@ class Service:
         outputs: list[Output] = []
         if self._caught_up():
             self._expire(now, outputs, records)
+        join_state = self._join_expire(now, records)
         quiet = time.monotonic() - self._input_at >= TICK_S
-        if outputs or records or (self.uncommitted() and (self.interval.due() or quiet)):
+        if outputs or records or join_state or (self.uncommitted() and (self.interval.due() or quiet)):
             # committed in order behind earlier steps; a commit point when one is due, or at once
             # when no input was decided for a tick (holding back then saves nothing), so that state
             # and offsets are committed even when no input arrives
-            self._stage(outputs, records, now, None, commit=quiet)
+            self._stage(outputs, records, now, None, join_state=join_state, commit=quiet)
         self.metrics.live_sessions.set(self.engine.live)  # a counter: no scan of the store
 
     def _caught_up(self) -> bool:
@@ -1091,7 +972,12 @@ class Service:
             self._held_dl = []
         sent = self.sender.submit(records)                                   # 2. produce
         if join_state:  # visible to the join's next batch now; written at the next commit point
-            self._sightings_data.update(join_state)
+            data = self._sightings_data
+            for key, entry in join_state.items():
+                if entry is None:  # a key the join let go
+                    data.pop(key, None)
+                else:
+                    data[key] = entry
             self._join_dirty.update(join_state)
         if point:
             changelog = self._changelog_records()                            # (1.) state as decided
@@ -1136,6 +1022,9 @@ class Service:
             changelog = self._sightings_changelog_name
             limit = self.settings.max_record_bytes
             for key, entry in self._join_dirty.items():
+                if entry is None:
+                    out.append((changelog, key.encode(), None, self.join_partition_of(key)))
+                    continue
                 value = orjson.dumps(entry)
                 if len(value) > limit and entry.get("a"):  # never a record the broker refuses
                     entry["a"] = entry["a"][-1:]
@@ -1253,33 +1142,12 @@ class Service:
                 self._fault_record(records, "expiry", exc, now, _safe_dumps({"user": key[0], "session": key[1]}))
 
 
-def _pair_digest(user: str, session: str) -> str:
-    """A (user, session) pair's short name in a waiting alert's list of sessions it met."""
-    return session_digest(f"{user}\x00{session}")
-
-
-def _sighting_bytes(sightings: list[list[Any]]) -> int:
-    """What ``sightings`` take in a changelog record."""
-    return len(orjson.dumps(sightings))
-
-
 def _safe_dumps(value: Any) -> bytes:
     """JSON of ``value`` for a dead letter, or its (cut) repr when it cannot be serialised."""
     try:
         return orjson.dumps(value, default=repr)
     except Exception:
         return repr(value)[:4096].encode("utf-8", "replace")
-
-
-def _alert_from(body: Any) -> Event | None:
-    """A forwarded or waiting alert (already validated once) back into an Event."""
-    if not isinstance(body, dict):
-        return None
-    try:
-        ev = parse_event(body)
-    except InvalidEvent:
-        return None
-    return ev if ev.type == "alert" else None
 
 
 def _decode_user_state(raw: bytes) -> Any:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import reference_v0 as ref
 from engine_harness import T0, decisions
 from streams.adapters import adapt
-from streams.engine import DurationError, InvalidEvent, PolicyError, Replay, SightingIndex, loads_policy, parse_duration, parse_event
+from streams.engine import DurationError, IdsJoin, InvalidEvent, JoinView, PolicyError, Replay, loads_policy, parse_duration, parse_event
 from streams.engine.decisions import rfc3339
 from streams.engine.durations import MAX_DURATION_S
 from streams.engine.events import (MAX_BYTES_VALUE, MAX_CHARS, MAX_DEPTH, MAX_ROLES, MAX_TS, MIN_TS, Event, parse_ip,
@@ -226,13 +226,15 @@ def test_ip_addresses_are_normalised_in_every_ip_field(given_, normal):
 
 
 def test_alert_on_the_mapped_or_upper_case_form_finds_the_session_seen_on_the_plain_address():
-    idx = SightingIndex(3600)
-    idx.note(parse_event({**ACT, "ip": "203.0.113.9"}))
-    idx.note(parse_event({**ACT, "session": "s2", "ip": "2001:db8::1"}))
+    join, state = IdsJoin(loads_policy("").ids), {}
+    view = JoinView(state, in_place=True)
+    for ev in (parse_event({**ACT, "ip": "203.0.113.9"}), parse_event({**ACT, "session": "s2", "ip": "2001:db8::1"})):
+        join.sighting(view, ev.ip, ev.user, ev.session, ev.ts, ev.ts)
     for src, session in (("::ffff:203.0.113.9", "s1"), ("2001:DB8::1", "s2")):
         alert = parse_event({**ALERT, "ts": T0 + 10, "src_ip": src})
-        assert [(e.user, e.session) for e in idx.resolve(alert)] == [("ann", session)]
-    assert sorted(idx.to_dict()["keys"]) == ["ip:2001:db8::1", "ip:203.0.113.9", "session:s1", "session:s2"]
+        assert join.keys_of(alert) == [alert.src_ip]
+        assert [(t.user, t.session) for t in join.alert(view, alert.src_ip, alert, alert.raw, T0 + 10)] == [("ann", session)]
+    assert sorted(state) == ["2001:db8::1", "203.0.113.9"]
 
 
 def test_engine_revokes_the_session_when_the_alert_names_its_address_in_ipv4_mapped_form():

@@ -1,7 +1,6 @@
 """The engine's fast paths give exactly what the simple versions give.
 
 * ``parse_event`` against the original parser (``reference_v0``), on generated valid and invalid input;
-* ``SightingIndex`` against the original index, on generated sequences of notes, prunes and loads;
 * ``Engine``: its activity fast path against the general path (the fast path switched off), on a
   generated stream with every event type, late events, shared IPs and SSO sessions, with and
   without activity conditions, including a changelog round trip of the state.
@@ -18,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference_v0 as ref
-from streams.engine import DeadlineIndex, InvalidEvent, Replay, SightingIndex, UserState, loads_policy, parse_event
+from streams.engine import DeadlineIndex, InvalidEvent, Replay, UserState, loads_policy, parse_event
 
 # -- parse_event ----------------------------------------------------------------------------------
 
@@ -75,46 +74,6 @@ def test_parse_event_matches_the_original_parser(d, as_bytes):
     except TypeError:
         raw = d
     assert _outcome(parse_event, raw) == _outcome(ref.parse_event, raw)
-
-
-# -- SightingIndex --------------------------------------------------------------------------------
-
-_ops = st.lists(st.tuples(
-    st.sampled_from(["note", "note", "note", "note", "prune", "load", "lookup"]),
-    st.sampled_from(["u1", "u1", "u2"]), st.sampled_from(["s1", "s1", "s2", "s3"]),
-    st.sampled_from(["10.0.0.1", "10.0.0.1", "10.0.0.2", None, ""]), st.floats(-2, 3, allow_nan=False),
-    st.sampled_from(["ip:10.0.0.1", "session:s1", "session:s2", "other", "ip:10.0.0.9"])), max_size=80)
-
-
-@settings(max_examples=1500, deadline=None)
-@given(_ops, st.sampled_from([60.0, 600.0, 3600.0]))
-def test_sighting_index_matches_the_original(ops, lookback):
-    new, old = SightingIndex(lookback), ref.SightingIndex(lookback)
-    grain = new.grain
-    clock = 0.0
-    for i, (op, user, session, ip, dt, key) in enumerate(ops):
-        clock += abs(dt) * grain * (40 if i % 17 == 16 else 1)  # steps around `grain`, now and then past lookback
-        ts = clock + (dt * grain if dt < 0 else 0.0)  # some late events
-        if op == "note":
-            ev = parse_event({"type": "activity", "ts": ts, "user": user, "session": session,
-                              **({"ip": ip} if ip is not None else {})})
-            for _ in range(1 + (i % 23 == 22) * 1100):  # now and then enough notes to prune on their own
-                new.note(ev)
-                old.note(ev)
-        elif op == "prune":
-            new.prune(ts)
-            old.prune(ts)
-        elif op == "load":
-            new.load(key, [[user, session, ts]])
-            old.load(key, [[user, session, ts]])
-        else:
-            assert new.lookup(key, ts - lookback) == old.lookup(key, ts - lookback)
-            alert = parse_event({"type": "alert", "ts": ts, "severity": "high", "src_ip": ip or "10.0.0.1",
-                                 **({"session": session} if i % 2 else {})})
-            assert new.resolve(alert) == old.resolve(alert)
-        assert len(new) == len(old)
-        assert new.to_dict() == old.to_dict()
-    assert SightingIndex.from_dict(orjson.loads(orjson.dumps(new.to_dict()))).to_dict() == old.to_dict()
 
 
 # -- DeadlineIndex --------------------------------------------------------------------------------
