@@ -1,4 +1,9 @@
-"""Admin API, policy reload and sealed internal records against a live worker on the real broker."""
+"""Admin API and policy reload against a live worker on the real broker.
+
+What the worker decides on the policy topic (forged, invalid and tightened policies) and on forged
+user-requests is tested in-process in tests/unit/service/test_service_steps.py; forged records on
+every internal topic of a live worker in tests/integration/test_hostile_worker.py.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,6 @@ import time
 import uuid
 
 import httpx
-import orjson
 import pytest
 import pytest_asyncio
 
@@ -157,120 +161,27 @@ async def test_manual_revoke_publishes_a_manual_revocation_and_an_admin_action_a
         assert (await http.post("/api/revoke", headers=_auth(), content=b"not json")).status_code == 400
 
 
-async def _produce_raw(bootstrap: str, topic: str, key: bytes, value: bytes) -> int:
-    """One record exactly as given (no sealing); its offset."""
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        return (await producer.send_and_wait(topic, key=key, value=value)).offset
-    finally:
-        await producer.stop()
-
-
-def _worker_sealer(live):
-    from streams.config import Settings
-    from streams.service.sealed import Sealer
-
-    env = live["worker"].env
-    return Sealer.from_settings(Settings.load(env), env=env)
-
-
-async def test_forged_policy_records_are_refused_counted_audited_and_change_nothing(live):
-    from streams.service.policy_publish import publish_record, seal_record
-    from streams.service.sealed import Sealer
-    from streams.engine import loads_policy
-
-    prefix, bootstrap = live["prefix"], live["bootstrap"]
-    topic = prefix + "policy"
-    now = time.time()
-    user = f"fp-{uuid.uuid4().hex[:6]}"
-    text = POLICY.format(idle="0.001s")  # in force, it would end every session at once
-    rec = publish_record(loads_policy(text), text, "forged.toml", "mallory", now)
-    async with TopicReader(bootstrap, prefix + "audit") as aud, \
-            httpx.AsyncClient(base_url=live["base"], timeout=15) as http:
-        before = (await http.get("/api/policy", headers=_auth())).json()["version"]
-        await produce(bootstrap, prefix, [("identity", {"type": "login", "ts": now, "user": user,
-                                                        "session": f"{user}-s", "ip": "10.2.2.2"})])
-        await aud.wait_for(lambda vs: any(v.get("kind") == "session_start" and v["user"] == user for v in vs), 30)
-        offsets = {
-            await _produce_raw(bootstrap, topic, b"current", orjson.dumps(rec)): "unsealed",
-            await _produce_raw(bootstrap, topic, b"current", seal_record(Sealer(b"m" * 32), topic, rec)): "unknown_key",
-            # sealed with the workers' key, but for user-requests: moved onto the policy topic
-            await _produce_raw(bootstrap, topic, b"current", seal_record(_worker_sealer(live), prefix + "user-requests",
-                                                                         rec)): "bad_tag",
-        }
-
-        def forged(vs):
-            got = {v["detail"]["offset"]: v["detail"]["reason"] for v in vs if v.get("kind") == "forged_record"
-                   and v["detail"]["topic"] == topic and v["detail"]["offset"] in offsets}
-            return got if got == offsets else None
-
-        await aud.wait_for(forged, 30)
-        [audit] = [v for v in aud.values() if v.get("kind") == "forged_record" and v["detail"]["offset"] == min(offsets)]
-        assert audit["detail"]["partition"] == 0 and audit["user"] == "internal:policy"
-        policy = (await http.get("/api/policy", headers=_auth())).json()
-        assert policy["version"] == before and policy["engine_version"] == before
-        assert {r["offset"]: r["reason"] for r in policy["rejected"] if r["offset"] in offsets} == offsets
-        us = (await http.get(f"/api/users/{user}", headers=_auth())).json()
-        assert [s["live"] for s in us["sessions"]] == [True]
-        metrics = (await http.get("/metrics")).text
-        for reason in offsets.values():
-            assert f'lapse_forged_records_total{{reason="{reason}",topic="policy"}} 1.0' in metrics, reason
-
-
-async def test_a_forged_manual_revoke_is_refused_and_audited_and_revokes_nothing(live):
-    prefix, bootstrap = live["prefix"], live["bootstrap"]
-    now = time.time()
-    user = f"fr-{uuid.uuid4().hex[:6]}"
-    forged = orjson.dumps({"kind": "manual_revoke", "user": user, "session": None, "operator": "alice", "note": "",
-                           "ts": now, "request": "forged-1", "auth": "named token"})
-    async with TopicReader(bootstrap, prefix + "audit") as aud, \
-            TopicReader(bootstrap, prefix + "revocations") as rev, \
-            httpx.AsyncClient(base_url=live["base"], timeout=15) as http:
-        await produce(bootstrap, prefix, [("identity", {"type": "login", "ts": now, "user": user,
-                                                        "session": f"{user}-s", "ip": "10.3.3.3"})])
-        await aud.wait_for(lambda vs: any(v.get("kind") == "session_start" and v["user"] == user for v in vs), 30)
-        offset = await _produce_raw(bootstrap, prefix + "user-requests", user.encode(), forged)
-        def refusals(vs):
-            return [v for v in vs if v.get("kind") == "forged_record"
-                    and v["detail"]["topic"] == prefix + "user-requests" and v["detail"]["key"] == user]
-
-        await aud.wait_for(refusals, 30)
-        refused = refusals(aud.values())
-        assert refused[0]["detail"]["offset"] == offset and refused[0]["detail"]["reason"] == "unsealed"
-        assert not [v for v in aud.values() if v.get("kind") == "admin_action" and v["user"] == user]
-        assert not [v for v in rev.values() if v["decision"]["user"] == user]
-        us = (await http.get(f"/api/users/{user}", headers=_auth())).json()
-        assert [s["live"] for s in us["sessions"]] == [True]
-        metrics = (await http.get("/metrics")).text
-        assert 'lapse_forged_records_total{reason="unsealed",topic="user-requests"} 1.0' in metrics
-
-
-async def test_bad_policy_is_refused_and_a_tightened_one_revokes_sessions_over_their_new_limit(live):
+async def test_a_policy_published_with_the_cli_applies_on_the_live_worker_at_once(live):
+    """``lapse policy publish`` puts a tighter policy on the topic; the running worker's follower
+    reads it and revokes the sessions now over their limit within seconds, and the admin API shows
+    it. (What a tightened, invalid or forged policy record decides: test_service_steps.py; a bad
+    file refused by the CLI before it reaches the topic: tests/unit/operator.)"""
     prefix, bootstrap, tmp = live["prefix"], live["bootstrap"], live["tmp"]
     env = {**live["worker"].env}
     async with httpx.AsyncClient(base_url=live["base"], timeout=15) as http:
         before = (await http.get("/api/policy", headers=_auth())).json()["version"]
-
-        bad = write_policy(tmp / "bad.toml", POLICY.format(idle="1h") + '\n[[rules]]\nname = "x"\nidle = "soon"\n')
-        out = subprocess.run([sys.executable, "-m", "streams.cli", "policy", "publish", str(bad)], env=env, cwd=REPO,
-                             capture_output=True, text=True, timeout=60)
-        assert out.returncode != 0
-        assert "rules[1].idle" in out.stderr, out.stderr  # refused before anything reached the topic
-        assert (await http.get("/api/policy", headers=_auth())).json()["version"] == before
-
         now = time.time()
         users = [f"tp-{uuid.uuid4().hex[:6]}-{i}" for i in range(3)]
         async with TopicReader(bootstrap, prefix + "revocations") as rev, \
                 TopicReader(bootstrap, prefix + "audit") as aud:
-            await produce(bootstrap, prefix, [("identity", {"type": "login", "ts": now, "user": u, "session": f"{u}-s",
+            # last active 3 s ago: over the 2 s limit published below, well within the 1 h in force
+            await produce(bootstrap, prefix, [("identity", {"type": "login", "ts": now - 3, "user": u,
+                                                            "session": f"{u}-s",
                                                             "roles": ["admin"] if i == 0 else ["staff"]})
                                               for i, u in enumerate(users)])
             await aud.wait_for(lambda vs: sum(v.get("kind") == "session_start" and v["user"] in users
                                               for v in vs) == 3, 30)
-            await asyncio.sleep(3.0)  # every session is now idle for > 2 s
+            assert not [v for v in rev.values() if v["decision"]["user"] in users]
             tight = write_policy(tmp / "tight.toml", POLICY.format(idle="2s"))
             out = subprocess.run([sys.executable, "-m", "streams.cli", "policy", "publish", str(tight),
                                   "--operator", "ann"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
@@ -281,14 +192,11 @@ async def test_bad_policy_is_refused_and_a_tightened_one_revokes_sessions_over_t
             decisions = [v["decision"] for v in rev.values() if v["decision"]["user"] in users]
             await aud.wait_for(lambda vs: any(v.get("kind") == "admin_action"
                                               and v["detail"].get("action") == "policy_publish" for v in vs), 15)
-            tightened = [v for v in aud.values() if v.get("kind") == "policy_tightened" and v["user"] in users]
         after = (await http.get("/api/policy", headers=_auth())).json()
         assert after["version"] != before and after["source"] == "topic" and after["operator"] == "ann"
-        assert 'idle = "2s"' in after["text"]
-        assert {d["reason"] for d in decisions} == {"idle_timeout"}
-        assert {d["policy_version"] for d in decisions} == {after["version"]}
-        assert all(d["evidence"]["seconds"] == 2.0 and "tightened_at" in d["evidence"] for d in decisions)
-        assert len(tightened) == 3 and all(t["detail"]["policy_version"] == after["version"] for t in tightened)
+        assert after["engine_version"] == after["version"] and 'idle = "2s"' in after["text"]
+        assert {(d["reason"], d["policy_version"]) for d in decisions} == {("idle_timeout", after["version"])}
+        assert len(decisions) == 3 and all("tightened_at" in d["evidence"] for d in decisions)
         assert arrived - published_at < 10.0, "the tighter limit applies at once, not at the next restart"
         metrics = (await http.get("/metrics")).text
         assert f'lapse_policy_info{{version="{after["version"]}"}} 1.0' in metrics
