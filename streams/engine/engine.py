@@ -1084,7 +1084,7 @@ class Replay:
         self.join = IdsJoin(lambda: self.engine.policy.ids)
         self.join_state: dict[str, dict] = {}
         self._view = JoinView(self.join_state, in_place=True)
-        self.gate = SightingGate()
+        self.gate = SightingGate(lambda: self.engine.policy.ids.lookback)
         self.clock = -INF
         self._join_expiry = -INF
 
@@ -1106,7 +1106,7 @@ class Replay:
         else:
             eng._handle(ev, self.clock, outs)
             if ev.session is not None and ev.user is not None:
-                for key in self.gate.due(ev, eng.policy.ids.lookback):
+                for key in self.gate.due(ev):
                     met = join.sighting(view, key, ev.user, ev.session, ev.ts, self.clock)
                     if met:
                         self._decide(met, outs)

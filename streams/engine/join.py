@@ -31,8 +31,7 @@ A record is JSON: ``{"s": [[user, session, ts], ...], "a": [[alert, alert_ts, re
 
 from __future__ import annotations
 
-import heapq
-from collections import OrderedDict
+from itertools import islice
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, NamedTuple
 
@@ -141,7 +140,7 @@ class JoinView:
 
     >>> v = JoinView({"10.0.0.1": {"s": [["u", "s", 1.0]], "a": []}})
     >>> v.entry("10.0.0.1")["s"], v.entry("10.0.0.9"), sorted(v.touched)
-    ([['u', 's', 1.0]], {'s': [], 'a': []}, ['10.0.0.1', '10.0.0.9'])
+    ([['u', 's', 1.0]], {'s': []}, ['10.0.0.1', '10.0.0.9'])
     """
 
     __slots__ = ("base", "touched", "in_place")
@@ -162,14 +161,14 @@ class JoinView:
         if self.in_place:
             e = self.base.get(key)
             if e is None:
-                e = self.base[key] = {"s": [], "a": []}
+                e = self.base[key] = {"s": []}
             return e
         touched = self.touched
         e = touched.get(key)
         if e is None:
             e = None if key in touched else self.base.get(key)
             if e is None:
-                e = {"s": [], "a": []}
+                e = {"s": []}
             touched[key] = e
         return e
 
@@ -183,53 +182,86 @@ class JoinView:
 class SightingGate:
     """When an event's use of its IP and session id must be told to the join (:func:`refresh_s`).
 
-    Nearly every event repeats a recent sighting; it is answered by one lookup of the window of
-    its ``(user, session, ip)`` in which nothing is due. Both caches are bounded: losing an entry
-    costs one extra sighting.
+    Nearly every event repeats a recent sighting; it is answered by one lookup of its session's
+    entry, whose window for the current ``(user, ip)`` says nothing is due. One small list per
+    session (its user, that window, when its key was noted, and when each of its last
+    :attr:`MAX_IPS` IPs was); at most ``max_entries`` sessions, the oldest let go first (a
+    forgotten session costs one extra sighting).
 
     >>> from streams.engine.events import parse_event
-    >>> g = SightingGate()
+    >>> g = SightingGate(lambda: 3600.0)
     >>> ev = lambda t: parse_event({"type": "activity", "ts": t, "user": "u", "session": "s", "ip": "10.0.0.5"})
-    >>> g.due(ev(0), 3600), g.due(ev(60), 3600), g.due(ev(200), 3600)
+    >>> g.due(ev(0)), g.due(ev(60)), g.due(ev(200))
     (['session:s', '10.0.0.5'], [], ['session:s', '10.0.0.5'])
     """
 
-    __slots__ = ("max_entries", "_sent", "_quiet")
+    __slots__ = ("lookback", "max_entries", "_by_session")
 
-    def __init__(self, max_entries: int = 200_000) -> None:
+    #: IPs per session whose last sighting the gate remembers
+    MAX_IPS = 4
+
+    def __init__(self, lookback: Callable[[], float], max_entries: int = 200_000) -> None:
+        if not callable(lookback):
+            raise TypeError("SightingGate: lookback must be callable() -> the IDS lookback in seconds")
+        if max_entries < 64:
+            raise ValueError(f"SightingGate: max_entries must be >= 64, got {max_entries!r}")
+        self.lookback = lookback
         self.max_entries = max_entries
-        self._sent: OrderedDict[tuple[str, str, str], float] = OrderedDict()
-        self._quiet: dict[tuple[Any, ...], tuple[float, float]] = {}
+        # session -> [user, window ip, window start, window end, refresh interval, session noted at,
+        #             ip, noted at, ip, noted at, ...]
+        self._by_session: dict[str, list[Any]] = {}
 
-    def due(self, event: Event, lookback: float) -> list[str]:
+    def __len__(self) -> int:
+        return len(self._by_session)
+
+    def due(self, event: Event) -> list[str]:
         """The join keys to note ``event`` under now (none for most events)."""
-        pair = (event.user, event.session, event.ip)
-        ts = event.ts
-        quiet = self._quiet.get(pair)
-        if quiet is not None and quiet[0] <= ts < quiet[1]:
+        e = self._by_session.get(event.session)  # type: ignore[arg-type]
+        if e is not None and e[0] == event.user and e[1] == event.ip and e[2] <= event.ts < e[3]:
             return []
-        # one jitter per session: both its keys refresh in the same event
-        every = refresh_s(lookback) * (0.75 + (hash((event.user, event.session)) & 1023) / 4096)
-        keys = ("session:" + event.session, event.ip) if event.ip else ("session:" + event.session,)  # type: ignore[operator]
-        lo, hi = -INF, INF
-        sent = self._sent
+        return self._due(event, e)
+
+    def _due(self, event: Event, e: list[Any] | None) -> list[str]:
+        user, session, ip, ts = event.user, event.session, event.ip or None, event.ts
+        by_session = self._by_session
+        if e is None or e[0] != user:
+            # one jitter per session (75-100 % of the interval): both its keys refresh in one
+            # event, and sessions that started together do not all refresh in the same instant
+            every = refresh_s(self.lookback()) * (0.75 + (hash((user, session)) & 1023) / 4096)
+            e = [user, None, 0.0, 0.0, every, None]
+            by_session[session] = e  # type: ignore[index]
+            if len(by_session) > self.max_entries:
+                for k in list(islice(by_session, max(1, self.max_entries // 64))):
+                    del by_session[k]
+        else:
+            every = e[4]
         out = []
-        for key in keys:
-            memo = (key, event.user, event.session)
-            last = sent.get(memo)
-            if last is not None and 0 <= ts - last < every:
-                lo, hi = max(lo, last), min(hi, last + every)
-                continue
-            sent[memo] = ts
-            sent.move_to_end(memo)
-            if len(sent) > self.max_entries:
-                sent.popitem(last=False)
-            lo, hi = max(lo, ts), min(hi, ts + every)
-            out.append(key)
-        quiet_d = self._quiet
-        if len(quiet_d) > self.max_entries:
-            quiet_d.clear()
-        quiet_d[pair] = (lo, hi)
+        t = e[5]
+        if t is not None and 0 <= ts - t < every:
+            lo, hi = t, t + every
+        else:
+            e[5] = ts
+            out.append("session:" + session)  # type: ignore[operator]
+            lo, hi = ts, ts + every
+        if ip is not None:
+            try:
+                i = e.index(ip, 6)
+            except ValueError:
+                if len(e) >= 6 + 2 * self.MAX_IPS:
+                    del e[6:8]  # the IP noted longest ago
+                e.extend((ip, ts))
+                out.append(ip)
+                hi = min(hi, ts + every)
+                lo = max(lo, ts)
+            else:
+                t = e[i + 1]
+                if 0 <= ts - t < every:
+                    lo, hi = max(lo, t), min(hi, t + every)
+                else:
+                    e[i + 1] = ts
+                    out.append(ip)
+                    lo, hi = max(lo, ts), min(hi, ts + every)
+        e[1], e[2], e[3] = ip, lo, hi
         return out
 
 
@@ -277,8 +309,8 @@ class IdsJoin:
         self.grace_s = float(grace_s)
         self.max_sighting_bytes = int(max_record_bytes * SIGHTING_SHARE) - 2048
         self.max_waiting_bytes = int(max_record_bytes * WAITING_SHARE)
-        self._due: list[tuple[float, str]] = []   # (when to look at the key again, key)
-        self._queued: set[str] = set()
+        self._sweep: list[str] = []   # the keys the current expiry sweep has still to look at
+        self._next_sweep = -INF
 
     @property
     def ids(self) -> IdsPolicy:
@@ -288,6 +320,12 @@ class IdsJoin:
         """How far before an alert's time a sighting still meets it."""
         lookback = self.ids.lookback
         return lookback + refresh_s(lookback)
+
+    def sweep_s(self) -> float:
+        """How often a sweep of :meth:`expire` starts: a quarter of the lookback, at least one
+        refresh interval."""
+        lookback = self.ids.lookback
+        return max(refresh_s(lookback), lookback / 4)
 
     def keys_of(self, alert: Event) -> list[str]:
         """The join keys an alert concerns: its session when it names no user, and its IPs; none
@@ -311,16 +349,31 @@ class IdsJoin:
     def sighting(self, view: JoinView, key: str, user: str, session: str, ts: float, now: float) -> list[Target]:
         """Record that ``(user, session)`` used ``key`` at ``ts``; the waiting alerts it meets."""
         entry = view.entry(key)
+        if len(entry) == 1:  # sightings only: no spill records, no alert waiting
+            ss = entry["s"]
+            if not ss:
+                ss.append([user, session, ts])
+                return []
+            if len(ss) == 1:
+                e = ss[0]
+                if e[0] == user and e[1] == session:  # the usual key: one session, seen again
+                    if ts > e[2]:
+                        e[2] = ts
+                    return []
         window = self.window()
         self._put(view, key, entry, user, session, ts, window)
-        self._schedule(key, ts + window + self.grace_s)
         out: list[Target] = []
-        if not entry["a"]:
+        waits = entry.get("a")
+        if not waits:
             return out
-        if entry["a"][0][2] < now - self.grace_s:  # the oldest alerts have stopped waiting
-            entry["a"] = [a for a in entry["a"] if a[2] >= now - self.grace_s]
+        if waits[0][2] < now - self.grace_s:  # the oldest alerts have stopped waiting
+            waits = [a for a in waits if a[2] >= now - self.grace_s]
+            if waits:
+                entry["a"] = waits
+            else:
+                del entry["a"]
         pair = None
-        for waiting in entry["a"]:
+        for waiting in waits:
             body, alert_ts = waiting[0], waiting[1]
             if ts >= alert_ts - window:
                 pair = pair or _pair_digest(user, session)
@@ -347,7 +400,7 @@ class IdsJoin:
                     if len(met) < MAX_MET_PER_ALERT:
                         met.append(_pair_digest(user, session))
         grace = self.grace_s
-        waiting = [a for a in entry["a"] if a[2] >= now - grace][-(MAX_WAITING - 1):] + [[body, alert.ts, now, met]]
+        waiting = [a for a in entry.get("a", ()) if a[2] >= now - grace][-(MAX_WAITING - 1):] + [[body, alert.ts, now, met]]
         size, kept = 0, []
         for a in reversed(waiting):  # the oldest stop waiting first
             size += len(orjson.dumps(a))
@@ -355,49 +408,49 @@ class IdsJoin:
                 break
             kept.append(a)
         entry["a"] = kept[::-1]
-        self._schedule(key, now + grace)
         return out
 
     # -- expiry -----------------------------------------------------------------------------
-    def track(self, keys: Iterable[str], now: float) -> None:
-        """Look at these keys (a recovered table's) from ``now`` on, for :meth:`expire`."""
-        for key in keys:
-            self._schedule(key, now)
-
     def expire(self, view: JoinView, now: float, *, owns: Callable[[str], bool] | None = None,
-               limit: int = 10_000) -> int:
+               limit: int | None = None) -> int:
         """Delete the keys (with their spill records) that no alert can meet any more and where
-        no alert waits; at most ``limit`` looked at. Keys ``owns`` rejects are let go untouched
-        (another worker holds them now). Returns how many keys were deleted."""
-        due, queued = self._due, self._queued
-        window, grace = self.window(), self.grace_s
+        no alert waits. A sweep over every key held starts once per quarter of the lookback (a
+        key outlives what can meet it by at most that); each call
+        looks at up to ``limit`` keys of it (all: ``None``), so recovered keys are swept too and
+        the join keeps no index of its own. Keys ``owns`` rejects are let go untouched (another
+        worker holds them now). Returns how many keys were deleted."""
+        sweep = self._sweep
+        if not sweep:
+            if now < self._next_sweep:
+                return 0
+            self._next_sweep = now + self.sweep_s()
+            sweep = self._sweep = [k for k in view.base.keys() if k[:1] != "#"]  # spills go with their key
+            sweep.reverse()  # popped from the end: oldest first
+        cutoff = now - self.window() - self.grace_s  # a sighting before it meets no alert any more
+        waited = now - self.grace_s                 # an alert received before it waits no more
         deleted = 0
-        while due and due[0][0] <= now and limit > 0:
-            limit -= 1
-            _, key = heapq.heappop(due)
-            queued.discard(key)
+        peek = view.peek
+        n = len(sweep) if limit is None else min(limit, len(sweep))
+        for _ in range(n):
+            key = sweep.pop()
             if owns is not None and not owns(key):
                 continue
-            entry = view.peek(key)
+            entry = peek(key)
             if entry is None:
                 continue
-            spills = [view.peek(spill_key(key, i)) for i in range(1, entry.get("n", 0) + 1)]
-            newest = max((s[2] for r in [entry, *spills] if r for s in r["s"]), default=-INF)
-            waits = max((a[2] for a in entry["a"]), default=-INF)
-            at = max(newest + window + grace, waits + grace)
-            if at > now:
-                self._schedule(key, at)
-                continue
-            for i in range(1, entry.get("n", 0) + 1):
-                view.delete(spill_key(key, i))
+            if len(entry) == 1:  # sightings only, no spills: the usual key
+                if any(s[2] > cutoff for s in entry["s"]):
+                    continue
+            else:
+                spills = [peek(spill_key(key, i)) for i in range(1, entry.get("n", 0) + 1)]
+                if any(s[2] > cutoff for r in [entry, *spills] if r for s in r["s"]) \
+                        or any(a[2] > waited for a in entry.get("a", ())):
+                    continue
+                for i in range(1, len(spills) + 1):
+                    view.delete(spill_key(key, i))
             view.delete(key)
             deleted += 1
         return deleted
-
-    def _schedule(self, key: str, at: float) -> None:
-        if key not in self._queued:
-            self._queued.add(key)
-            heapq.heappush(self._due, (at, key))
 
     # -- records ----------------------------------------------------------------------------
     @staticmethod
@@ -409,12 +462,6 @@ class IdsJoin:
     def _put(self, view: JoinView, key: str, entry: dict, user: str, session: str, ts: float,
              window: float) -> None:
         records = self._records(view, key, entry)
-        if len(records) == 1 and len(entry["s"]) == 1:  # the usual key: one session
-            e = entry["s"][0]
-            if e[0] == user and e[1] == session:
-                if ts > e[2]:
-                    e[2] = ts
-                return
         newest = max([ts] + [e[2] for r in records for e in r["s"]])
         home = None
         for r in records:  # the pair's own record, if it is in one; expired sightings dropped

@@ -172,8 +172,7 @@ class Service:
         self._assigned_join_partitions: set[int] | None = None  # None: the user partitions' numbers
         #: the IDS join (streams/engine/join.py, the one Replay runs) and when to tell it a sighting
         self.join = IdsJoin(lambda: self.engine.policy.ids, max_record_bytes=settings.max_record_bytes)
-        self.gate = SightingGate()
-        self._join_tracked = False  # the recovered join keys handed to the join's expiry
+        self.gate = SightingGate(lambda: self.engine.policy.ids.lookback)
         self._partition_cache: dict[str, int] = {}
         self._user_requests_name = settings.topic("user-requests")
         #: held by a policy switch from its decision to its commit (streams/service/policy_publish.py).
@@ -416,7 +415,6 @@ class Service:
         for live in self._live.values():  # RocksDB: recovery updated the databases, which are the truth
             live.drop_clean()
         self.engine.rebuild_deadlines()
-        self._join_tracked = False  # the join's recovered keys are handed to its expiry on the next tick
         try:  # the input present now is decided before any deadline fires (streams/service/catchup.py)
             ends = await self.app.consumer.highwaters(*self._input_tps) if self._input_tps else {}
         except Exception as exc:  # no end offsets: deadlines fire at once, as before catch-up existed
@@ -822,7 +820,7 @@ class Service:
     def _sighting_records(self, event: Event, records: list[Record]) -> None:
         """Tell the IDS join who uses this IP and session, when the join's rule says so
         (:class:`~streams.engine.join.SightingGate`: on change, then once per refresh interval)."""
-        keys = self.gate.due(event, self.engine.policy.ids.lookback)
+        keys = self.gate.due(event)
         if keys:
             value = orjson.dumps({"kind": "sighting", "user": event.user, "session": event.session, "ts": event.ts})
             topic, seal = self.names.sightings, self.sealer.seal
@@ -837,14 +835,10 @@ class Service:
     def _join_expire(self, now: float, records: list[Record]) -> dict[str, dict | None] | None:
         """Keys of the IDS join that no alert can meet any more leave it: the changes for the
         tick's step (tombstones on the join's changelog), or ``None``."""
-        try:
-            if not self._join_tracked:  # the keys recovery brought, looked at from now on
-                self._join_tracked = True
-                self.join.track(list(self._sightings_data.keys()), now)
+        try:  # a sweep over the keys held (recovered ones too), a slice per tick
             view = JoinView(self._sightings_data)
             return view.touched if self.join.expire(view, now, owns=self.owns_join_key, limit=2000) else None
-        except Exception as exc:  # nothing lost: every key is looked at again from the next tick
-            self._join_tracked = False
+        except Exception as exc:  # nothing lost: the next sweep looks at every key again
             self._fault_record(records, "ids-join", exc, now, b"join expiry")
             return None
 

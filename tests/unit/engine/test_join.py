@@ -87,12 +87,14 @@ def test_a_key_leaves_with_its_spills_once_nothing_can_meet_it_and_not_while_an_
     join, state, view = fresh()
     for i in range(MAX_SIGHTINGS_PER_KEY + 1):
         join.sighting(view, IP, f"u{i}", "s", T0, T0)
-    gone = T0 + WINDOW + ALERT_GRACE_S
+    gone = T0 + WINDOW + ALERT_GRACE_S  # when the sightings can meet no alert any more
     assert join.expire(view, gone - 1) == 0 and IP in state
-    late = alert(ts=gone - 1)
-    join.alert(view, IP, late, late.raw, gone - 1)  # waits until gone - 1 + grace
-    assert join.expire(view, gone + 1) == 0 and IP in state
-    assert join.expire(view, gone + ALERT_GRACE_S) == 1
+    sweep = join.sweep_s()  # a sweep over the keys starts once per sweep interval
+    t = gone - 1 + sweep
+    late = alert(ts=t)
+    join.alert(view, IP, late, late.raw, t)  # waits until t + grace
+    assert join.expire(view, t) == 0 and IP in state
+    assert join.expire(view, t + sweep) == 1
     assert state == {}
 
 
@@ -103,20 +105,31 @@ def test_expiry_leaves_the_keys_another_worker_holds_now_untouched():
     assert IP in state
 
 
-def test_recovered_keys_are_expired_once_tracked():
-    state = {IP: {"s": [["u", "s", T0]], "a": []}, spill_key(IP, 1): {"s": [["v", "s", T0]], "a": []}}
+def test_recovered_keys_are_swept_too_and_a_spill_leaves_with_its_key():
+    state = {IP: {"s": [["u", "s", T0]], "a": [], "n": 1}, "#1#" + IP: {"s": [["v", "s", T0]]},
+             "session:s": {"s": [["u", "s", T0 + 4000]]}}
     join, view = IdsJoin(POLICY.ids), JoinView(state, in_place=True)
-    join.track(list(state), T0)
-    assert join.expire(view, T0 + 10 * WINDOW) >= 1
-    assert state == {}
+    assert join.expire(view, T0 + WINDOW + ALERT_GRACE_S + 1) == 1
+    assert state == {"session:s": {"s": [["u", "s", T0 + 4000]]}}
+
+
+def test_the_gate_remembers_a_few_ips_per_session_and_its_size_is_bounded():
+    gate = SightingGate(lambda: 3600.0, max_entries=64)
+    ev = lambda t, ip, s="s": parse_event({"type": "activity", "ts": t, "user": "u", "session": s, "ip": ip})  # noqa: E731
+    ips = [f"10.0.0.{i}" for i in range(SightingGate.MAX_IPS)]
+    assert [gate.due(ev(T0 + i, ip)) for i, ip in enumerate(ips)][1:] == [[ip] for ip in ips[1:]]
+    assert [gate.due(ev(T0 + 10 + i, ip)) for i, ip in enumerate(ips)] == [[]] * len(ips)  # alternating: quiet
+    for i in range(1000):
+        gate.due(ev(T0, "10.1.0.1", s=f"x{i}"))
+    assert len(gate) <= 64
 
 
 def test_the_gate_notes_a_new_ip_at_once_and_a_repeat_at_most_once_per_refresh_interval():
-    gate = SightingGate()
+    gate = SightingGate(lambda: 3600.0)
     ev = lambda t, ip=IP: parse_event({"type": "activity", "ts": t, "user": "u", "session": "s", "ip": ip})  # noqa: E731
-    assert gate.due(ev(T0), 3600) == ["session:s", IP]
-    assert gate.due(ev(T0 + 1, "203.0.113.1"), 3600) == ["203.0.113.1"]
-    noted = [(t, gate.due(ev(T0 + t), 3600)) for t in range(0, 1800, 5)]
+    assert gate.due(ev(T0)) == ["session:s", IP]
+    assert gate.due(ev(T0 + 1, "203.0.113.1")) == ["203.0.113.1"]
+    noted = [(t, gate.due(ev(T0 + t))) for t in range(0, 1800, 5)]
     noted = [(t, keys) for t, keys in noted if keys]
     assert all(keys == ["session:s", IP] for _, keys in noted)  # both keys of a session refresh together
     assert 1800 / refresh_s(3600) - 1 <= len(noted) <= 1800 / (0.75 * refresh_s(3600)) + 1
@@ -151,7 +164,8 @@ def test_random_streams_never_grow_the_join_past_what_the_lookback_holds():
         t = T0 + i * 2.0
         r.feed(parse_event({"type": "activity", "ts": t, "user": f"u{rnd.randrange(50)}", "session": f"s{i // 40}",
                             "ip": f"10.0.{rnd.randrange(4)}.{rnd.randrange(256)}"}))
-    # 40 000 s of traffic, sessions of 80 s: only those of the last window (and grace) are held
-    recent = {f"s{j}" for j in range((20_000 * 2 - int(WINDOW + ALERT_GRACE_S + 60)) // 80, 500)}
+    # 40 000 s of traffic, sessions of 80 s: only those of the last window, grace and sweep are held
+    held = WINDOW + ALERT_GRACE_S + r.join.sweep_s() + r.JOIN_EXPIRY_S + 80
+    recent = {f"s{j}" for j in range(int(20_000 * 2 - held) // 80, 500)}
     sessions = {k[8:] for k in r.join_state if k.startswith("session:")}
     assert sessions <= recent and len(sessions) > 0
