@@ -311,7 +311,7 @@ class Service:
         from streams.service import web
 
         web.register(self)
-        # admin API, dashboard and policy follower (logic in streams/service/admin.py)
+        # admin API, dashboard and policy follower (logic in streams/service/admin/)
         from streams.service import admin
 
         self.operator = admin.register(self)
