@@ -83,7 +83,7 @@ def with_hostile(items: list[tuple[str, bytes, bytes]], share: float, now: float
 
 def _check_hostile(records: list, now: float) -> None:
     """Every hostile record of the mix is one the worker refuses (so one dead letter each)."""
-    from streams.service.ingest import Rejected, decode
+    from streams.service.pipeline.ingest import Rejected, decode
 
     for _, _, value in records:
         assert isinstance(decode(value, now), Rejected), value[:100] if value else value

@@ -5,7 +5,7 @@
 The same 300-byte records, keyed by 20k users, to a fresh 6-partition topic, acks=all, in steps of
 200 awaited together (as a worker step is): ``send()`` (the baseline, Kafka's default partitioner),
 ``send()`` with the partition given, and ``create_batch``/``send_batch`` with one builder per
-partition (``streams/service/outbox.py``). Prints records/s and CPU per record of this process.
+partition (``streams/service/pipeline/outbox.py``). Prints records/s and CPU per record of this process.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from common import BOOTSTRAP, REPO, fresh_topic, record
 
 sys.path.insert(0, str(REPO))
-from streams.service.partitioning import partition_for  # noqa: E402
+from streams.service.pipeline.partitioning import partition_for  # noqa: E402
 
 VALUE = b'{"x":"' + b"1" * 292 + b'"}'
 STEP = 200

@@ -27,7 +27,7 @@ from pathlib import Path
 import orjson
 
 from enforce.wire import HEARTBEAT_KEY
-from streams.service.sealed import MAGIC, OVERHEAD
+from streams.service.pipeline.sealed import MAGIC, OVERHEAD
 
 from common import BOOTSTRAP, REPO, delete_bench_topics, fresh_topic, percentile, record
 

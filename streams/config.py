@@ -82,7 +82,7 @@ def _read_secret(env: dict[str, str], name: str, file_values: dict[str, Any]) ->
 
 
 #: state stores: Faust's memory store (state rebuilt from the changelog at start), or its RocksDB
-#: store through rocksdict, under LiveState (streams/service/livestate.py)
+#: store through rocksdict, under LiveState (streams/service/state/livestate.py)
 STORES = ("memory://", "rocksdb://")
 #: durations that may be 0 (no fill wait; a commit point at every step)
 _ZERO_OK = frozenset({"batch_within_s", "commit_interval_s", "catchup_max_s"})
@@ -95,7 +95,7 @@ class Settings:
     sasl_mechanism: str = "PLAIN"
     sasl_username: str | None = None
     sasl_password: str | None = field(default=None, repr=False)
-    internal_key: str | None = field(default=None, repr=False)  # see streams/service/sealed.py
+    internal_key: str | None = field(default=None, repr=False)  # see streams/service/pipeline/sealed.py
     ssl_cafile: str | None = None
     topic_prefix: str = "lapse."
     partitions: int = 6

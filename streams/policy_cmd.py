@@ -113,7 +113,7 @@ def explain_cmd(file: str, event_json: str) -> None:
     click.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
 
 
-# -- operator commands (logic in streams/service/policy_publish.py and streams/compliance.py) --
+# -- operator commands (logic in streams/service/web/policy_publish.py and streams/compliance.py) --
 
 @policy_cmd.command("publish")
 @click.argument("file", type=click.Path(dir_okay=False))
@@ -127,7 +127,7 @@ def publish_cmd(file: str, operator: str | None) -> None:
     import asyncio
 
     from streams.config import ConfigError, Settings
-    from streams.service.policy_publish import publish
+    from streams.service.web.policy_publish import publish
 
     _load(file)  # refuse a bad file before touching the broker
     try:

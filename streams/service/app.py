@@ -16,12 +16,12 @@ Dataflow (each arrow is a Kafka topic)::
                    (decides at once for users on this worker; others go through user-requests)
 
 Commit order of one step (a batch of events, an expiry tick, an IDS-join batch, a policy switch),
-the invariant that makes delivery at-least-once and never lossy (streams/service/commit.py):
+the invariant that makes delivery at-least-once and never lossy (streams/service/pipeline/commit.py):
 
 1. **decide** — the engine handles the step's events synchronously, mutating state in memory; the
    state of every user (and join key) the step touched is serialized at once;
 2. **produce** — decisions, audit records, sightings, forwards and dead letters are submitted to
-   the batch sender (streams/service/outbox.py), which hands them to aiokafka in step order;
+   the batch sender (streams/service/pipeline/outbox.py), which hands them to aiokafka in step order;
 3. **await** — the committer waits until the broker acknowledged every one of them, while the
    worker already decides the next step;
 4. **changelog** — only then are the step's serialized states handed to the producer (for
@@ -51,22 +51,23 @@ from streams.config import Settings
 from streams.engine import Engine, Event, Output, parse_ts
 from streams.engine.events import MAX_CHARS
 from streams.engine.join import MAX_KEY_CHARS, IdsJoin, home_key, JoinView, SightingGate, Target, alert_from, resolve_targets
-from streams.service import codecs, internals, transport
-from streams.service.admin import AdminRequest, parse_request as parse_admin_request
-from streams.service.sealed import ForgedRecord, Sealer, open_request, refuse
-from streams.service.catchup import CatchUp
-from streams.service.deadletter import dead_letter
-from streams.service.commit import Committer, Ticket
-from streams.service.gcpause import GcPauses
-from streams.service.inbox import ClearOnSuspend, Inbox
-from streams.service.interval import CommitInterval
-from streams.service.labels import EVENT_TYPES, label, rejected_label
-from streams.service.ingest import Rejected, decode, longest_absolute_s, past_bound
-from streams.service.metrics import Metrics
-from streams.service.outbox import BatchSender, Record
-from streams.service import recovery as batched_recovery
-from streams.service.partitioning import partition_for
-from streams.service.store import TableStore, in_memory_dict
+from streams.service.state import codecs
+from streams.service.compat import internals, transport
+from streams.service.web.admin import AdminRequest, parse_request as parse_admin_request
+from streams.service.pipeline.sealed import ForgedRecord, Sealer, open_request, refuse
+from streams.service.pipeline.catchup import CatchUp
+from streams.service.pipeline.deadletter import dead_letter
+from streams.service.pipeline.commit import Committer, Ticket
+from streams.service.compat.gcpause import GcPauses
+from streams.service.pipeline.inbox import ClearOnSuspend, Inbox
+from streams.service.pipeline.interval import CommitInterval
+from streams.service.pipeline.labels import EVENT_TYPES, label, rejected_label
+from streams.service.pipeline.ingest import Rejected, decode, longest_absolute_s, past_bound
+from streams.service.web.metrics import Metrics
+from streams.service.pipeline.outbox import BatchSender, Record
+from streams.service.state import recovery as batched_recovery
+from streams.service.pipeline.partitioning import partition_for
+from streams.service.state.store import TableStore, in_memory_dict
 
 log = logging.getLogger("lapse.service")
 INF = float("inf")
@@ -100,7 +101,7 @@ class TopicNames:
 
 def faust_broker_urls(bootstrap: str) -> list[str]:
     """``"a:9092,b:9092"`` -> ``["lapse://a:9092", "lapse://b:9092"]`` (Faust's aiokafka transport
-    with lapse's cheaper message delivery: see ``streams.service.transport``).
+    with lapse's cheaper message delivery: see ``streams.service.compat.transport``).
 
     >>> faust_broker_urls("127.0.0.1:9092, 10.0.0.2:9093")
     ['lapse://127.0.0.1:9092', 'lapse://10.0.0.2:9093']
@@ -175,9 +176,9 @@ class Service:
         self.gate = SightingGate(lambda: self.engine.policy.ids.lookback)
         self._partition_cache: dict[str, int] = {}
         self._user_requests_name = settings.topic("user-requests")
-        #: held by a policy switch from its decision to its commit (streams/service/policy_publish.py).
+        #: held by a policy switch from its decision to its commit (streams/service/web/policy_publish.py).
         #: The other steps need no lock: each decides synchronously and submits its ticket before
-        #: it yields, and the committer takes tickets in that order (streams/service/commit.py)
+        #: it yields, and the committer takes tickets in that order (streams/service/pipeline/commit.py)
         self.deciding = asyncio.Lock()
 
         app = self.app = faust.App(
@@ -217,7 +218,7 @@ class Service:
         raw = dict(key_serializer=codecs.KEY, value_serializer="raw")
         self.user_inputs = app.topic(t("identity"), t("activity"), **raw)
         # their messages skip Faust's streams: the consumer puts them in this inbox, one task takes
-        # them out in batches (streams/service/inbox.py); the agent below keeps them subscribed
+        # them out in batches (streams/service/pipeline/inbox.py); the agent below keeps them subscribed
         self.user_inbox = Inbox(settings.stream_buffer)
         app.lapse_inboxes = {t("identity"): self.user_inbox, t("activity"): self.user_inbox}
         self._inbox_clearers = [ClearOnSuspend(self.user_inbox, app.flow_control)]  # on revoke, not on resume
@@ -300,7 +301,7 @@ class Service:
         self._snapshots = False  # the scorer can snapshot: a timer seals and sends them
         self._snapshot_restored = False
         if getattr(self.engine, "scorer", None) is not None and hasattr(self.engine.scorer, "snapshot"):
-            from streams.service import snapshots
+            from streams.service.state import snapshots
 
             self._snapshots = True
             app.timer(snapshots.SNAPSHOT_EVERY_S, name="lapse.model-snapshot")(self._snapshot_tick)
@@ -308,11 +309,11 @@ class Service:
         app.on_partitions_assigned.connect(self._on_assigned)
         app.on_partitions_revoked.connect(self._on_revoked)
         app.on_rebalance_complete.connect(self._on_rebalance_complete)
-        from streams.service import web
+        from streams.service.web import health as web
 
         web.register(self)
-        # admin API, dashboard and policy follower (logic in streams/service/admin/)
-        from streams.service import admin
+        # admin API, dashboard and policy follower (logic in streams/service/web/admin/)
+        from streams.service.web import admin
 
         self.operator = admin.register(self)
 
@@ -415,7 +416,7 @@ class Service:
         for live in self._live.values():  # RocksDB: recovery updated the databases, which are the truth
             live.drop_clean()
         self.engine.rebuild_deadlines()
-        try:  # the input present now is decided before any deadline fires (streams/service/catchup.py)
+        try:  # the input present now is decided before any deadline fires (streams/service/pipeline/catchup.py)
             ends = await self.app.consumer.highwaters(*self._input_tps) if self._input_tps else {}
         except Exception as exc:  # no end offsets: deadlines fire at once, as before catch-up existed
             log.warning("lapse: end offsets of the input unavailable (%r); expiry not held back", exc)
@@ -432,7 +433,7 @@ class Service:
 
     async def _restore_model(self, app: Any = None) -> None:
         """Once per process: the newest verified model snapshot of this app, if any."""
-        from streams.service import snapshots
+        from streams.service.state import snapshots
 
         self._snapshot_restored = True
         try:
@@ -444,7 +445,7 @@ class Service:
             log.exception("lapse: could not restore the adaptive model; starting a new warm-up")
 
     async def _snapshot_tick(self) -> None:
-        from streams.service import snapshots
+        from streams.service.state import snapshots
 
         if not self.ready or not self._snapshots:
             return
@@ -510,7 +511,7 @@ class Service:
         for the tracked messages not yet acked.
 
         Each batch is decided (step 1) and its records submitted (step 2) at once; the committer
-        (streams/service/commit.py) takes it through steps 3-5 while the next batch is decided, so
+        (streams/service/pipeline/commit.py) takes it through steps 3-5 while the next batch is decided, so
         the worker never idles waiting for the broker's acknowledgements.
         """
         await self._lane(self.user_inbox, self.settings.batch_max, self.settings.batch_within_s,
@@ -557,7 +558,7 @@ class Service:
         return self.partition_of(home_key(key))
 
     def _decode(self, raw: bytes | None, now: float) -> Event | Rejected:
-        """An input message, inside the window around the worker's clock (streams/service/ingest.py):
+        """An input message, inside the window around the worker's clock (streams/service/pipeline/ingest.py):
         at most ``max_skew_s`` ahead, and behind by at most the configured age widened to the
         policy's longest absolute limit (refreshed when the policy changes)."""
         policy = self.engine.policy
@@ -861,7 +862,7 @@ class Service:
 
     async def _expiry_tick(self) -> None:
         self._ticked = time.monotonic()
-        self.gc_pauses.maybe_freeze()  # keeps full collections short (streams/service/gcpause.py)
+        self.gc_pauses.maybe_freeze()  # keeps full collections short (streams/service/compat/gcpause.py)
         if not self.ready:
             return
         await self.committer.room()
@@ -881,7 +882,7 @@ class Service:
 
     def _caught_up(self) -> bool:
         """Whether deadlines may fire: the input present at assignment is decided (or waited long
-        enough for it; streams/service/catchup.py)."""
+        enough for it; streams/service/pipeline/catchup.py)."""
         catchup = self.catchup
         if catchup.waited_s is not None:
             return True
@@ -920,14 +921,14 @@ class Service:
     def _stage(self, outputs: list[Output], records: list[Record], now: float, inbound_ts: float | None, *,
                messages: Iterable[Any] = (), join_state: dict[str, dict] | None = None,
                commit: bool = False) -> Ticket:
-        """Steps 1-2 of the commit order, synchronously (see streams/service/commit.py): the
+        """Steps 1-2 of the commit order, synchronously (see streams/service/pipeline/commit.py): the
         decisions and audit records join the step's ``records``, which go to the producer; the
         ticket takes them through steps 3-5.
 
         At a commit point (every ``LAPSE_COMMIT_INTERVAL_S``, or ``commit``: the caller waits for
         the step to be committed) the state touched since the last one is serialized now and the
         ticket also acks every input message held back; other steps' tickets carry neither
-        (streams/service/interval.py)."""
+        (streams/service/pipeline/interval.py)."""
         metrics = self.metrics
         names = self.names
         for out in outputs:
@@ -952,7 +953,7 @@ class Service:
                 self._fault_record(records, "publish", exc, now, _safe_dumps(out.value))
         interval = self.interval
         interval.hold(messages)
-        point = interval.due(force=commit)  # a commit point (streams/service/interval.py)
+        point = interval.due(force=commit)  # a commit point (streams/service/pipeline/interval.py)
         if self._dl_count:
             # dead letters wait for the next commit point, whose ticket carries them (so they are
             # acknowledged before any offset covers their records): one produce request for many
@@ -1152,8 +1153,8 @@ def _decode_user_state(raw: bytes) -> Any:
 
 def _live_state(table: Any, partition_of: Callable[[str], int], decode: Callable[[bytes], Any], live_max: int,
                 partitions: Callable[[], Any]) -> Any:
-    """:class:`~streams.service.livestate.LiveState` over a table's Faust RocksDB store."""
-    from streams.service.livestate import LiveState
+    """:class:`~streams.service.state.livestate.LiveState` over a table's Faust RocksDB store."""
+    from streams.service.state.livestate import LiveState
 
     store = table.data
     return LiveState(lambda p: internals.db_for_partition(store, p), partition_of, decode, max_live=live_max,

@@ -438,7 +438,7 @@ class Receiver:
             self._seen.popitem(last=False)
 
     async def _dead_letter(self, provider: Provider, token: str, exc: Refused) -> None:
-        from streams.service.deadletter import dead_letter
+        from streams.service.pipeline.deadletter import dead_letter
 
         rec = dead_letter(token.encode("utf-8", "replace"), reason=f"ssf {exc.err}: {exc.description}", field=None,
                           topic=f"ssf:{provider.name}", partition=-1, offset=-1, now=time.time(),

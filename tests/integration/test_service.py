@@ -248,7 +248,7 @@ async def test_vendor_records_on_raw_topics_reach_the_live_worker_as_canonical_e
 
 def _key_on(partition: int, make, start: int = 0) -> str:
     """The first key ``make(i)`` that Kafka's default partitioner puts on ``partition`` (of 6)."""
-    from streams.service.partitioning import partition_for
+    from streams.service.pipeline.partitioning import partition_for
 
     i = start
     while partition_for(make(i).encode(), 6) != partition:

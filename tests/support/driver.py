@@ -31,9 +31,9 @@ import orjson
 from streams.config import Settings
 from streams.engine import Engine, loads_policy
 from streams.service.app import RAW_FORMATS, Service
-from streams.service.partitioning import partition_for
-from streams.service.policy_publish import POLICY_KEY, PolicyState, publish_record, seal_record
-from streams.service.sealed import MAGIC, Sealer, sealer_of
+from streams.service.pipeline.partitioning import partition_for
+from streams.service.web.policy_publish import POLICY_KEY, PolicyState, publish_record, seal_record
+from streams.service.pipeline.sealed import MAGIC, Sealer, sealer_of
 
 #: (topic, key, value, partition): a record as produced
 Record = tuple[str, bytes | None, bytes | None, int]

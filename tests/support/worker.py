@@ -16,7 +16,7 @@ import orjson
 
 from enforce.wire import HEARTBEAT_KEY
 
-from streams.service.sealed import MAGIC, OVERHEAD
+from streams.service.pipeline.sealed import MAGIC, OVERHEAD
 from tests.support import process
 from tests.support.broker import REPO, free_port
 

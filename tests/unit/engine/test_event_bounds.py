@@ -24,7 +24,7 @@ from streams.engine.decisions import rfc3339
 from streams.engine.durations import MAX_DURATION_S
 from streams.engine.events import (MAX_BYTES_VALUE, MAX_CHARS, MAX_DEPTH, MAX_ROLES, MAX_TS, MIN_TS, Event, parse_ip,
                                    parse_ts)
-from streams.service.ingest import DEFAULT_MAX_AGE_S, Rejected, decode, longest_absolute_s, past_bound
+from streams.service.pipeline.ingest import DEFAULT_MAX_AGE_S, Rejected, decode, longest_absolute_s, past_bound
 
 
 def _invalid(raw) -> InvalidEvent:

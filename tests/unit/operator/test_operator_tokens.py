@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streams.config import ConfigError
-from streams.service.admin import AdminRequest, Tokens, parse_request, revoke_envelope
+from streams.service.web.admin import AdminRequest, Tokens, parse_request, revoke_envelope
 
 import orjson
 
@@ -49,7 +49,7 @@ def test_short_tokens_and_unreadable_files_are_configuration_errors(tmp_path):
 def test_the_check_compares_in_constant_time():
     import inspect
 
-    from streams.service import admin
+    from streams.service.web import admin
 
     src = inspect.getsource(admin.Tokens.check)
     assert "hmac.compare_digest" in src and "break" not in src  # every token compared, no early exit

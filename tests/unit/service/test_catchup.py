@@ -1,5 +1,5 @@
 """Expiry held back after assignment until the input already in the topics is decided
-(streams/service/catchup.py). Time is advanced by hand."""
+(streams/service/pipeline/catchup.py). Time is advanced by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections import namedtuple
 
 import pytest
 
-from streams.service.catchup import CatchUp
+from streams.service.pipeline.catchup import CatchUp
 from tests.support.clock import Clock
 
 Msg = namedtuple("Msg", "tp offset")

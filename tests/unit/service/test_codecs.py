@@ -8,7 +8,7 @@ from faust.models.base import Model
 from faust.types import Message
 
 from streams.engine.state import SessionState, UserState
-from streams.service import codecs
+from streams.service.state import codecs
 from tests.support.service import offline_service
 
 

@@ -1,5 +1,5 @@
-"""The commit order of pipelined steps (streams/service/commit.py) and the batch sender
-(streams/service/outbox.py), driven by a stand-in producer whose acknowledgements the test
+"""The commit order of pipelined steps (streams/service/pipeline/commit.py) and the batch sender
+(streams/service/pipeline/outbox.py), driven by a stand-in producer whose acknowledgements the test
 releases by hand. The real producer and broker are exercised by tests/integration."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import contextlib
 
 import pytest
 
-from streams.service.commit import CommitFailed, Committer, Ticket
-from streams.service.outbox import BatchSender
+from streams.service.pipeline.commit import CommitFailed, Committer, Ticket
+from streams.service.pipeline.outbox import BatchSender
 
 
 class Batch:

@@ -45,8 +45,8 @@ from streams.adapters import adapt
 from streams.engine import Replay, loads_policy
 from streams.engine.replay import run_replay
 from streams.service.app import RAW_FORMATS
-from streams.service.ingest import Rejected
-from streams.service.sealed import MAGIC, OVERHEAD
+from streams.service.pipeline.ingest import Rejected
+from streams.service.pipeline.sealed import MAGIC, OVERHEAD
 from tests.support.driver import T0, Msg, ServiceDriver
 
 REPO = Path(__file__).resolve().parents[3]
@@ -70,7 +70,7 @@ automatic = ["*/notifications*"]
 revoke = ["critical"]
 step_up = ["high"]
 """
-#: the secret of sealed internal records (streams/service/sealed.py)
+#: the secret of sealed internal records (streams/service/pipeline/sealed.py)
 ENV = {"LAPSE_INTERNAL_KEY": "fuzz-internal-key-" + "0" * 40}
 
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,

@@ -188,7 +188,7 @@ def test_one_rfc3339_reader_a_time_without_a_zone_is_refused_everywhere():
     from models.features import _ts
     from streams.engine import InvalidEvent
     from streams.publish.set import InvalidDecision, epoch_seconds
-    from streams.service.admin import parse_time
+    from streams.service.web.admin import parse_time
 
     assert _ts("2026-01-01T00:00:00Z") == parse_time("2026-01-01T00:00:00Z") == epoch_seconds("2026-01-01T00:00:00Z")
     with pytest.raises(InvalidEvent):

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from streams.service.inbox import Inbox
+from streams.service.pipeline.inbox import Inbox
 
 
 async def test_take_waits_for_the_first_message_then_returns_what_arrived_within_the_window():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.service import internals
+from streams.service.compat import internals
 from tests.support.service import offline_service
 
 

@@ -1,11 +1,11 @@
-"""The commit interval (streams/service/interval.py): when a step is a commit point, and which
+"""The commit interval (streams/service/pipeline/interval.py): when a step is a commit point, and which
 held-back input messages its ticket acks. Time is advanced by hand, never slept."""
 
 from __future__ import annotations
 
 import pytest
 
-from streams.service.interval import CommitInterval
+from streams.service.pipeline.interval import CommitInterval
 from tests.support.clock import Clock
 
 

@@ -8,7 +8,7 @@ import orjson
 import pytest
 import rocksdict
 
-from streams.service.livestate import LiveState
+from streams.service.state.livestate import LiveState
 
 OFFSET_KEY = b"__faust\0offset__"
 

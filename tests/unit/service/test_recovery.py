@@ -12,8 +12,8 @@ import faust
 import pytest
 from faust.types import TP, Message
 
-from streams.service import recovery
-from streams.service.recovery import BatchedRecovery
+from streams.service.state import recovery
+from streams.service.state.recovery import BatchedRecovery
 from tests.support.service import offline_service
 
 

@@ -1,4 +1,4 @@
-"""Sealed internal records (streams/service/sealed.py) and where they are opened: the policy
+"""Sealed internal records (streams/service/pipeline/sealed.py) and where they are opened: the policy
 follower, manual-revoke envelopes from the admin API, model snapshots. Fast, no broker."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import pytest
 
 from streams.config import ConfigError, Settings
 from streams.engine import Engine, loads_policy, parse_event
-from streams.service import sealed
-from streams.service.admin import AdminRequest, parse_request, produce_request, revoke_envelope
-from streams.service.metrics import Metrics
-from streams.service.policy_publish import POLICY_KEY, PolicyFollower, PolicyState, publish_record, seal_record
-from streams.service.sealed import ForgedRecord, Sealer, open_request, seal_request
+from streams.service.pipeline import sealed
+from streams.service.web.admin import AdminRequest, parse_request, produce_request, revoke_envelope
+from streams.service.web.metrics import Metrics
+from streams.service.web.policy_publish import POLICY_KEY, PolicyFollower, PolicyState, publish_record, seal_record
+from streams.service.pipeline.sealed import ForgedRecord, Sealer, open_request, seal_request
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 KEY = b"k" * 32
@@ -335,7 +335,7 @@ def test_parse_request_takes_only_what_the_admin_api_writes():
 # ---------------------------------------------------------------------------------------------- snapshots
 
 def test_snapshots_are_sealed_to_their_topic_and_app_and_a_forged_pickle_is_never_returned():
-    from streams.service import snapshots
+    from streams.service.state import snapshots
 
     s = Sealer(KEY)
     topic = "lapse.model-snapshots"

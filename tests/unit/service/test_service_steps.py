@@ -16,10 +16,10 @@ import orjson
 import pytest
 
 from streams.engine import loads_policy
-from streams.service.admin import revoke_envelope
-from streams.service.partitioning import partition_for
-from streams.service.policy_publish import seal_record
-from streams.service.sealed import OVERHEAD, Sealer, seal_request
+from streams.service.web.admin import revoke_envelope
+from streams.service.pipeline.partitioning import partition_for
+from streams.service.web.policy_publish import seal_record
+from streams.service.pipeline.sealed import OVERHEAD, Sealer, seal_request
 from tests.support.driver import T0, ServiceDriver, settle
 
 POLICY = """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.service.transport import FETCH_MAX_WAIT_MS, ConsumerThread
+from streams.service.compat.transport import FETCH_MAX_WAIT_MS, ConsumerThread
 from tests.support.service import offline_service
 
 

@@ -14,7 +14,7 @@ flow is suspended, the original guarded delivery is used.
 
 Topics listed in ``app.lapse_inboxes`` (``{topic: Inbox}``, set by ``streams.service.app``) skip
 Faust's conductor and streams altogether: their messages are appended to that
-:class:`~streams.service.inbox.Inbox`, whose reader tracks and acks them (see that module) a batch
+:class:`~streams.service.pipeline.inbox.Inbox`, whose reader tracks and acks them (see that module) a batch
 at a time with :meth:`Consumer.track_batch` and :meth:`Consumer.ack_batch`: Faust's per-message
 ``track_message`` (a WeakSet entry and three sensor calls) and ``ack`` (a lock each) cost ~8 % of
 the worker's CPU. A batch is counted in flight until acked, and :meth:`Consumer.wait_empty` (what a
@@ -35,7 +35,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
-from streams.service.inbox import InboxMessage
+from streams.service.pipeline.inbox import InboxMessage
 
 __all__ = ["Consumer", "Transport", "register", "SCHEME"]
 
@@ -103,7 +103,7 @@ class Consumer(faust_aiokafka.Consumer):
         """Faust's wait for every started message to be acked, inbox batches included, and for every
         decided step (timer ticks too: ``app.lapse_drained``) to have handed its changelog over.
         ``app.lapse_commit_point()`` first makes a commit point of whatever waits for one
-        (streams/service/interval.py)."""
+        (streams/service/pipeline/interval.py)."""
         commit_point = getattr(self.app, "lapse_commit_point", None) or (lambda: None)
         commit_point()  # state and messages held back for the commit interval: committed by it
         while not self.should_stop and self.lapse_in_flight > 0:
@@ -140,7 +140,7 @@ class Consumer(faust_aiokafka.Consumer):
         one synchronous pass rather than an async generator step per message, with the partition's
         highwater read once per partition, not per message. Partitions with fewer records come
         first (an IDS alert is not queued behind a fetch of thousands of activity events). Records
-        of inbox topics become :class:`~streams.service.inbox.InboxMessage`."""
+        of inbox topics become :class:`~streams.service.pipeline.inbox.InboxMessage`."""
         records, active_partitions = await self._wait_next_records(timeout)
         if records is None or self.should_stop:
             return []

@@ -1,6 +1,6 @@
 """Work submitted and not yet done: a FIFO that one task drains, with a bound submitters wait on.
 
-Both halves of the worker's output path use one (streams/service/outbox.py and commit.py):
+Both halves of the worker's output path use one (streams/service/pipeline/outbox.py and commit.py):
 submitting never blocks, so a synchronous decide step can submit before it yields (which keeps
 submission order equal to decide order), and the deciding side awaits :meth:`Pending.room`
 before its next step instead.

@@ -1,7 +1,7 @@
 """The commit interval: how often a step also writes the changelog and acks its inputs.
 
 Every step publishes its decisions at once (steps 1-3 of the commit order in
-:mod:`streams.service.commit`). Writing the state it touched (step 4) and acking its input
+:mod:`streams.service.pipeline.commit`). Writing the state it touched (step 4) and acking its input
 messages (step 5) can wait: a step that is not a *commit point* hands its input messages to a
 :class:`CommitInterval`, and the next commit point serializes every user touched since the last
 one (once each, however many steps touched it) and acks every message held back. This is

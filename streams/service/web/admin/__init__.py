@@ -14,19 +14,19 @@ A package, one concept per module, so each can be read (and changed) on its own:
 Imports run one way, with no cycle: :mod:`.requests` uses :mod:`.auth`; :mod:`.operator` and
 :mod:`.queries` use the others for type hints only; :mod:`.views` uses them all; only this file
 imports :mod:`.views`. The modules import each other by full name, never through this file. This
-file only re-exports what the rest of the project imports from ``streams.service.admin``
+file only re-exports what the rest of the project imports from ``streams.service.web.admin``
 (``register``, ``AdminRequest``, ``parse_request``, ``produce_request``, ``revoke_envelope``,
 ``parse_time``, ``Tokens``, ...), so callers need not know the split.
 """
 
 from __future__ import annotations
 
-from streams.service.admin.auth import MIN_TOKEN_CHARS, Tokens
-from streams.service.admin.operator import BANDS, RECENT_DECISIONS, Operator
-from streams.service.admin.queries import (DEFAULT_LIMIT, MAX_SCAN, SCAN_SINCE_MARGIN_S, filter_audit,
+from streams.service.web.admin.auth import MIN_TOKEN_CHARS, Tokens
+from streams.service.web.admin.operator import BANDS, RECENT_DECISIONS, Operator
+from streams.service.web.admin.queries import (DEFAULT_LIMIT, MAX_SCAN, SCAN_SINCE_MARGIN_S, filter_audit,
                                            parse_time, scan_topics, scope_of, timeline)
-from streams.service.admin.requests import AUTH_KINDS, AdminRequest, parse_request, produce_request, revoke_envelope
-from streams.service.admin.views import register
+from streams.service.web.admin.requests import AUTH_KINDS, AdminRequest, parse_request, produce_request, revoke_envelope
+from streams.service.web.admin.views import register
 
 __all__ = [
     "AUTH_KINDS", "BANDS", "DEFAULT_LIMIT", "MAX_SCAN", "MIN_TOKEN_CHARS", "RECENT_DECISIONS",

@@ -21,11 +21,11 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from streams.engine.decisions import Output, audit, rfc3339
-from streams.service.policy_publish import PolicyFollower, initial_state
+from streams.service.web.policy_publish import PolicyFollower, initial_state
 
 if TYPE_CHECKING:
-    from streams.service.admin.auth import Tokens
-    from streams.service.admin.requests import AdminRequest
+    from streams.service.web.admin.auth import Tokens
+    from streams.service.web.admin.requests import AdminRequest
     from streams.service.app import Service
 
 RECENT_DECISIONS = 500

@@ -5,7 +5,7 @@ changelog itself (streams/service/app.py), so Faust's RocksDB store cannot serve
 directly. It decodes a new object on every read, and its writes need a current Faust event.
 :class:`LiveState` keeps the objects the engine works on in memory. It reads a missing key from
 its partition's RocksDB database and writes each changelog record to the database only once the
-step's decisions are acknowledged (step 4 of the commit order in streams/service/commit.py). The
+step's decisions are acknowledged (step 4 of the commit order in streams/service/pipeline/commit.py). The
 database therefore never holds the effect of a decision that might still be lost.
 
 What this buys over the memory store:

@@ -5,11 +5,11 @@ Publisher (``lapse policy publish FILE``)
     Validates FILE with the engine's loader (a bad file is refused, every error naming its key),
     then produces ``{"version", "text", "source", "published_at", "operator"}`` under key
     ``"current"`` to ``<prefix>policy`` (compacted: the latest version survives), sealed
-    (streams/service/sealed.py: the publisher needs the workers' internal key, i.e.
+    (streams/service/pipeline/sealed.py: the publisher needs the workers' internal key, i.e.
     ``LAPSE_INTERNAL_KEY[_FILE]`` or their signing key), and an ``admin_action`` audit record
     (``action: policy_publish``) to the audit topic.
 
-Follower (one per worker, started by :func:`streams.service.admin.register`)
+Follower (one per worker, started by :func:`streams.service.web.admin.register`)
     Not a Faust agent: an agent would join the consumer group and only one worker would own the
     topic's single partition. The follower reads the topic *outside* the group (no group id,
     from the beginning), so **every** worker sees every version. It first reads up to the
@@ -42,7 +42,7 @@ import orjson
 
 from streams.engine.decisions import Output, audit, rfc3339, stable_id
 from streams.engine.policy import Policy, PolicyError, load_policy, loads_policy
-from streams.service.sealed import ForgedRecord, Sealer, refuse, sealer_of
+from streams.service.pipeline.sealed import ForgedRecord, Sealer, refuse, sealer_of
 
 if TYPE_CHECKING:
     from streams.config import Settings

@@ -19,8 +19,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from streams.service.partitioning import partition_for
-from streams.service.pending import Pending
+from streams.service.pipeline.partitioning import partition_for
+from streams.service.pipeline.pending import Pending
 
 __all__ = ["Record", "BatchSender"]
 

@@ -19,10 +19,10 @@ import orjson
 
 from streams.engine.decisions import rfc3339
 from streams.engine.events import InvalidEvent, parse_ts
-from streams.service.partitioning import partition_for
+from streams.service.pipeline.partitioning import partition_for
 
 if TYPE_CHECKING:
-    from streams.service.admin.operator import Operator
+    from streams.service.web.admin.operator import Operator
     from streams.service.app import Service
 
 MAX_SCAN = 200_000          # records read per audit/timeline query, at most
@@ -69,7 +69,7 @@ async def scan_topics(service: "Service", wanted: list[tuple[str, str | None]], 
     out: dict[str, list[tuple[bytes | None, Any, int]]] = {t: [] for t, _ in wanted}
     try:
         # the consumer's own metadata only covers assigned topics: ask the cluster for all of them
-        from streams.service import internals
+        from streams.service.compat import internals
 
         cluster = await internals.fetch_all_metadata(consumer)
         keys: dict[TopicPartition, set[bytes] | None] = {}

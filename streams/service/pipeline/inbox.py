@@ -1,7 +1,7 @@
 """A bounded in-process buffer of consumed Kafka messages, taken out in batches.
 
 The users' hot topics (identity, activity) do not go through Faust's per-event stream machinery:
-the worker's consumer (``streams.service.transport``) appends their messages here, and one task
+the worker's consumer (``streams.service.compat.transport``) appends their messages here, and one task
 takes them out in batches. Faust's stream hands an agent one event per event-loop iteration (it
 awaits ``sleep(0)`` per event), so with a busy loop a batch fills at a few thousand events per
 second whatever the agent does; a batch taken from this inbox costs one wake-up.

@@ -1,7 +1,7 @@
 """Expiry after a restart or rebalance waits until the input already in the topics is decided.
 
 A worker that takes partitions over restores their state from the changelog, which is as old as
-the last commit point (streams/service/interval.py): the input after it is read again. Deadlines
+the last commit point (streams/service/pipeline/interval.py): the input after it is read again. Deadlines
 that passed meanwhile must not fire before that input is decided. The input may hold activity
 that kept a session alive, or the IDS alert that already revoked it before the crash (its
 decision was published). Firing first would revoke a live session for idleness, or publish a

@@ -9,8 +9,8 @@ the fields written and the fields checked cannot drift apart.
 ``{"kind": "manual_revoke", ...}`` to ``user-requests`` keyed by user, so the user agent that owns
 the user's partition handles it in order with the user's events, through the engine
 (:meth:`Engine.manual_revoke`) and the normal commit order (see
-:meth:`streams.service.admin.operator.Operator.handle`). The envelope is sealed
-(streams/service/sealed.py, bound to the topic and the user): the operator and ``auth`` in it are
+:meth:`streams.service.web.admin.operator.Operator.handle`). The envelope is sealed
+(streams/service/pipeline/sealed.py, bound to the topic and the user): the operator and ``auth`` in it are
 the ones the API established from the bearer token, and the worker that handles it takes them from
 the opened seal only — whoever can write ``user-requests`` cannot name an operator or revoke
 anything.
@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from streams.engine.events import MAX_CHARS, MAX_TS, MIN_TS
-from streams.service.admin.auth import _NAME
-from streams.service.ingest import Rejected
-from streams.service.sealed import sealer_of, seal_request
+from streams.service.web.admin.auth import _NAME
+from streams.service.pipeline.ingest import Rejected
+from streams.service.pipeline.sealed import sealer_of, seal_request
 
 if TYPE_CHECKING:
     from streams.service.app import Service
@@ -58,7 +58,7 @@ def parse_request(env: dict[str, Any]) -> AdminRequest | Rejected:
     """``{"kind": "manual_revoke", ...}`` -> :class:`AdminRequest` (or a dead letter's reason).
 
     Only ever given the payload of a ``user-requests`` record that opened
-    (:func:`streams.service.sealed.open_request`): the seal is what makes ``operator`` and
+    (:func:`streams.service.pipeline.sealed.open_request`): the seal is what makes ``operator`` and
     ``auth`` the admin API's word rather than the record writer's. The fields are still checked,
     as this API writes them (operator a name, auth how the token identified them).
 

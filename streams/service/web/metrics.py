@@ -51,7 +51,7 @@ class Metrics:
         self.forged_records = Counter("lapse_forged_records",
                                       "Internal-topic records refused as unsealed, forged, moved or stale, "
                                       "by topic and reason", ["topic", "reason"], registry=r)
-        from streams.service.sealed import REASONS, SEALED_TOPICS
+        from streams.service.pipeline.sealed import REASONS, SEALED_TOPICS
 
         for topic in SEALED_TOPICS:  # a fixed label set, every series present from the start (0)
             for reason in REASONS:

@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from streams.engine.decisions import rfc3339
-from streams.service.admin.auth import _NAME, Tokens
-from streams.service.admin.operator import RECENT_DECISIONS, Operator
-from streams.service.admin.queries import DEFAULT_LIMIT, filter_audit, scan_topics, scope_of, timeline
-from streams.service.admin.requests import produce_request, revoke_envelope
+from streams.service.web.admin.auth import _NAME, Tokens
+from streams.service.web.admin.operator import RECENT_DECISIONS, Operator
+from streams.service.web.admin.queries import DEFAULT_LIMIT, filter_audit, scan_topics, scope_of, timeline
+from streams.service.web.admin.requests import produce_request, revoke_envelope
 
 if TYPE_CHECKING:
     from streams.service.app import Service

@@ -131,11 +131,11 @@ class Sealer:
     >>> s.open("lapse.user-requests", b"current", v)
     Traceback (most recent call last):
     ...
-    streams.service.sealed.ForgedRecord: bad_tag: tag does not verify for this topic and key (altered, moved to another topic or key, or forged)
+    streams.service.pipeline.sealed.ForgedRecord: bad_tag: tag does not verify for this topic and key (altered, moved to another topic or key, or forged)
     >>> Sealer(b"x" * 32).open("lapse.policy", b"current", v)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    streams.service.sealed.ForgedRecord: unknown_key: sealed under key id ... this process holds ...
+    streams.service.pipeline.sealed.ForgedRecord: unknown_key: sealed under key id ... this process holds ...
     """
 
     __slots__ = ("_mac", "_kid", "_keys", "_clock", "_topics")

@@ -37,7 +37,7 @@ class TableStore(MutableMapping):
         self.table = table
         #: what reads go to: the plain dict under a Faust table's in-memory store when there is one
         #: (three Python-level layers fewer per lookup: Table, ManagedUserDict, Store), else the table;
-        #: or ``read`` (a :class:`~streams.service.livestate.LiveState` over a RocksDB store)
+        #: or ``read`` (a :class:`~streams.service.state.livestate.LiveState` over a RocksDB store)
         self.read = read if read is not None else in_memory_dict(table)
         self.owns = owns
         self._pending: dict[str, Any] = {}

@@ -7,7 +7,7 @@ app id and restored when a worker starts, so a restart does not begin a new warm
 
 A snapshot is a pickle (River models are pickled; river is pinned exactly). Unpickling data from
 a topic would let anyone who can write that topic run code in the worker, so every snapshot is
-sealed like every internal record (streams/service/sealed.py: HMAC-SHA256 bound to the topic and
+sealed like every internal record (streams/service/pipeline/sealed.py: HMAC-SHA256 bound to the topic and
 the app id, under the key the workers share) and a snapshot that does not open is never
 unpickled: it is counted, logged and ignored. The newest snapshot *by seal time* wins, so an old
 snapshot re-produced onto the topic does not roll the model back.
@@ -19,7 +19,7 @@ import logging
 import time
 from typing import Any
 
-from streams.service.sealed import ForgedRecord, Opened, Sealer, refuse
+from streams.service.pipeline.sealed import ForgedRecord, Opened, Sealer, refuse
 
 log = logging.getLogger("lapse.snapshots")
 
@@ -36,7 +36,7 @@ def seal_snapshot(sealer: Sealer, topic: str, app_id: str, blob: bytes) -> bytes
     >>> open_snapshot(s, "lapse.model-snapshots", "other-app", v)
     Traceback (most recent call last):
     ...
-    streams.service.sealed.ForgedRecord: bad_tag: tag does not verify for this topic and key (altered, moved to another topic or key, or forged)
+    streams.service.pipeline.sealed.ForgedRecord: bad_tag: tag does not verify for this topic and key (altered, moved to another topic or key, or forged)
     """
     return sealer.seal(topic, app_id.encode(), blob)
 

@@ -9,7 +9,7 @@ this one's records travel. One task, :meth:`Committer.run`, then takes the ticke
    every user the step touched is serialized into the ticket's changelog records *now*, so the
    changelog can never carry the effects of a later step whose decisions are still in flight;
 2. **produce** — the step's decisions, audit records, sightings, forwards and dead letters were
-   submitted to the :class:`~streams.service.outbox.BatchSender` before the ticket;
+   submitted to the :class:`~streams.service.pipeline.outbox.BatchSender` before the ticket;
 3. **await** — the broker acknowledged every one of them (``ticket.sent`` resolves to their
    delivery futures);
 4. **changelog** — only then are the ticket's changelog records handed to the producer, and the
@@ -29,8 +29,8 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from streams.service.outbox import BatchSender, Record
-from streams.service.pending import Pending
+from streams.service.pipeline.outbox import BatchSender, Record
+from streams.service.pipeline.pending import Pending
 
 __all__ = ["Ticket", "Committer", "CommitFailed"]
 
@@ -77,7 +77,7 @@ class Committer:
     on_changelog : callable, optional
         ``on_changelog(records, futures)`` once a ticket's changelog records are handed over (step
         4), with their delivery futures: a RocksDB store writes them locally then
-        (streams/service/livestate.py).
+        (streams/service/state/livestate.py).
 
     Examples
     --------

@@ -3,8 +3,8 @@
 lapse relies on a few internals of faust-streaming and aiokafka where their public API has no
 equivalent: the producer the app already owns, the consumer's committed and read offsets (for
 catch-up after an assignment), a RocksDB store's per-partition database, a table's changelog
-topic factory, the table manager's recovery service (replaced by ``streams.service.recovery``),
-the fetch wait of aiokafka's consumer (``streams.service.transport``), and the private methods
+topic factory, the table manager's recovery service (replaced by ``streams.service.state.recovery``),
+the fetch wait of aiokafka's consumer (``streams.service.compat.transport``), and the private methods
 that ``transport.Consumer`` and ``recovery.BatchedRecovery`` override.
 
 An upgrade that renames one of them would otherwise fail in the middle of the night, far from the
@@ -109,7 +109,7 @@ def self_check() -> None:
 
         raise InternalsMissing(
             f"faust-streaming {faust.__version__} / aiokafka {aiokafka.__version__} lack what lapse relies on: "
-            + "; ".join(gone) + ". Install the versions pyproject.toml names, or adapt streams/service/internals.py")
+            + "; ".join(gone) + ". Install the versions pyproject.toml names, or adapt streams/service/compat/internals.py")
 
 
 # -- the accessors ---------------------------------------------------------------------------------

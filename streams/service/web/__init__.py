@@ -1,0 +1,1 @@
+"""The worker's HTTP surfaces: health and readiness, metrics, the admin API and dashboard, the policy topic."""
