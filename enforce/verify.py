@@ -20,7 +20,7 @@ from joserfc import jws
 from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jwk import OKPKey, RSAKey
 
-from enforce._jose import registry_for
+from enforce.jose import registry_for
 from enforce.wire import ALGS_BY_KTY, ALLOWED_ALGS, HEARTBEAT_TYP, MIN_RSA_BITS, SET_TYP, subject_key
 
 MAX_TOKEN_CHARS = 16 * 1024

@@ -1,5 +1,5 @@
 """Run the engine offline on event time over a file of canonical events (``lapse replay``'s core;
-the command itself is ``streams.replay_cmd``)."""
+the command itself is ``streams.cli.replay``)."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ from typing import Any
 from joserfc import jws
 
 from enforce import wire
-from enforce._jose import registry_for
+from enforce.jose import registry_for
 from streams.engine.decisions import cause_txn
 from streams.engine.events import InvalidEvent, parse_ts
 from streams.publish.keys import SigningKey

@@ -64,7 +64,7 @@ from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from enforce import wire
-from enforce._jose import registry_for
+from enforce.jose import registry_for
 from streams.config import ConfigError, Settings
 from streams.ssf.config import SsfSettings, load_toml, secret_from
 from streams.ssf.model import BadRequest, check_url

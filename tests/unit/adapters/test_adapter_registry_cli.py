@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from streams.adapters import ADAPTERS, AdapterError, adapt, canonical, dead_letter
-from streams.adapters.cli import adapt_cmd
+from streams.cli.adapt import adapt_cmd
 from streams.engine.events import parse_event
 
 REPO = Path(__file__).parents[3]

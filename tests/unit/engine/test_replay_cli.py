@@ -3,8 +3,8 @@ from __future__ import annotations
 import orjson
 from click.testing import CliRunner
 
-from streams.policy_cmd import policy_cmd
-from streams.replay_cmd import replay_cmd
+from streams.cli.policy import policy_cmd
+from streams.cli.replay import replay_cmd
 
 LINES = [
     {"type": "login", "ts": "2026-01-01T00:00:00Z", "user": "u1", "session": "s1", "ip": "10.0.0.5"},

@@ -161,7 +161,7 @@ def hijack_stream(tmp_path_factory):
 
 
 def test_lapse_replay_with_adaptive_enabled_scores_and_acts_on_a_hijack(hijack_stream, tmp_path):
-    from streams.replay_cmd import replay_cmd
+    from streams.cli.replay import replay_cmd
 
     path, labels = hijack_stream
     (tmp_path / "p.toml").write_text('[defaults]\nidle = "30m"\nabsolute = "12h"\n[adaptive]\nenabled = true\n')
@@ -178,7 +178,7 @@ def test_lapse_replay_with_adaptive_enabled_scores_and_acts_on_a_hijack(hijack_s
 
 
 def test_replay_refuses_adaptive_when_the_model_cannot_load(tmp_path, monkeypatch):
-    from streams.replay_cmd import replay_cmd
+    from streams.cli.replay import replay_cmd
 
     monkeypatch.setitem(sys.modules, "models.scorer", None)  # import fails as if models/ were absent
     (tmp_path / "p.toml").write_text("[adaptive]\nenabled = true\n")

@@ -6,10 +6,10 @@ import orjson
 from click.testing import CliRunner
 
 from models.evaluate import adaptive_policy, replay_engine, report
-from models.evaluate_cmd import evaluate_cmd
+from streams.cli.evaluate import evaluate_cmd
 from models.scorer import AdaptiveScorer
 from models.simulate import ATTACK_KINDS, iter_events, simulate
-from models.simulate_cmd import simulate_cmd
+from streams.cli.simulate import simulate_cmd
 from streams.engine import parse_event
 
 

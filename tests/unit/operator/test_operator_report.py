@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from streams.compliance import STANDARDS, build_report, meets, render_html, render_markdown
 from streams.engine import default_policy, loads_policy
-from streams.policy_cmd import policy_cmd
+from streams.cli.policy import policy_cmd
 
 POLICY = """
 [defaults]

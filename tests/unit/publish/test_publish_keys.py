@@ -15,7 +15,7 @@ from enforce.verify import JwksError, load_jwks
 from streams.publish.keys import (
     KeyConfigError, build_jwks, generate_key, load_signing_key, previous_public_keys,
 )
-from streams.publish.keys_cmd import keys_cmd
+from streams.cli.keys import keys_cmd
 
 
 def _pem(private) -> bytes:

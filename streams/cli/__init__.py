@@ -1,7 +1,7 @@
-"""The ``lapse`` command line.
+"""The ``lapse`` command line: one module per sub-command in this package (``lapse topics`` and
+``lapse demo`` stay beside the topic table and the demo they drive).
 
-Each sub-command lives in the module that owns its concept and is imported only when it is run,
-so ``lapse replay`` never pays for importing Faust, and a broken optional dependency cannot take
+Each sub-command is imported only when it is run, so ``lapse replay`` never pays for importing Faust, and a broken optional dependency cannot take
 the whole command line down.
 """
 
@@ -13,18 +13,18 @@ import click
 
 # name -> "module:attribute" of a click.Command (or click.Group)
 COMMANDS: dict[str, str] = {
-    "kafka": "streams.infra_cmd:kafka",
+    "kafka": "streams.cli.kafka:kafka",
     "topics": "streams.topics:topics_cmd",
-    "replay": "streams.replay_cmd:replay_cmd",
-    "policy": "streams.policy_cmd:policy_cmd",
-    "worker": "streams.service.worker_cmd:worker_cmd",
-    "adapt": "streams.adapters.cli:adapt_cmd",
-    "simulate": "models.simulate_cmd:simulate_cmd",
-    "evaluate": "models.evaluate_cmd:evaluate_cmd",
-    "keys": "streams.publish.keys_cmd:keys_cmd",
-    "produce": "streams.produce_cmd:produce_cmd",
+    "replay": "streams.cli.replay:replay_cmd",
+    "policy": "streams.cli.policy:policy_cmd",
+    "worker": "streams.cli.worker:worker_cmd",
+    "adapt": "streams.cli.adapt:adapt_cmd",
+    "simulate": "streams.cli.simulate:simulate_cmd",
+    "evaluate": "streams.cli.evaluate:evaluate_cmd",
+    "keys": "streams.cli.keys:keys_cmd",
+    "produce": "streams.cli.produce:produce_cmd",
     "demo": "streams.demo:demo_cmd",
-    "ssf": "streams.ssf.cli:ssf_cmd",
+    "ssf": "streams.cli.ssf:ssf_cmd",
 }
 
 
@@ -58,7 +58,3 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="lapse")
 def main() -> None:
     """lapse: decide in real time when an authenticated session must end."""
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
