@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 
 from tests.support.broker import REPO
+from tests.support.records import OPERATOR_POLICY
 from tests.support.worker import TopicReader, WorkerProcess, make_key, produce, write_policy
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -25,21 +26,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
 TOKEN = "ann:" + "a" * 8 + "-operator-token-1"
 ANN = TOKEN.split(":", 1)[1]
 
-POLICY = """
-[defaults]
-idle = "{idle}"
-absolute = "12h"
-
-[[rules]]
-name = "admins"
-roles = ["admin"]
-idle = "{idle}"
-
-[ids]
-revoke = ["critical", "high"]
-step_up = ["medium"]
-lookback = "10m"
-"""
+POLICY = OPERATOR_POLICY
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

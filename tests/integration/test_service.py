@@ -15,6 +15,8 @@ import uuid
 import orjson
 import pytest
 
+from tests.support import records
+from tests.support.records import okta_session_start
 from tests.support.worker import (TopicReader, WorkerProcess, decision_ids, wait_settled, make_key, produce, replay_ids,
                                   write_policy)
 
@@ -212,28 +214,12 @@ async def test_vendor_records_on_raw_topics_reach_the_live_worker_as_canonical_e
     go back through the broker (the user's identity partition, the IP's ids-alerts partition) to the
     worker, which ends the session. (What the adapters decide, junk and skipped records included:
     test_service_steps.py; junk on every raw topic of a live worker: test_hostile_worker.py.)"""
-    from datetime import datetime, timezone
-
     prefix, policy, key = await _setup(kafka_bootstrap, tmp_path, idle="1h", admin_idle="1h")
     worker = WorkerProcess(kafka_bootstrap, prefix, f"{prefix}app", policy, key, tmp_path).start()
     try:
         await worker.wait_ready()
-        iso = lambda t: datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")  # noqa: E731
         now = time.time()
-        okta = {
-            "uuid": "a1b2c3", "published": iso(now), "eventType": "user.session.start",
-            "actor": {"id": "00u1", "type": "User", "alternateId": "ann@example.com", "displayName": "Ann"},
-            "client": {"ipAddress": "192.0.2.77", "userAgent": {"rawUserAgent": "Mozilla/5.0", "os": "Mac OS X",
-                                                                "browser": "CHROME"},
-                       "geographicalContext": {"country": "Germany", "geolocation": {"lat": 52.5, "lon": 13.4}}},
-            "authenticationContext": {"externalSessionId": "102ann-session"},
-            "outcome": {"result": "SUCCESS"}, "severity": "INFO",
-        }
-        eve_alert = {"timestamp": iso(now + 2).replace("Z", "+0000"), "event_type": "alert", "src_ip": "192.0.2.77",
-                     "src_port": 51515, "dest_ip": "198.51.100.9", "dest_port": 443, "proto": "TCP",
-                     "alert": {"action": "allowed", "gid": 1, "signature_id": 2024217, "rev": 3,
-                               "signature": "ET MALWARE Possible C2 beacon", "category": "A Network Trojan was detected",
-                               "severity": 1}}
+        okta, eve_alert = okta_session_start(now), records.eve_alert(now + 2)
         async with TopicReader(kafka_bootstrap, prefix + "revocations") as rev:
             await produce(kafka_bootstrap, prefix, [("raw.okta", orjson.dumps(okta))])
             await produce(kafka_bootstrap, prefix, [("raw.suricata", orjson.dumps(eve_alert))])

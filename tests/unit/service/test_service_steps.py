@@ -10,7 +10,6 @@ keep what only a broker shows: delivery, recovery, rebalance, ``kill -9``, a liv
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timezone
 
 import orjson
 import pytest
@@ -20,23 +19,11 @@ from streams.service.web.admin import revoke_envelope
 from streams.service.pipeline.partitioning import partition_for
 from streams.service.web.policy_publish import seal_record
 from streams.service.pipeline.sealed import OVERHEAD, Sealer, seal_request
+from tests.support import records
 from tests.support.driver import T0, ServiceDriver, settle
+from tests.support.records import OPERATOR_POLICY, okta_session_start
 
-POLICY = """
-[defaults]
-idle = "{idle}"
-absolute = "12h"
-
-[[rules]]
-name = "admins"
-roles = ["admin"]
-idle = "{idle}"
-
-[ids]
-revoke = ["critical", "high"]
-step_up = ["medium"]
-lookback = "10m"
-
+POLICY = OPERATOR_POLICY + """
 [adaptive]
 enabled = false
 """
@@ -103,27 +90,8 @@ async def test_poison_records_are_dead_lettered_with_their_reasons_and_their_nei
 
 # ---------------------------------------------------------------------------------------------- vendor records
 
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 async def test_vendor_records_on_raw_topics_are_adapted_and_an_okta_session_ends_on_a_suricata_alert(d):
-    okta = {
-        "uuid": "a1b2c3", "published": _iso(T0), "eventType": "user.session.start",
-        "actor": {"id": "00u1", "type": "User", "alternateId": "ann@example.com", "displayName": "Ann"},
-        "client": {"ipAddress": "192.0.2.77", "userAgent": {"rawUserAgent": "Mozilla/5.0", "os": "Mac OS X",
-                                                            "browser": "CHROME"},
-                   "geographicalContext": {"country": "Germany", "geolocation": {"lat": 52.5, "lon": 13.4}}},
-        "authenticationContext": {"externalSessionId": "102ann-session"},
-        "outcome": {"result": "SUCCESS"}, "severity": "INFO",
-    }
-    eve_alert = {"timestamp": _iso(T0 + 2).replace("Z", "+0000"), "event_type": "alert", "src_ip": "192.0.2.77",
-                 "src_port": 51515, "dest_ip": "198.51.100.9", "dest_port": 443, "proto": "TCP",
-                 "alert": {"action": "allowed", "gid": 1, "signature_id": 2024217, "rev": 3,
-                           "signature": "ET MALWARE Possible C2 beacon", "category": "A Network Trojan was detected",
-                           "severity": 1}}
-    eve_dns = {"timestamp": _iso(T0).replace("Z", "+0000"), "event_type": "dns", "src_ip": "192.0.2.77",
-               "dest_ip": "192.0.2.53", "dns": {"type": "query", "rrname": "example.com"}}
+    okta, eve_alert, eve_dns = okta_session_start(T0), records.eve_alert(T0 + 2), records.eve_dns(T0)
     d.pipe("raw.okta", okta)
     d.pipe("raw.suricata", eve_dns)
     d.pipe("raw.okta", b'{"eventType": 17}')
