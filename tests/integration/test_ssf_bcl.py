@@ -3,7 +3,6 @@ the registered relying parties; each RP test app validates its token by BCL 1.0 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from urllib.parse import parse_qs
@@ -16,8 +15,8 @@ from streams.config import Settings
 from streams.publish.keys import build_jwks, generate_key
 from streams.topics import create_topics
 from tests.integration.test_ssf_push import POLICY
-from tests.integration.test_ssf_support import AUDIENCE, ISSUER, SsfProcess, keys, prefix, wait_for
-from tests.support.worker import WorkerProcess, produce, write_policy
+from tests.integration.test_ssf_support import AUDIENCE, ISSUER, SsfProcess, keys, prefix, wait_for, wait_ssf_drained
+from tests.support.worker import WorkerProcess, produce, wait_settled, write_policy
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -115,13 +114,19 @@ sub = true
             ("identity", {"type": "login", "ts": now, "user": "frank", "session": "frank-crm",
                           "sso_session": "op-sid-42", "app": "crm"}),
         ])
-        await asyncio.sleep(0.5)
+        # the worker has decided both logins (committed them, so their session_start is on the
+        # broker) before the logout comes
+        await wait_settled(kafka_bootstrap, f"{pfx}app", [pfx + "identity"])
         await produce(kafka_bootstrap, pfx, [
             ("identity", {"type": "logout", "ts": time.time(), "user": "frank", "sso_session": "op-sid-42"}),
         ])
         await wait_for(lambda: mail.accepted and crm.accepted and portal.accepted, 90,
                        f"logout tokens at every RP\n{ssf.tail()}")
-        await asyncio.sleep(0.5)  # nothing more should come
+        # nothing more should come: the worker has decided the logout (every decision of it is on
+        # the revocations topic), then lapse ssf has read that topic past them and has no logout
+        # token left queued for any RP, so whatever these inputs cause has been POSTed by now
+        await wait_settled(kafka_bootstrap, f"{pfx}app", [pfx + "identity"])
+        await wait_ssf_drained(kafka_bootstrap, pfx + "revocations", tmp_path / "ssf-state", targets="bcl:%")
         for rp in (mail, crm, portal):
             assert rp.refused == [], rp.refused
             (c,) = rp.accepted  # one SSO logout, one token per RP (both sessions share the cause)

@@ -40,12 +40,20 @@ async def test_poll_drains_with_acks(kafka_bootstrap, tmp_path):
             assert (await http.post(url, json={})).status_code == 401
 
             # a long poll (returnImmediately false) waits for the first SET
-            decisions = [decision(i) for i in range(25)] + [decision(99, action="step_up", reason="anomaly")]
+            step_up = decision(99, action="step_up", reason="anomaly")
+            decisions = [decision(i) for i in range(25)] + [step_up]
             long_poll = asyncio.create_task(http.post(url, headers=auth(), json={"maxEvents": 5}))
-            await asyncio.sleep(0.5)
+            # a negative-timing check, not a wait for a worker: the step-up (an event this stream
+            # did not request) is published after the poll was sent, and once the transmitter has
+            # demonstrably read it the poll has had that whole round trip to return, and has not
+            await publish_decisions(kafka_bootstrap, pfx, k["worker"], [step_up])
+            end = time.monotonic() + 60
+            while (await http.get("/health")).json()["counters"]["records"] < 1:
+                assert time.monotonic() < end, "lapse ssf did not read the step-up decision"
+                await asyncio.sleep(0.05)
             assert not long_poll.done()
             t0 = time.monotonic()
-            await publish_decisions(kafka_bootstrap, pfx, k["worker"], decisions)
+            await publish_decisions(kafka_bootstrap, pfx, k["worker"], decisions[:-1])
             first = (await long_poll).json()
             assert first["sets"] and time.monotonic() - t0 < 15
             want = {d["id"] for d in decisions if d["action"] == "revoke"}  # step_up: not requested
@@ -75,7 +83,7 @@ async def test_poll_drains_with_acks(kafka_bootstrap, tmp_path):
                 c = verify_with_jwks(token, jwks, ssf.url, RX_AUD)
                 assert c["jti"] == jti and list(c["events"]) == [wire.SESSION_REVOKED]
             # drained: nothing left, not even after the redelivery time
-            await asyncio.sleep(1.2)
+            await asyncio.sleep(1.2)  # deliberate passage of time: past LAPSE_SSF_REDELIVER_S (1 s)
             r = (await http.post(url, headers=auth(), json={"returnImmediately": True})).json()
             assert r == {"sets": {}, "moreAvailable": False}
             health = (await http.get("/ssf/delivery", params={"stream_id": stream["stream_id"]}, headers=auth())).json()
@@ -88,7 +96,7 @@ async def test_poll_drains_with_acks(kafka_bootstrap, tmp_path):
             assert list(r1["sets"]) == [extra["id"]]
             r2 = (await http.post(url, headers=auth(), json={"returnImmediately": True})).json()
             assert r2["sets"] == {}  # offered, not yet acknowledged: not again at once
-            await asyncio.sleep(1.1)
+            await asyncio.sleep(1.1)  # deliberate passage of time: past LAPSE_SSF_REDELIVER_S (1 s)
             r3 = (await http.post(url, headers=auth(), json={"returnImmediately": True})).json()
             assert r3["sets"] == r1["sets"]  # same jti, same bytes
             r4 = (await http.post(url, headers=auth(), json={"ack": [extra["id"]], "maxEvents": 0})).json()

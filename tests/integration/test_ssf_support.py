@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -155,6 +156,49 @@ async def wait_for(predicate: Callable[[], bool], timeout: float, what: str = ""
         if time.monotonic() > end:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def wait_ssf_drained(bootstrap: str, topic: str, state_dir: Path, timeout: float = 60.0,
+                           targets: str = "%") -> None:
+    """Wait until the ``lapse ssf`` keeping its state in ``state_dir`` has read ``topic`` up to the
+    end offsets it has now and has no SET left queued for ``targets`` (an SQL LIKE pattern on the
+    queue's target, e.g. ``bcl:%``). The transmitter moves its topic position in the same
+    transaction as the queue rows a record produced, and deletes a row only after the receiver
+    took it, so once this returns nothing more goes out for what was on the topic before the call:
+    a test can then assert that nothing extra arrived, without a fixed sleep. Reads the state
+    database read-only (see ``streams/ssf/store.py`` for its tables)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await probe.start()
+    try:
+        parts = probe.partitions_for_topic(topic)
+        if not parts:
+            await probe._client.force_metadata_update()
+            parts = probe.partitions_for_topic(topic) or set()
+        ends = {tp.partition: off for tp, off in (await probe.end_offsets([TopicPartition(topic, p) for p in parts])).items()}
+    finally:
+        await probe.stop()
+    path = Path(state_dir) / "ssf.sqlite3"
+    end = time.monotonic() + timeout
+    state: tuple[dict[int, int], int] = ({}, -1)
+    while True:
+        if path.exists():
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+            try:
+                at = dict(db.execute("SELECT partition, next FROM offsets WHERE topic = ?", (topic,)).fetchall())
+                queued = db.execute("SELECT COUNT(*) FROM queue WHERE target LIKE ?", (targets,)).fetchone()[0]
+            except sqlite3.OperationalError:  # the schema not created yet
+                at, queued = {}, -1
+            finally:
+                db.close()
+            state = (at, queued)
+            if queued == 0 and all(at.get(p, 0) >= off for p, off in ends.items() if off > 0):
+                return
+        if time.monotonic() > end:
+            raise AssertionError(f"lapse ssf not drained after {timeout}s: read {state[0]} of {ends}, "
+                                 f"{state[1]} SETs queued for {targets!r}")
+        await asyncio.sleep(0.1)
 
 
 def claims_of(token: str) -> dict[str, Any]:
