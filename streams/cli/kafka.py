@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 #: where kafkactl lives in a source checkout
-KAFKACTL = Path(__file__).resolve().parents[1] / "infra" / "kafka" / "kafkactl.py"
+KAFKACTL = Path(__file__).resolve().parents[2] / "infra" / "kafka" / "kafkactl.py"
 
 
 @click.command("kafka")
