@@ -1,8 +1,9 @@
 """The Faust shell around the engine: topics, tables, agents, the expiry timer, web views.
 
 The engine decides; Faust moves the data and keeps the state durable. Everything a worker runs is
-declared once, in ``Service.__init__``; the logic lives in plain methods the agents and the timer
-call.
+declared once, in ``Service.__init__``. What each batch and tick decides is a step of
+streams/service/steps/ (messages and ``now`` in; outputs, records, touched state out); this module
+hands batches to the steps, applies their results and takes them through the commit order.
 
 Dataflow (each arrow is a Kafka topic)::
 
@@ -48,26 +49,23 @@ import orjson
 from faust.types import TP
 
 from streams.config import Settings
-from streams.engine import Engine, Event, Output, parse_ts
-from streams.engine.events import MAX_CHARS
-from streams.engine.join import MAX_KEY_CHARS, IdsJoin, home_key, JoinView, SightingGate, Target, alert_from, resolve_targets
+from streams.engine import Engine, Output, parse_ts
+from streams.engine.join import home_key
 from streams.service.state import codecs
 from streams.service.compat import internals, transport
-from streams.service.web.admin import AdminRequest, parse_request as parse_admin_request
-from streams.service.pipeline.sealed import ForgedRecord, Sealer, open_request, refuse
+from streams.service.pipeline.sealed import Sealer, metric_labels
 from streams.service.pipeline.catchup import CatchUp
-from streams.service.pipeline.deadletter import dead_letter
 from streams.service.pipeline.commit import Committer, Ticket
 from streams.service.compat.gcpause import GcPauses
 from streams.service.pipeline.inbox import ClearOnSuspend, Inbox
 from streams.service.pipeline.interval import CommitInterval
-from streams.service.pipeline.labels import EVENT_TYPES, label, rejected_label
-from streams.service.pipeline.ingest import Rejected, decode, longest_absolute_s, past_bound
+from streams.service.pipeline.labels import rejected_label
 from streams.service.web.metrics import Metrics
 from streams.service.pipeline.outbox import BatchSender, Record
 from streams.service.state import recovery as batched_recovery
 from streams.service.pipeline.partitioning import partition_for
 from streams.service.state.store import TableStore, in_memory_dict
+from streams.service.steps import StepResult, Steps, TopicNames, safe_dumps
 
 log = logging.getLogger("lapse.service")
 INF = float("inf")
@@ -87,16 +85,6 @@ IDLE_AGENT_WITHIN_S = 1.0
 RAW_FORMATS = ("okta", "keycloak", "suricata", "cloudtrail")
 #: expiry timer tick: well inside the 1 s a timeout may be late
 TICK_S = 0.25
-
-
-class TopicNames:
-    """Full names of the topics lapse writes to (with the configured prefix)."""
-
-    def __init__(self, settings: Settings) -> None:
-        t = settings.topic
-        self.identity, self.activity, self.ids_alerts = t("identity"), t("activity"), t("ids-alerts")
-        self.user_requests, self.sightings = t("user-requests"), t("sightings")
-        self.revocations, self.audit, self.dead_letters = t("revocations"), t("audit"), t("dead-letters")
 
 
 def faust_broker_urls(bootstrap: str) -> list[str]:
@@ -154,13 +142,9 @@ class Service:
         #: seals and opens the internal records (user-requests, policy, model snapshots): one key
         #: shared by every worker (LAPSE_INTERNAL_KEY, else derived from the signing key)
         self.sealer = sealer if sealer is not None else Sealer.from_settings(settings)
-        self.max_skew_s = settings.max_skew_s if max_skew_s is None else max_skew_s
-        self.max_age_s = settings.max_event_age_s
-        self._forged: list[Output] = []  # audit records of refused join records, for the step's outputs
-        self._dl_count = 0  # dead letters recorded by the step being decided (see _stage)
+        max_skew_s = settings.max_skew_s if max_skew_s is None else max_skew_s
         self._invalid_counters: dict[tuple[str, str | None], Any] = {}  # bounded: topics x FIELDS
         self._held_dl: list[Record] = []  # dead letters waiting for the next commit point
-        self._age_policy: Any = None
         self.encode_decision = encode_decision
         if heartbeat is not None and not callable(heartbeat):
             raise TypeError("Service: heartbeat must be callable(now, partition) -> (key, value)")
@@ -171,11 +155,7 @@ class Service:
         self.n_partitions = settings.partitions
         self._assigned_user_partitions: set[int] = set()
         self._assigned_join_partitions: set[int] | None = None  # None: the user partitions' numbers
-        #: the IDS join (streams/engine/join.py, the one Replay runs) and when to tell it a sighting
-        self.join = IdsJoin(lambda: self.engine.policy.ids, max_record_bytes=settings.max_record_bytes)
-        self.gate = SightingGate(lambda: self.engine.policy.ids.lookback)
         self._partition_cache: dict[str, int] = {}
-        self._user_requests_name = settings.topic("user-requests")
         #: held by a policy switch from its decision to its commit (streams/service/web/policy_publish.py).
         #: The other steps need no lock: each decides synchronously and submits its ticket before
         #: it yields, and the committer takes tickets in that order (streams/service/pipeline/commit.py)
@@ -233,7 +213,6 @@ class Service:
         self.join_inbox = Inbox(settings.stream_buffer)  # the same for the join's topics (see _join_inbox_task)
         app.lapse_inboxes.update({t("ids-alerts"): self.join_inbox, t("sightings"): self.join_inbox})
         self._inbox_clearers.append(ClearOnSuspend(self.join_inbox, app.flow_control))
-        self._alerts_name = t("ids-alerts")
         self.names = TopicNames(settings)
 
         # use_partitioner: a key's changelog partition is the one Kafka's default partitioner gives
@@ -286,7 +265,13 @@ class Service:
         self.engine = engine_factory(self.store)
 
         self.raw_inputs = app.topic(*(t(f"raw.{fmt}") for fmt in RAW_FORMATS), **raw)
-        self._raw_format = {t(f"raw.{fmt}"): fmt for fmt in RAW_FORMATS}
+        #: the steps (streams/service/steps/): what the agents and the timer below decide
+        self.steps = Steps(self.engine, self.sealer, self.names, partition_of=self.partition_of,
+                           join_partition_of=self.join_partition_of, owns_user=self.owns_user,
+                           owns_join_key=self.owns_join_key,
+                           raw_format={t(f"raw.{fmt}"): fmt for fmt in RAW_FORMATS},
+                           max_skew_s=max_skew_s, max_event_age_s=settings.max_event_age_s,
+                           max_record_bytes=settings.max_record_bytes)
 
         app.agent(self.raw_inputs, name="lapse.adapters")(self._raw_agent)
         app.agent(self.user_inputs, name="lapse.users")(self._user_agent)
@@ -316,6 +301,7 @@ class Service:
         from streams.service.web import admin
 
         self.operator = admin.register(self)
+        self.steps.admin = self.operator.handle
 
     def _essential(self, name: str, run: Callable[[], Any]) -> Callable[[], Any]:
         """A task the worker cannot decide without: if it ends, for any reason, while the worker
@@ -467,37 +453,11 @@ class Service:
 
     def _decide_raw_batch(self, batch: list[Any]) -> asyncio.Future:
         """A batch of vendor records -> canonical events (and dead letters), submitted; returns
-        the sender's future for their delivery."""
-        from streams.adapters import adapt
-
-        now = self.clock()
-        records: list[Record] = []
-        for msg in batch:
-            n_rec = len(records)
-            try:
-                self.metrics.saw(msg.topic, msg.partition, now)
-                result = adapt(self._raw_format[msg.topic], msg.value or b"")
-                if result.error is not None:
-                    self._dead_letter(records, msg, Rejected(result.error.reason, result.error.field), stage="adapter")
-                    continue
-                if result.skipped is not None:
-                    self.metrics.skipped.labels(msg.topic, label(result.skipped.split(":", 1)[0], RAW_FORMATS)).inc()
-                    continue
-                for canonical in result.events:
-                    kind = canonical.get("type")
-                    self.metrics.events_in.labels(msg.topic, label(kind, EVENT_TYPES)).inc()
-                    if kind == "alert":
-                        topic, key = self.names.ids_alerts, canonical.get("src_ip") or canonical.get("dest_ip") or ""
-                    elif kind == "activity":
-                        topic, key = self.names.activity, canonical.get("user") or ""
-                    else:
-                        topic, key = self.names.identity, canonical.get("user") or ""
-                    records.append((topic, str(key).encode(), orjson.dumps(canonical), None))
-            except Exception as exc:  # an adapter's surprise: this record to dead letters, not the worker
-                del records[n_rec:]
-                self._decision_fault(records, msg, exc, "adapter", None, now, None)
-        self._dl_count = 0  # sent with this batch: the raw lane awaits their delivery before its acks
-        return self.sender.submit(records)
+        the sender's future for their delivery (the raw lane awaits it before its acks, so its
+        dead letters go with it rather than wait for a commit point)."""
+        step = self.steps.adapt_raw(batch, self.clock())
+        self._apply(step)
+        return self.sender.submit(step.records)
 
     async def _user_agent(self, stream: Any) -> None:
         """Subscribes identity and activity; their messages arrive through the inbox instead
@@ -557,45 +517,6 @@ class Service:
         (:func:`~streams.engine.join.home_key`)."""
         return self.partition_of(home_key(key))
 
-    def _decode(self, raw: bytes | None, now: float) -> Event | Rejected:
-        """An input message, inside the window around the worker's clock (streams/service/pipeline/ingest.py):
-        at most ``max_skew_s`` ahead, and behind by at most the configured age widened to the
-        policy's longest absolute limit (refreshed when the policy changes)."""
-        policy = self.engine.policy
-        if policy is not self._age_policy:
-            self._age_policy = policy
-            self.max_age_s = past_bound(longest_absolute_s(policy), self.settings.max_event_age_s)
-        return decode(raw, now, self.max_skew_s, self.max_age_s)
-
-    def _decode_user_message(self, msg: Any, now: float, value: bytes | None = None) -> Event | Rejected:
-        """Canonical event bytes, or (on user-requests, ``value`` opened) an envelope
-        ``{"kind": "target" | "manual_revoke", ...}``."""
-        if value is None:
-            value = msg.value
-        if msg.topic == self._user_requests_name and value and value[:9] == b'{"kind":"':
-            try:
-                env = orjson.loads(value)
-                if env.get("kind") == "target":
-                    user, session = env.get("user"), env.get("session")
-                    if type(user) is not str or not user or len(user) > MAX_CHARS["user"]:
-                        return Rejected("target: user must be a non-empty string of at most 1024 characters", "user")
-                    if session is not None and (type(session) is not str or not session
-                                                or len(session) > MAX_CHARS["session"]):
-                        return Rejected("target: session must be null or a non-empty string of at most 1024 "
-                                        "characters", "session")
-                    alert = self._decode(orjson.dumps(env.get("alert")), now)
-                    if isinstance(alert, Rejected):
-                        return alert
-                    if alert.type != "alert":
-                        return Rejected(f"target: expected an alert, got {alert.type!r}", "alert")
-                    return alert.targeted(user, session)
-                if env.get("kind") == "manual_revoke":  # from the admin API (POST /api/revoke)
-                    return parse_admin_request(env)
-                return Rejected(f"unknown request kind {str(env.get('kind'))[:40]!r}", "kind")
-            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-                return Rejected(f"malformed request envelope: {exc}", None)
-        return self._decode(value, now)
-
     async def process_user_batch(self, batch: Iterable[Any]) -> None:
         """The whole commit order for a batch of Kafka messages (Faust ``Message``): returns once
         the batch is committable (its caller, a Faust stream, acks it afterwards)."""
@@ -606,70 +527,13 @@ class Service:
         """Steps 1-2 for a batch: decide every event, submit the records, return the ticket
         (``ack``: the committer acks the batch's messages after its changelog)."""
         batch = list(batch)
-        now = self.clock()
-        outputs: list[Output] = []
-        records: list[Record] = []
-        engine, store, metrics = self.engine, self.store, self.metrics
-        oldest_ts = None
-        seen_tp: set[tuple[str, int]] = set()
-        counts: dict[tuple[str, str], int] = {}
         self._note_input(batch)
-        for msg in batch:
-            seen_tp.add((msg.topic, msg.partition))
-            if oldest_ts is None:
-                oldest_ts = msg.timestamp
-            n_out, n_rec = len(outputs), len(records)
-            event = None
-            try:
-                value = msg.value
-                if msg.topic == self._user_requests_name:  # sealed by a worker or the admin API
-                    key = msg.key.encode() if isinstance(msg.key, str) else msg.key
-                    value = open_request(self.sealer, msg.topic, key, value)
-                    if isinstance(value, ForgedRecord):  # never applied: counted, audited, dead-lettered
-                        outputs.append(refuse(metrics, msg.topic, msg.partition, msg.offset, key, value, now))
-                        self._dead_letter(records, msg, Rejected(f"refused: {value}", "seal"))
-                        continue
-                result = self._decode_user_message(msg, now, value)
-                if isinstance(result, Rejected):
-                    self._dead_letter(records, msg, result)
-                    continue
-                event = result
-                counts[(msg.topic, event.type)] = counts.get((msg.topic, event.type), 0) + 1
-                user = event.user
-                if user is None:  # alerts without a user reach this agent only resolved, through user-requests
-                    self._dead_letter(records, msg, Rejected("no user to route the event to", "user"))
-                    continue
-                if self.partition_of(user) != msg.partition:
-                    # produced with another partitioner or key: forward once to the user's partition
-                    metrics.forwarded.inc()
-                    k = user.encode()
-                    records.append((self.names.user_requests, k,
-                                    self.sealer.seal(self.names.user_requests, k, value), None))
-                    continue
-                if isinstance(event, AdminRequest):  # a manual revoke, on the user's own partition
-                    outputs.extend(self.operator.handle(event, now))
-                    store.touch(user)
-                    continue
-                outputs.extend(engine.handle(event, now))
-                store.touch(user)
-                if event.session is not None and event.type != "alert":
-                    self._sighting_records(event, records)
-            except Exception as exc:  # this record only: its neighbours are decided as without it
-                # what it decided before the fault is in the state already: its revocations go out
-                # (fail closed), the rest of its outputs are dropped
-                kept = [o for o in outputs[n_out:] if o.kind == "decision"]
-                del outputs[n_out:], records[n_rec:]
-                outputs.extend(kept)
-                self._decision_fault(records, msg, exc, "decide", event, now, outputs)
-        metrics.batch_size.observe(len(batch))
-        for topic, partition in seen_tp:
-            metrics.saw(topic, partition, now)
-        for (topic, etype), k in counts.items():
-            metrics.events_in.labels(topic, etype).inc(k)
-        if self._caught_up():
-            self._expire(now, outputs, records)
+        step = self.steps.decide_users(batch, self.clock(), expire=self._caught_up())
+        self.metrics.batch_size.observe(len(batch))
+        self._apply(step)
         # ack=False: the caller acks the batch itself once this returns, so it must be a commit point
-        return self._stage(outputs, records, now, oldest_ts, messages=batch if ack else (), commit=not ack)
+        return self._stage(step.outputs, step.records, step.now, step.inbound_ts, dead_letters=step.dead_letters,
+                           messages=batch if ack else (), commit=not ack)
 
     async def _join_agent(self, stream: Any) -> None:
         """The IDS join: IDS alerts meet the sightings of the sessions that used their IPs.
@@ -702,146 +566,44 @@ class Service:
 
     def _decide_join_batch(self, batch: list[Any], *, ack: bool) -> Ticket:
         """Steps 1-2 for a batch of ids-alerts and sightings messages (see :meth:`_join_agent`)."""
-        now = self.clock()
-        records: list[Record] = []
-        targets: list[Target] = []
-        view = JoinView(self._sightings_data)
-        inbound = None
         self._note_input(batch)
-        for msg in batch:
-            n_rec, n_tgt = len(records), len(targets)
-            try:
-                if msg.topic == self._alerts_name:
-                    inbound = inbound or msg.timestamp
-                    self._join_alert_message(msg, now, view, targets, records)
-                    continue
-                bad = self._join_internal_message(msg, now, view, targets)
-                if bad is not None:
-                    self._dead_letter(records, msg, bad, stage="ids-join")
-                elif inbound is None and msg.value and b'"kind":"alert"' in msg.value[:400]:
-                    inbound = msg.timestamp
-            except Exception as exc:  # this record only
-                del records[n_rec:], targets[n_tgt:]
-                self._decision_fault(records, msg, exc, "ids-join", None, now, None)
-        outputs = self._deliver_targets(targets, records, now)
-        if self._forged:
-            outputs.extend(self._forged)
-            self._forged = []
-        # the join's state: one changelog record per key touched in this batch, in the same step
-        # (and ticket) as the decisions it led to
-        return self._stage(outputs, records, now, inbound, join_state=view.touched, messages=batch if ack else (),
-                           commit=not ack)
-
-    def _join_internal_message(self, msg: Any, now: float, view: JoinView, targets: list[Target]) -> Rejected | None:
-        """One message of the sightings topic (a sighting, or an alert forwarded to its key's
-        partition), validated before it touches the join's state. Only workers write this topic:
-        a record that is not sealed by one is refused (it could point an alert at anyone)."""
-        raw_key = msg.key.encode() if isinstance(msg.key, str) else msg.key
-        opened = open_request(self.sealer, msg.topic, raw_key, msg.value, max_age_s=None)
-        if isinstance(opened, ForgedRecord):
-            self._forged.append(refuse(self.metrics, msg.topic, msg.partition, msg.offset, raw_key, opened, now))
-            return Rejected(f"refused: {opened}", "seal")
-        try:
-            value = orjson.loads(opened) if opened else None
-        except orjson.JSONDecodeError as exc:
-            return Rejected(f"not valid JSON: {exc}", None)
-        key = msg.key
-        if type(key) is bytes:
-            key = key.decode("utf-8", "replace")
-        if not isinstance(value, dict) or not isinstance(key, str) or not key or len(key) > MAX_KEY_CHARS \
-                or key[0] == "#":  # a spill record's key (streams/engine/join.py): never a message's
-            return Rejected("expected a JSON object keyed by an IP or session:<id>", None)
-        kind = value.get("kind")
-        if kind == "sighting":
-            user, session, ts = value.get("user"), value.get("session"), value.get("ts")
-            if type(user) is not str or not user or type(session) is not str or not session:
-                return Rejected("a sighting needs user and session strings", "user")
-            if type(ts) not in (int, float) or not (0 <= ts <= now + self.max_skew_s):
-                return Rejected("a sighting needs ts: epoch seconds, not in the future", "ts")
-            targets.extend(self.join.sighting(view, key, user, session, float(ts), now))
-            return None
-        if kind == "alert":
-            alert = alert_from(value.get("alert"))
-            if alert is None:
-                return Rejected("a forwarded alert that is not a valid alert", "alert")
-            targets.extend(self.join.alert(view, key, alert, value["alert"], now))
-            return None
-        return Rejected(f"unknown kind {str(kind)[:40]!r}", "kind")
-
-    def _join_alert_message(self, msg: Any, now: float, view: JoinView, targets: list[Target],
-                            records: list[Record]) -> None:
-        """One message of ``ids-alerts``: validate, join the keys held here, forward the others."""
-        self.metrics.saw(msg.topic, msg.partition, now)
-        result = self._decode(msg.value, now)
-        if isinstance(result, Rejected):
-            self._dead_letter(records, msg, result)
-            return
-        alert: Event = result
-        self.metrics.events_in.labels(msg.topic, alert.type).inc()
-        if alert.type != "alert":
-            self._dead_letter(records, msg, Rejected(f"expected an alert on this topic, got {alert.type!r}", "type"))
-            return
-        body = alert.raw if alert.raw is not None else orjson.loads(msg.value)
-        join = self.join
-        targets.extend(join.direct(alert))
-        for key in join.keys_of(alert):
-            if self.join_partition_of(key) == msg.partition:
-                targets.extend(join.alert(view, key, alert, body, now))
-            else:
-                k = key.encode()
-                records.append((self.names.sightings, k, self.sealer.seal(self.names.sightings, k, orjson.dumps(
-                    {"kind": "alert", "alert": body, "ts": alert.ts, "received": now})), None))
-
-    def _deliver_targets(self, targets: list[Target], records: list[Record], now: float) -> list[Output]:
-        """Decide the targets whose users live on this worker; send the others to their partition."""
-        local: dict[int, list[Event]] = {}
-        for alert, user, session, via in resolve_targets(targets):
-            if self.owns_user(user):
-                local.setdefault(id(alert), []).append(alert.targeted(user, session))
-            else:
-                env = {"kind": "target", "user": user, "session": session, "alert": alert.raw, "via": via}
-                k = user.encode()
-                records.append((self.names.user_requests, k,
-                                self.sealer.seal(self.names.user_requests, k, orjson.dumps(env)), None))
-        outputs: list[Output] = []
-        for resolved in local.values():
-            n_out = len(outputs)
-            try:
-                outputs.extend(self.engine.handle_alert(resolved, now))
-            except Exception as exc:  # this alert only; the others of the batch are decided
-                del outputs[n_out:]
-                self._fault_record(records, "ids-join", exc, now, _safe_dumps(
-                    {"alert": resolved[0].raw, "targets": [[e.user, e.session] for e in resolved]}))
-                for e in resolved:
-                    self._repair(e.user, now, outputs)
-            for e in resolved:
-                self.store.touch(e.user)
-        return outputs
-
-    def _sighting_records(self, event: Event, records: list[Record]) -> None:
-        """Tell the IDS join who uses this IP and session, when the join's rule says so
-        (:class:`~streams.engine.join.SightingGate`: on change, then once per refresh interval)."""
-        keys = self.gate.due(event)
-        if keys:
-            value = orjson.dumps({"kind": "sighting", "user": event.user, "session": event.session, "ts": event.ts})
-            topic, seal = self.names.sightings, self.sealer.seal
-            for key in keys:
-                k = key.encode()
-                records.append((topic, k, seal(topic, k, value), None))
+        step = self.steps.decide_join(self._sightings_data, batch, self.clock())
+        self._apply(step)
+        return self._stage(step.outputs, step.records, step.now, step.inbound_ts, dead_letters=step.dead_letters,
+                           join_state=step.join_state, messages=batch if ack else (), commit=not ack)
 
     def owns_join_key(self, key: str) -> bool:
         parts = self._assigned_join_partitions
         return self.join_partition_of(key) in (self._assigned_user_partitions if parts is None else parts)
 
-    def _join_expire(self, now: float, records: list[Record]) -> dict[str, dict | None] | None:
-        """Keys of the IDS join that no alert can meet any more leave it: the changes for the
-        tick's step (tombstones on the join's changelog), or ``None``."""
-        try:  # a sweep over the keys held (recovered ones too), a slice per tick
-            view = JoinView(self._sightings_data)
-            return view.touched if self.join.expire(view, now, owns=self.owns_join_key, limit=2000) else None
-        except Exception as exc:  # nothing lost: the next sweep looks at every key again
-            self._fault_record(records, "ids-join", exc, now, b"join expiry")
-            return None
+    def _apply(self, step: StepResult) -> None:
+        """What a step changed that the shell keeps: the touched users' state (for the next
+        changelog) and the step's counts (into the metrics). The join's state and the records go
+        with the step's ticket (:meth:`_stage`)."""
+        touch = self.store.touch
+        for user in step.touched:
+            touch(user)
+        metrics, tally, now = self.metrics, step.tally, step.now
+        for topic, partition in tally.saw:
+            metrics.saw(topic, partition, now)
+        for (topic, etype), k in tally.events_in.items():
+            metrics.events_in.labels(topic, etype).inc(k)
+        if tally.invalid:
+            counters = self._invalid_counters
+            for key, k in tally.invalid.items():
+                counter = counters.get(key)
+                if counter is None:  # prometheus' labels() takes a lock and builds a tuple: once per key
+                    counter = counters[key] = metrics.invalid.labels(
+                        key[0], "fault" if key[1] == "fault" else rejected_label(key[1]))
+                counter.inc(k)
+        for stage, k in tally.faults.items():
+            metrics.faults.labels(stage).inc(k)
+        for (topic, kind), k in tally.skipped.items():
+            metrics.skipped.labels(topic, kind).inc(k)
+        for topic, reason in tally.forged:
+            metrics.forged_records.labels(*metric_labels(topic, reason)).inc()
+        if tally.forwarded:
+            metrics.forwarded.inc(tally.forwarded)
 
     # ------------------------------------------------------------------ timer
 
@@ -867,17 +629,15 @@ class Service:
             return
         await self.committer.room()
         now = self.clock()
-        records: list[Record] = []
-        outputs: list[Output] = []
-        if self._caught_up():
-            self._expire(now, outputs, records)
-        join_state = self._join_expire(now, records)
+        step = self.steps.tick(self._sightings_data, now, expire=self._caught_up())
+        self._apply(step)
         quiet = time.monotonic() - self._input_at >= TICK_S
-        if outputs or records or join_state or (self.uncommitted() and (self.interval.due() or quiet)):
+        if step.outputs or step.records or step.join_state or (self.uncommitted() and (self.interval.due() or quiet)):
             # committed in order behind earlier steps; a commit point when one is due, or at once
             # when no input was decided for a tick (holding back then saves nothing), so that state
             # and offsets are committed even when no input arrives
-            self._stage(outputs, records, now, None, join_state=join_state, commit=quiet)
+            self._stage(step.outputs, step.records, now, None, dead_letters=step.dead_letters,
+                        join_state=step.join_state, commit=quiet)
         self.metrics.live_sessions.set(self.engine.live)  # a counter: no scan of the store
 
     def _caught_up(self) -> bool:
@@ -919,7 +679,7 @@ class Service:
     # ------------------------------------------------------------------ publish
 
     def _stage(self, outputs: list[Output], records: list[Record], now: float, inbound_ts: float | None, *,
-               messages: Iterable[Any] = (), join_state: dict[str, dict] | None = None,
+               dead_letters: int = 0, messages: Iterable[Any] = (), join_state: dict[str, dict] | None = None,
                commit: bool = False) -> Ticket:
         """Steps 1-2 of the commit order, synchronously (see streams/service/pipeline/commit.py): the
         decisions and audit records join the step's ``records``, which go to the producer; the
@@ -950,15 +710,17 @@ class Service:
                     metrics.audit.labels(out.value.get("kind", "?")).inc()
                     self.store.touch(out.value.get("user"))
             except Exception as exc:  # an output that cannot be encoded: to dead letters, the rest go out
-                self._fault_record(records, "publish", exc, now, _safe_dumps(out.value))
+                fault = StepResult(now, records=records)
+                fault.fault_record(names.dead_letters, "publish", exc, safe_dumps(out.value))
+                metrics.faults.labels("publish").inc()
+                dead_letters += 1
         interval = self.interval
         interval.hold(messages)
         point = interval.due(force=commit)  # a commit point (streams/service/pipeline/interval.py)
-        if self._dl_count:
+        if dead_letters:
             # dead letters wait for the next commit point, whose ticket carries them (so they are
             # acknowledged before any offset covers their records): one produce request for many
             # steps' dead letters, rather than one per step that met a bad record
-            self._dl_count = 0
             dlt = self.names.dead_letters
             self._held_dl.extend(r for r in records if r[0] == dlt)
             records = [r for r in records if r[0] != dlt]
@@ -1077,72 +839,6 @@ class Service:
         futures = await submitted
         if futures:
             await asyncio.gather(*futures)
-
-    def _dead_letter(self, records: list[Record], msg: Any, rejected: Rejected, stage: str = "ingest") -> None:
-        key = (msg.topic, rejected.field)
-        counter = self._invalid_counters.get(key)
-        if counter is None:  # prometheus' labels() takes a lock and builds a tuple: once per key
-            counter = self._invalid_counters[key] = self.metrics.invalid.labels(msg.topic, rejected_label(rejected.field))
-        counter.inc()
-        record = dead_letter(msg.value, reason=rejected.reason, field=rejected.field, topic=msg.topic,
-                             partition=msg.partition, offset=msg.offset, now=self.clock(), stage=stage)
-        records.append((self.names.dead_letters, msg.topic.encode(), orjson.dumps(record), None))
-        self._dl_count += 1
-
-    def _decision_fault(self, records: list[Record], msg: Any, exc: BaseException, stage: str, event: Any,
-                        now: float, outputs: list[Output] | None) -> None:
-        """A record whose decision raised: to dead letters with the reason and the exception type;
-        what it left of its user's state is made safe again (see ``Engine.repair``)."""
-        self.metrics.faults.labels(stage).inc()
-        self.metrics.invalid.labels(msg.topic, "fault").inc()
-        log.warning("lapse: %s of %s/%s@%s failed (%s); record dead-lettered", stage, msg.topic, msg.partition,
-                    msg.offset, type(exc).__name__)
-        record = dead_letter(msg.value, reason=f"{stage} failed: {type(exc).__name__}: {str(exc)[:300]}",
-                             field=None, topic=msg.topic, partition=msg.partition, offset=msg.offset, now=now,
-                             stage=stage, error=type(exc).__name__)
-        records.append((self.names.dead_letters, msg.topic.encode(), orjson.dumps(record), None))
-        self._dl_count += 1
-        user = getattr(event, "user", None)
-        if outputs is not None and type(user) is str:
-            self._repair(user, now, outputs)
-
-    def _fault_record(self, records: list[Record], stage: str, exc: BaseException, now: float, raw: bytes) -> None:
-        """A fault with no input message of its own (a deadline, an output, a resolved alert)."""
-        self.metrics.faults.labels(stage).inc()
-        log.warning("lapse: %s failed (%s); dead-lettered", stage, type(exc).__name__)
-        record = dead_letter(raw, reason=f"{stage} failed: {type(exc).__name__}: {str(exc)[:300]}", field=None,
-                             topic=f"({stage})", partition=-1, offset=-1, now=now, stage=stage,
-                             error=type(exc).__name__)
-        records.append((self.names.dead_letters, stage.encode(), orjson.dumps(record), None))
-        self._dl_count += 1
-
-    def _repair(self, user: str, now: float, outputs: list[Output]) -> None:
-        if not self.owns_user(user):
-            return
-        try:
-            outputs.extend(self.engine.repair(user, now))
-        except Exception:  # the repair itself failed: the user's state goes, its sessions fail closed
-            log.exception("lapse: could not repair the state of a user after a fault; dropping it")
-            self.store.pop(user, None)
-        self.store.touch(user)
-
-    def _expire(self, now: float, outputs: list[Output], records: list[Record]) -> None:
-        """Deadlines due by ``now`` into ``outputs``; those the engine could not decide (revoked,
-        fail closed, where that still worked) to dead letters."""
-        outputs.extend(self.engine.expire(now))
-        faults = self.engine.faults
-        if faults:
-            self.engine.faults = []
-            for key, exc in faults:
-                self._fault_record(records, "expiry", exc, now, _safe_dumps({"user": key[0], "session": key[1]}))
-
-
-def _safe_dumps(value: Any) -> bytes:
-    """JSON of ``value`` for a dead letter, or its (cut) repr when it cannot be serialised."""
-    try:
-        return orjson.dumps(value, default=repr)
-    except Exception:
-        return repr(value)[:4096].encode("utf-8", "replace")
 
 
 def _decode_user_state(raw: bytes) -> Any:

@@ -97,3 +97,16 @@ def test_the_engine_imports_neither_the_service_nor_models():
         if m.startswith("streams.engine"):
             bad = {d for d in deps if d.startswith(("streams.service", "models", "streams.ssf"))}
             assert not bad, (m, bad)
+
+
+def test_the_workers_steps_load_without_faust_or_the_shell():
+    """The steps (streams/service/steps/) are plain functions of their input: importing them loads
+    neither Faust nor the Faust shell nor the module behind which Faust's internals live."""
+    import subprocess
+    import sys
+
+    code = ("import sys, streams.service.steps\n"
+            "print(sorted(m for m in ('faust', 'mode', 'streams.service.app', 'streams.service.compat',"
+            " 'streams.service.compat.internals') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -148,13 +148,13 @@ class FuzzDriver(ServiceDriver):
         self.own: set[tuple[str, int, int]] = set()
         self._pumping = False
         self.accepted: dict[tuple[str, int, int], bool] = {}
-        svc = self.service
+        steps = self.service.steps
         current: list[Any] = []
 
-        decode_user = svc._decode_user_message
-        join_alert = svc._join_alert_message
-        join_internal = svc._join_internal_message
-        decode = svc._decode
+        decode_user = steps.decode_user_message
+        join_alert = steps.join_alert_message
+        join_internal = steps.join_internal_message
+        decode = steps.decode
 
         def decode_user_message(msg: Any, *args: Any) -> Any:
             out = decode_user(msg, *args)
@@ -179,10 +179,10 @@ class FuzzDriver(ServiceDriver):
             self.accepted[_where(msg)] = out is None
             return out
 
-        svc._decode_user_message = decode_user_message
-        svc._join_alert_message = join_alert_message
-        svc._decode = decode_
-        svc._join_internal_message = join_internal_message
+        steps.decode_user_message = decode_user_message
+        steps.join_alert_message = join_alert_message
+        steps.decode = decode_
+        steps.join_internal_message = join_internal_message
 
     def message(self, topic, value, key=None, partition=None):  # type: ignore[override]
         msg = super().message(topic, value, key, partition)
