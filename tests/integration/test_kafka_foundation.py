@@ -30,6 +30,20 @@ async def _produce(bootstrap: str, topic: str, start: int, stop: int) -> None:
         await producer.stop()
 
 
+END = b"#end"
+
+
+async def _markers(bootstrap: str, topic: str, partitions: int) -> None:
+    """One ``END`` record (seq -1) on each partition."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await asyncio.gather(*[producer.send(topic, key=END, value=b'{"seq": -1}', partition=p)
+                               for p in range(partitions)])
+    finally:
+        await producer.stop()
+
+
 class Member:
     """A group member that records (key, seq) and commits after each processed batch."""
 
@@ -96,7 +110,11 @@ async def test_group_of_two_keeps_per_key_order_and_loses_nothing_across_a_rebal
     await b.stop()
     await _produce(kafka_bootstrap, topic, N, 2 * N)
     await _wait(lambda: sum(len(v) for v in seen.values()) >= 2 * N, 90)
-    await asyncio.sleep(1.0)  # anything extra (a re-delivery past the committed offset) would show now
+    # an end marker on every partition: a re-delivery past a committed offset would arrive before
+    # its partition's marker (order is per partition), so once all markers are in, nothing extra can
+    await _markers(kafka_bootstrap, topic, 6)
+    await _wait(lambda: len(seen.get(END, ())) == 6, 60)
+    del seen[END]
     assert len(a.consumer.assignment()) == 6
     await a.stop()
 

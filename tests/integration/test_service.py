@@ -15,6 +15,7 @@ import uuid
 import orjson
 import pytest
 
+from streams.engine import parse_ts
 from tests.support import records
 from tests.support.records import okta_session_start
 from tests.support.worker import (TopicReader, WorkerProcess, decision_ids, wait_settled, make_key, produce, replay_ids,
@@ -161,7 +162,9 @@ async def test_kill_9_mid_stream_loses_no_decision_and_fires_missed_deadlines_on
             await rev.wait_for(lambda vs: len(vs) >= 3 and alert_ids <= set(decision_ids(vs)), timeout=30)
             worker.kill9()
             killed_at = time.time()
-            await asyncio.sleep(7.0)  # every idle deadline (5 s) passes while the worker is down
+            # the scenario, not a wait for the worker: every idle deadline passes while it is down
+            last_deadline = max(parse_ts(d["at"]) for d in expected if d["reason"] == "idle_timeout")
+            await asyncio.sleep(max(0.0, last_deadline - time.time()) + 0.5)
             restarted = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path, name="w1b",
                                       extra_env=env).start()
             try:
