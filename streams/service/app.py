@@ -382,6 +382,11 @@ class Service:
         Faust seeks the input back to the committed offsets and fetches again."""
         return self.ready and not self.app.rebalancing
 
+    @property
+    def partitions(self) -> list[int]:
+        """The users' partitions this worker holds now."""
+        return sorted(self._assigned_user_partitions)
+
     def owns_user(self, user: str) -> bool:
         return self.partition_of(user) in self._assigned_user_partitions
 
@@ -818,10 +823,10 @@ class Service:
         for fut in futures:
             fut.add_done_callback(persisted)
 
-    async def _publish(self, outputs: list[Output], records: list[Record], now: float,
-                       inbound_ts: float | None) -> None:
-        """A whole step for outputs decided elsewhere (a policy switch): stage them, wait for commit."""
-        await self._committed(self._stage(outputs, records, now, inbound_ts, commit=True))
+    async def publish(self, outputs: list[Output], now: float) -> None:
+        """A whole step for outputs decided outside the lanes (a policy switch): stage them, and
+        return once they are committed."""
+        await self._committed(self._stage(outputs, [], now, None, commit=True))
 
     async def _committed(self, ticket: Ticket) -> None:
         await asyncio.shield(ticket.done)

@@ -25,7 +25,7 @@ def register(service: "Service") -> None:
         return self.json({
             **h,
             "ready": service.serving,
-            "partitions": sorted(service._assigned_user_partitions),
+            "partitions": service.partitions,
             "last_inbound_age_s": service.metrics.inbound_ages(service.clock()),
             "policy_version": getattr(service.engine.policy, "version", None),
         }, status=200 if h["status"] == "ok" else 503)
@@ -33,7 +33,7 @@ def register(service: "Service") -> None:
     @app.page("/ready")
     async def ready(self: Any, request: Any) -> Any:
         ready = service.serving
-        body = {"ready": ready, "partitions": sorted(service._assigned_user_partitions)}
+        body = {"ready": ready, "partitions": service.partitions}
         return self.json(body, status=200 if ready else 503)
 
     @app.page("/metrics")

@@ -17,7 +17,7 @@ Follower (one per worker, started by :func:`streams.service.web.admin.register`)
     the newest valid version once the worker is ready, in one synchronous step on the event
     loop: ``engine.set_policy(policy, now)`` switches the policy and re-evaluates every live
     session, and the outputs (``policy_tightened`` audits, revocations of sessions now over a
-    limit) go through ``Service._publish`` — the same commit order as any batch. A record that
+    limit) go through ``Service.publish`` — the same commit order as any batch. A record that
     fails validation in the worker is logged, counted and ignored: the policy in force stays.
 
     A record that does not open (unsealed, sealed with another key, moved from another topic or
@@ -211,7 +211,7 @@ class PolicyFollower:
             return
         if self.refused:
             outs, self.refused = self.refused, []
-            await self.service._publish(outs, [], self.service.clock(), None)
+            await self.service.publish(outs, self.service.clock())
         if self.pending is None or not self.caught_up:
             return
         policy, rec = self.pending
@@ -227,7 +227,7 @@ class PolicyFollower:
 
 async def apply_policy(service: "Service", state: PolicyState, policy: Policy, rec: dict[str, Any]) -> int:
     """Switch the worker to ``policy`` atomically and publish what re-evaluation decided."""
-    async with service.deciding:  # the commit order of Service._publish, as for a batch
+    async with service.deciding:  # the commit order of Service.publish, as for a batch
         return await _apply_policy(service, state, policy, rec)
 
 
@@ -245,7 +245,7 @@ async def _apply_policy(service: "Service", state: PolicyState, policy: Policy, 
     state.published_at, state.operator = rec.get("published_at"), rec.get("operator")
     service.metrics.set_policy_version(policy.version)
     service.metrics.policy_reloads.labels("applied").inc()
-    await service._publish(outputs, [], now, None)
+    await service.publish(outputs, now)
     n = sum(1 for o in outputs if o.kind == "decision")
     log.info("lapse: policy %s -> %s applied (%d outputs, %d decisions)", old, policy.version, len(outputs), n)
     return n

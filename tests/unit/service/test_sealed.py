@@ -197,7 +197,7 @@ class Rec:
 
 
 class FollowedService:
-    """The parts of a Service the policy follower touches; _publish keeps what a step publishes."""
+    """The parts of a Service the policy follower touches; publish keeps what a step publishes."""
 
     def __init__(self, sealer: Sealer) -> None:
         self.settings = Settings.load({"LAPSE_BOOTSTRAP": "127.0.0.1:1"})
@@ -212,7 +212,7 @@ class FollowedService:
     def clock(self) -> float:
         return self.now
 
-    async def _publish(self, outputs, records, now, inbound_ts) -> None:
+    async def publish(self, outputs, now) -> None:
         self.published.extend(outputs)
 
 

@@ -121,7 +121,7 @@ class Operator:
                     by_rule[r] = by_rule.get(r, 0) + 1
                 by_band[BANDS[engine.policy.adaptive.band(s.risk)]] += 1
         body = {"live_sessions": live, "ended_kept": ended, "users": users, "by_rule": by_rule, "by_band": by_band,
-                "policy_version": engine.policy.version, "partitions": sorted(self.service._assigned_user_partitions),
+                "policy_version": engine.policy.version, "partitions": self.service.partitions,
                 "ready": self.service.serving, "counts": dict(engine.counts), "at": rfc3339(now)}
         self._overview = (now, body)
         return body
