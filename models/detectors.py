@@ -65,6 +65,8 @@ class UserBaseline:
     session_asn_change      2
     session_device_change   5 (a token moved to another machine)
     session_country_change  4
+    session_alternation     5 (two networks interleaved on one token, one new to the user)
+    session_new_network     3 (one device moved to a network the user never used, not a VPN's)
     rate_ratio              1.5 x (r - 1.5), r = log2 of rate over baseline, if r > 1.5
     privileged_surprise     0.5 x (s - 3) if s > 3
     bytes_z                 0.5 x (z - 3) if z > 3 (one big file is normal now and then)
@@ -116,6 +118,10 @@ class UserBaseline:
             c["session_device_change"] = 5.0
         if x["session_country_change"]:
             c["session_country_change"] = 4.0
+        if x["session_alternation"]:
+            c["session_alternation"] = 5.0
+        if x["session_new_network"]:
+            c["session_new_network"] = 3.0
         v = x["rate_ratio"]
         if v > 1.5:
             c["rate_ratio"] = 1.5 * (v - 1.5)
@@ -159,11 +165,18 @@ class UserBaseline:
         * **weak**: anything else, e.g. a new device, a trip (new country, network and
           address), one big download: worth a step-up, never a revocation.
 
-        A volume burst is strong only with a request burst (``rate_ratio >= STRONG_BURST``): one
-        big file is not exfiltration. Impossible travel is strong on a new session (a login far
-        away) or with another device, not when one device moves network inside its own session
-        (``in_session``: the event belongs to a session already seen), which is what switching a
-        VPN on looks like.
+        A volume burst is strong only with a request burst (``rate_ratio >= STRONG_BURST``) at
+        machine pace (``minute_events >= MACHINE_PACE``): one big file is not exfiltration, and a
+        person exporting reports one by one clicks a few times a minute, a script dozens of times;
+        a request burst alone is strong only at machine pace too. A burst of failed logins is
+        strong only when they did not all come from the device that then logs in (a client
+        retrying a stale saved password) and the login comes from a device or address range new to
+        the user (from the owner's own device and network it is the owner, while someone else
+        guesses elsewhere). Impossible travel is strong on a new login from a device the
+        user has not used, or with another device inside the session; not when one device moves
+        network inside its own session (``in_session``: the event belongs to a session already
+        seen), which is what switching a VPN on looks like, nor on a new login from a device the
+        user already uses (a VPN or a trip more often than a second person: it steps up).
 
         >>> x = dict.fromkeys(FEATURES, 0.0)
         >>> UserBaseline.grade(dict(x, new_device=2.0), {"new_device": 2.0})
@@ -176,21 +189,41 @@ class UserBaseline:
         >>> UserBaseline.grade(dict(x, bytes_minute=8.0, privileged_surprise=6.0),
         ...                    {"bytes_minute": 2.0, "privileged_surprise": 1.5})
         'weak'
-        >>> UserBaseline.grade(dict(x, geo_kmh=5e4), {"geo_kmh": 9.8}), \\
-        ...     UserBaseline.grade(dict(x, geo_kmh=5e4), {"geo_kmh": 9.8}, in_session=True)
+        >>> far = dict(x, geo_kmh=5e4, new_device=1.5)
+        >>> UserBaseline.grade(far, {"geo_kmh": 9.8}), UserBaseline.grade(far, {"geo_kmh": 9.8}, in_session=True)
         ('strong', 'weak')
+        >>> UserBaseline.grade(dict(x, geo_kmh=5e4), {"geo_kmh": 9.8})   # from the user's own device
+        'weak'
         >>> UserBaseline.grade(dict(x, bytes_minute=12.0), {"bytes_minute": 6.0})   # one big file
         'weak'
+        >>> burst = dict(x, bytes_minute=12.0, rate_ratio=3.0)
+        >>> UserBaseline.grade(dict(burst, minute_events=6.0), {"bytes_minute": 6.0, "rate_ratio": 2.25}), \\
+        ...     UserBaseline.grade(dict(burst, minute_events=40.0), {"bytes_minute": 6.0, "rate_ratio": 2.25})
+        ('weak', 'strong')
+        >>> UserBaseline.grade(dict(x, failed_logins=3.2, failed_own_device=1.0), {"failed_logins": 2.4})
+        'weak'
+        >>> UserBaseline.grade(dict(x, failed_logins=3.2), {"failed_logins": 2.4}), \\
+        ...     UserBaseline.grade(dict(x, failed_logins=3.2, new_device=2.0), {"failed_logins": 2.4})
+        ('weak', 'strong')
         >>> UserBaseline.grade(dict(x, session_asn_change=1.0, session_country_change=1.0),
         ...                    {"session_asn_change": 2.0, "session_country_change": 4.0})   # a VPN
         'weak'
         """
         for k, at in STRONG.items():
             if x[k] >= at and k in contrib:
-                if k == "bytes_minute" and x["rate_ratio"] < STRONG_BURST:
-                    continue  # one big file
-                if k == "geo_kmh" and in_session and not x["session_device_change"]:
-                    continue  # the same device in the same session moved network: a VPN, not two people
+                if k == "bytes_minute" and (x["rate_ratio"] < STRONG_BURST or x["minute_events"] < MACHINE_PACE):
+                    continue  # one big file, or a person's batch of exports
+                if k == "rate_ratio" and x["minute_events"] < MACHINE_PACE:
+                    continue  # a slow user working briskly
+                if k == "failed_logins" and (x["failed_own_device"] or not (x["new_device"] or x["new_ip"])):
+                    # the same client retrying a stale password; or the owner logging in from
+                    # their own device and network while someone else guesses elsewhere
+                    continue
+                if k == "geo_kmh" and not x["session_device_change"] and (in_session or not x["new_device"]):
+                    # the same device in the same session moved network: a VPN, not two people;
+                    # a new login far away from a device the user already uses is a VPN or a
+                    # trip more often than a second person: it steps up, the person proves it
+                    continue
                 return "strong"
         observed: set[str] = set()
         for k, c in contrib.items():
@@ -215,6 +248,7 @@ class UserBaseline:
 #: a feature value at or above which one signal alone is strong evidence
 STRONG: dict[str, float] = {
     "session_device_change": 1.0,   # the token moved to another machine
+    "session_alternation": 1.0,     # the token is used from two networks at once
     "geo_kmh": 900.0,               # faster than an airliner, to a network not shared here
     "failed_logins": 3.0,           # ~7 or more recent failures before this login
     "bytes_minute": 10.0,           # 1,024x the user's usual volume per minute
@@ -222,12 +256,15 @@ STRONG: dict[str, float] = {
 }
 #: ``rate_ratio`` (log2 of the request rate over the user's) a volume burst needs to be strong
 STRONG_BURST = 2.0
+#: requests in one minute from which a burst is machine pace (one every 3 s, a minute long)
+MACHINE_PACE = 20.0
 _NOT_COMBINED = frozenset({"network", "habit"})
 #: which kind of evidence each feature is (``grade`` counts kinds, not features)
 FAMILY: dict[str, str] = {
     "new_ip": "network", "new_asn": "network", "session_ip_change": "network", "session_asn_change": "network",
     "new_country": "location", "session_country_change": "location", "geo_kmh": "location",
-    "new_device": "device", "session_device_change": "device",
+    "new_device": "device", "session_device_change": "device", "session_alternation": "holder",
+    "session_new_network": "network",
     "failed_logins": "auth", "bytes_z": "activity", "bytes_minute": "activity", "rate_ratio": "activity",
     "privileged_surprise": "activity", "hour_surprise": "habit", "unattended": "habit",
 }
@@ -261,6 +298,8 @@ _PHRASES = {
     "session_asn_change": "the session moved to another network (ASN)",
     "session_device_change": "the session's token is used from another device",
     "session_country_change": "the session moved to another country",
+    "session_alternation": "the session's token is used from two networks at once",
+    "session_new_network": "the session moved to a network this user has never used",
     "privileged_surprise": "privileged actions this user rarely performs",
     "bytes_z": "a download far larger than the user's usual",
     "hour_surprise": "an hour this user rarely works",
@@ -269,7 +308,7 @@ _PHRASES = {
 
 
 # heavy-tailed features are squashed before a global model sees them
-_SQUASH = frozenset({"geo_kmh", "bytes_z", "bytes_minute", "privileged_surprise", "rate_ratio"})
+_SQUASH = frozenset({"geo_kmh", "bytes_z", "bytes_minute", "privileged_surprise", "rate_ratio", "minute_events"})
 
 
 def squash(x: dict) -> dict:
@@ -289,7 +328,7 @@ class RiverDetector:
     --------
     >>> import random
     >>> rng, det = random.Random(0), make_detector("hst", seed=1)
-    >>> normal = lambda: dict(dict.fromkeys(FEATURES, 0.0), new_ip=rng.random(), rate_ratio=rng.random())
+    >>> normal = lambda: {"new_ip": rng.random(), "rate_ratio": rng.random()}
     >>> for _ in range(600):
     ...     det.learn_one(normal())
     >>> odd = dict(normal(), new_ip=4.0, rate_ratio=30.0)

@@ -66,8 +66,11 @@ __all__ = [
     "FeatureExtractor",
 ]
 
+RECUR_S = 3600.0  # a held-back value that comes back in another session this much later is the user's
 WARM = 5  # closed minutes / byte-carrying events a rate or volume baseline needs before it speaks
-# per-session record: [ip range, device, country, asn, first_ts, last_activity_ts, last_ts, stepped_up]
+# per-session record: [ip range, device, country, asn, first_ts, last_activity_ts, last_ts, stepped_up,
+#                      asn of the last event, ts of the last network switch, asn left then, new network seen,
+#                      highest weak-evidence score so far]
 _SESS_SLOT = {"ip": 0, "device": 1, "country": 2, "asn": 3}
 IDENTITY = frozenset({"login", "refresh", "reauth", "logout", "login_failed"})
 
@@ -166,7 +169,7 @@ class Ctx:
     per-session record (``None`` for an event with no session or a session not seen before) and
     the organisation's :class:`~models.population.Population` priors (``None``: none)."""
 
-    __slots__ = ("obs", "profile", "sess", "new_session", "pop")
+    __slots__ = ("obs", "profile", "sess", "new_session", "pop", "moved_new")
 
     def __init__(self, obs: Obs, profile: dict, pop: Population | None = None) -> None:
         self.obs = obs
@@ -175,6 +178,14 @@ class Ctx:
         sessions = profile.get("s")
         self.sess = sessions.get(obs.session) if (sessions and obs.session) else None
         self.new_session = obs.session is not None and self.sess is None
+        self.moved_new = False  # this event moves its session to a network the user has not used
+
+
+def _sid(session: str | None) -> int:
+    """A short, stable id of a session (what :meth:`FeatureExtractor.hold` remembers)."""
+    if session is None:
+        return -1
+    return zlib.crc32(session.encode("utf-8", "surrogatepass")) & 0xFFFFFF
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -224,7 +235,10 @@ class Novelty:
     * **the organisation**: the surprisal ``-log p(new)`` is scaled by ``1 - familiarity`` of the
       value (a corporate egress or a big carrier shared by many users is little evidence).
 
-    A known value scores 0. IP addresses are compared by range (:func:`ip_range`).
+    A known value scores 0, and so does a value held back in another session at least
+    ``RECUR_S`` earlier (:meth:`FeatureExtractor.hold`: it came back, so it is the user's) and a
+    new country on a network the organisation sees in several countries (a VPN exit's country is
+    not somewhere the user went). IP addresses are compared by range (:func:`ip_range`).
 
     State: ``profile[key] = {"v": {value: last_ts}, "n": int, "k": int}``, at most ``cap`` values
     (least recently used evicted; an evicted value counts as new when it returns).
@@ -266,7 +280,17 @@ class Novelty:
         if v in state["v"]:
             out[self.name] = 0.0
             return
+        pend = ctx.profile.get("p")
+        if pend:
+            got = pend.get(self.key[0] + ":" + v)
+            if got is not None and ctx.obs.ts - got[0] >= RECUR_S and got[1] != _sid(ctx.obs.session):
+                out[self.name] = 0.0  # held back once, back in another session: the user's own
+                return
         pop, n = ctx.pop, state["n"]
+        if self.key == "country" and pop is not None and ctx.obs.asn is not None \
+                and pop.multi_country(str(ctx.obs.asn)):
+            out[self.name] = 0.0  # a VPN exit's country is not a country the user went to
+            return
         r = pop.novelty_rate(self.key, n) if pop is not None else self.r0
         s = -math.log(min(1.0, (state["k"] + self.a * r) / (n + self.a)))
         if pop is not None and s > 0.0:
@@ -323,7 +347,12 @@ class GeoVelocity:
     * a move to a network (ASN) this user already uses: switching a VPN on and off, or roaming
       on the home carrier, jumps between places the user has both been seen at;
     * a move to a network many users share (a corporate VPN egress): the speed is scaled by
-      ``1 - familiarity`` of the destination ASN (:class:`~models.population.Population`).
+      ``1 - familiarity`` of the destination ASN (:class:`~models.population.Population`);
+    * a far move of one device inside its own session (a VPN switched on or off; the session's
+      network and country change say what there is to say);
+    * a move to a network the organisation has seen geolocated in several countries (a VPN
+      provider, a corporate VPN with regional concentrators, a cloud): its geolocation is where
+      its exit is, not where the person is (:meth:`~models.population.Population.multi_country`).
 
     The elapsed time is floored at ``min_dt_s`` so two near-simultaneous events do not divide by
     zero. State: ``profile["g"] = [ts, lat, lon, country]``.
@@ -352,6 +381,10 @@ class GeoVelocity:
         if last is None or o.lat is None or o.lon is None:
             out["geo_kmh"] = 0.0
             return
+        sess = ctx.sess
+        if sess is not None and o.device is not None and sess[1] == o.device:
+            out["geo_kmh"] = 0.0  # one device inside its own session: a VPN switched on or off, not a journey
+            return
         if abs(o.lat - last[1]) < 2.0 and abs(o.lon - last[2]) < 2.0:  # < ~250 km: skip the trigonometry
             out["geo_kmh"] = 0.0
             return
@@ -368,7 +401,11 @@ class GeoVelocity:
             return
         kmh = km / (max(abs(o.ts - last[0]), self.min_dt_s) / 3600.0)
         if ctx.pop is not None and o.asn is not None:
-            kmh *= 1.0 - ctx.pop.familiarity("asn", str(o.asn))
+            asn = str(o.asn)
+            if ctx.pop.multi_country(asn):
+                out["geo_kmh"] = 0.0
+                return
+            kmh *= 1.0 - ctx.pop.familiarity("asn", asn)
         out["geo_kmh"] = kmh
 
     def learn(self, ctx: Ctx) -> None:
@@ -389,8 +426,23 @@ class SessionDrift:
 
     An IP address change inside one range (a NAT pool) is no change (:func:`ip_range`).
 
+    ``session_alternation``: the session went from its network to another one and back (or on)
+    within ``alt_s`` seconds, after it had been on a network (ASN) the user had not used. One
+    person moves network once (a VPN switched on, Wi-Fi to cellular, a new carrier address inside
+    one ASN, which is no network change at all); a token replayed elsewhere while its owner keeps
+    working shows up as two networks interleaved, even when the replay copies the device id and
+    comes from a residential address in the owner's country. ``session_new_network``: the same
+    device moved, inside its session, to a network (ASN) the user has never used and that is not
+    a VPN provider's (:meth:`~models.population.Population.multi_country`): what a replay of the
+    token from a residential proxy looks like on its first request, before the owner's next
+    request shows the interleaving; a carrier's new address stays inside its ASN and is no move.
+    The mobile channel is left out of both: a
+    phone at the edge of Wi-Fi coverage hands over between Wi-Fi and cellular and back, and its
+    home Wi-Fi or carrier can well be new to the user.
+
     State: ``profile["s"] = {session: [ip, device, country, asn, first_ts, last_activity_ts,
-    last_ts, stepped_up]}`` for the ``cap`` most recently used sessions.
+    last_ts, stepped_up, last_event_asn, last_switch_ts, asn_left_then, new_network_seen,
+    highest_weak_raw]}`` for the ``cap`` most recently used sessions.
 
     Examples
     --------
@@ -403,12 +455,22 @@ class SessionDrift:
     >>> sd.compute(Ctx(Obs("activity", 5, "u", "s2", ip="9.9.9.9", device="d7", country="US"), p), out)
     >>> out["session_device_change"]   # a new session has nothing to drift from
     0.0
+    >>> nov, p = Novelty("asn", "asn"), {}
+    >>> sd = SessionDrift(asn_novelty=nov)
+    >>> def step(t, asn):   # one device, in one country; network 3320 is the user's, 49505 is not
+    ...     c = Ctx(Obs("activity", t, "u", "s1", ip=f"{asn % 250}.1.1.1", device="d1", country="DE", asn=asn), p)
+    ...     o = {}; sd.compute(c, o); sd.track(c); sd.learn(c); return o["session_alternation"]
+    >>> nov.learn(Ctx(Obs("login", 0, asn="3320"), p))
+    >>> [step(t, a) for t, a in ((10, 3320), (20, 49505), (60, 3320), (90, 49505), (2000, 3320))]
+    [0.0, 0.0, 1.0, 1.0, 0.0]
     """
 
-    NAMES = ("session_ip_change", "session_device_change", "session_country_change", "session_asn_change")
+    NAMES = ("session_ip_change", "session_device_change", "session_country_change", "session_asn_change",
+             "session_alternation", "session_new_network")
 
-    def __init__(self, cap: int = 4) -> None:
-        self.cap = cap
+    def __init__(self, cap: int = 4, alt_s: float = 600.0, asn_novelty: Novelty | None = None) -> None:
+        self.cap, self.alt_s = cap, alt_s
+        self.asn_novelty = asn_novelty
 
     def compute(self, ctx: Ctx, out: dict) -> None:
         s, o = ctx.sess, ctx.obs
@@ -416,10 +478,36 @@ class SessionDrift:
             for n in self.NAMES:
                 out[n] = 0.0
             return
-        vals = (o.ipr, o.device, o.country, None if o.asn is None else str(o.asn))
-        for i, n in enumerate(self.NAMES):
+        asn = None if o.asn is None else str(o.asn)
+        vals = (o.ipr, o.device, o.country, asn)
+        for i in range(4):
             v = vals[i]
-            out[n] = 1.0 if (v is not None and s[i] is not None and s[i] != v) else 0.0
+            out[self.NAMES[i]] = 1.0 if (v is not None and s[i] is not None and s[i] != v) else 0.0
+        if out["session_country_change"] and asn is not None and ctx.pop is not None and ctx.pop.multi_country(asn):
+            out["session_country_change"] = 0.0  # a VPN switched on: the exit's country, not a journey
+        out["session_alternation"] = out["session_new_network"] = 0.0
+        if asn is None or len(s) < 12 or s[8] is None or asn == s[8] or o.channel == "mobile":
+            return  # no network switch with this event, or a phone's handover
+        nov = self.asn_novelty
+        if nov is not None and not nov.known(ctx, asn):
+            ctx.moved_new = True
+            if o.device is not None and o.device == s[1] and (ctx.pop is None or not ctx.pop.multi_country(asn)):
+                out["session_new_network"] = 1.0
+        if (s[11] or ctx.moved_new) and s[9] is not None and o.ts - s[9] <= self.alt_s and asn == s[10]:
+            out["session_alternation"] = 1.0  # back to the network it left moments ago
+
+    def track(self, ctx: Ctx) -> None:
+        """Follow the session's network event by event, flagged events included (they are what
+        is happening, not what is normal)."""
+        s, o = ctx.sess, ctx.obs
+        if s is None or o.asn is None or len(s) < 12:
+            return
+        asn = o.asn if type(o.asn) is str else str(o.asn)
+        if s[8] is not None and asn != s[8]:
+            s[9], s[10] = o.ts, s[8]
+            if ctx.moved_new:
+                s[11] = 1
+        s[8] = asn
 
     def learn(self, ctx: Ctx) -> None:
         o = ctx.obs
@@ -429,7 +517,7 @@ class SessionDrift:
         s = ctx.sess
         asn = None if o.asn is None else str(o.asn)
         if s is None:
-            s = [o.ipr, o.device, o.country, asn, o.ts, o.ts, o.ts, 0]
+            s = [o.ipr, o.device, o.country, asn, o.ts, o.ts, o.ts, 0, asn, None, None, 0, 0.0]
             ctx.sess = s
         else:
             del sessions[o.session]  # re-insert: dict order = recency
@@ -515,6 +603,8 @@ class RequestRate:
     Why it signals risk: scripted abuse (scraping, enumeration, exfiltration through an API with a
     stolen token) runs far faster than the person whose session it is. The feature is
     ``log2((count + 1) / (baseline + 1))``, floored at 0: 1.0 means twice the usual rate.
+    ``minute_events`` is the count itself from 10 on (0 below): a person clicks a few times a
+    minute, a script dozens of times, whatever the user's own baseline.
 
     Examples
     --------
@@ -529,8 +619,10 @@ class RequestRate:
 
     def compute(self, ctx: Ctx, out: dict) -> None:
         if ctx.obs.type != "activity":
-            out["rate_ratio"] = 0.0
+            out["rate_ratio"] = out["minute_events"] = 0.0
             return
+        count, _, _ = _Window.current(ctx)
+        out["minute_events"] = count if count >= 10.0 else 0.0  # a person's pace says nothing
         mb, pop = ctx.profile.get("mb"), ctx.pop
         n = mb[0] if mb is not None else 0
         if n >= WARM:
@@ -541,7 +633,6 @@ class RequestRate:
         else:
             out["rate_ratio"] = 0.0  # no baseline yet: say nothing rather than guess
             return
-        count, _, _ = _Window.current(ctx)
         out["rate_ratio"] = max(0.0, math.log2((count + 1.0) / (base + 1.0)))
 
     def learn(self, ctx: Ctx) -> None:  # the shared window is learnt by FeatureExtractor
@@ -640,9 +731,11 @@ class FailedLoginBurst:
     Why it signals risk: credential stuffing and password guessing leave a trail of failures, and
     the login that finally succeeds is the attacker's. The feature, on a ``login`` only, is
     ``log2(1 + f)`` where ``f`` is the failure count decayed with time constant ``tau_s``
-    (a user's own typo or two gives ~1, a burst of 30 gives ~5).
+    (a user's own typo or two gives ~1, a burst of 30 gives ~5). ``failed_own_device`` is 1.0
+    when every one of those failures came from the device that now logs in: a client retrying a
+    stale saved password, not a botnet trying credentials from everywhere.
 
-    State: ``profile["f"] = [decayed_count, ts]``.
+    State: ``profile["f"] = [decayed_count, ts, device of the failures or "" if several]``.
 
     Examples
     --------
@@ -651,6 +744,8 @@ class FailedLoginBurst:
     ...     fl.learn(Ctx(Obs("login_failed", t * 5), p))
     >>> out = {}; fl.compute(Ctx(Obs("login", 160, session="s"), p), out); round(out["failed_logins"], 1)
     4.8
+    >>> out["failed_own_device"]
+    0.0
     >>> fl.compute(Ctx(Obs("login", 160 + 6 * 3600, session="s"), p), out); out["failed_logins"]
     0.0
     """
@@ -667,14 +762,23 @@ class FailedLoginBurst:
 
     def compute(self, ctx: Ctx, out: dict) -> None:
         if ctx.obs.type != "login":
-            out["failed_logins"] = 0.0
+            out["failed_logins"] = out["failed_own_device"] = 0.0
             return
-        out["failed_logins"] = math.log2(1.0 + self._count(ctx))
+        c = self._count(ctx)
+        out["failed_logins"] = math.log2(1.0 + c)
+        f = ctx.profile.get("f")
+        own = c > 0.0 and f is not None and len(f) > 2 and f[2] and f[2] == ctx.obs.device
+        out["failed_own_device"] = 1.0 if own else 0.0
 
     def learn(self, ctx: Ctx) -> None:
         t = ctx.obs.type
         if t == "login_failed":
-            ctx.profile["f"] = [self._count(ctx) + 1.0, ctx.obs.ts]
+            c = self._count(ctx)
+            f = ctx.profile.get("f")
+            dev = ctx.obs.device or ""
+            if c > 0.0 and f is not None and (len(f) < 3 or f[2] != dev):
+                dev = ""  # failures from more than one device
+            ctx.profile["f"] = [c + 1.0, ctx.obs.ts, dev]
         elif t == "login" and "f" in ctx.profile:
             del ctx.profile["f"]
 
@@ -777,7 +881,7 @@ class FeatureExtractor:
         self.novelty = [Novelty("ip", "ip", 8), Novelty("asn", "asn", 6), Novelty("country", "country", 6),
                         Novelty("device", "device", 6)]
         self.geo = GeoVelocity(asn_novelty=self.novelty[1])
-        self.drift = SessionDrift()
+        self.drift = SessionDrift(asn_novelty=self.novelty[1])
         self.concepts = [*self.novelty, self.geo, self.drift, RequestRate(), PrivilegedRate(), BytesOut(),
                          FailedLoginBurst(), HourOfDay(), Unattended()]
         self.hour = self.concepts[-2]
@@ -810,22 +914,27 @@ class FeatureExtractor:
         if not flagged:
             for c in self.novelty:
                 c.learn(ctx)
+            if self.pop is not None and obs.asn is not None and obs.country is not None:
+                self.pop.locate(str(obs.asn), obs.country)
             self.geo.learn(ctx)
             self.hour.learn(ctx)
             self.fail.learn(ctx)
         if obs.type == "activity":
             _Window.learn(ctx, flagged)
+        if ctx.sess is not None:
+            self.drift.track(ctx)
         if flagged and ctx.sess is not None:
             # keep the session record pinned to its pre-attack attributes, but note the time
             ctx.sess[6] = max(ctx.sess[6], obs.ts)
             return
         self.drift.learn(ctx)
 
-    def hold(self, ctx: Ctx, x: dict[str, float], min_gap_s: float = 3600.0, cap: int = 8) -> None:
+    def hold(self, ctx: Ctx, x: dict[str, float], min_gap_s: float = RECUR_S, cap: int = 8) -> None:
         """A weakly flagged event (nothing but novelty or other weak evidence): remember its new
-        values; one that comes back in *another* session at least ``min_gap_s`` later, again
-        without strong evidence, is learnt. A user's new phone or a trip is learnt on its second
-        session without a confirmation; an attacker's one-off context never is.
+        values; one that comes back in *another* session at least ``min_gap_s`` later is the
+        user's: :class:`Novelty` scores it as known there, and it is learnt. A user's new phone
+        or a trip steps up in its first session only, without a confirmation; an attacker's
+        one-off context is never learnt.
 
         State: ``profile["p"] = {"<attr>:<value>": [first_ts, session_crc]}``, at most ``cap``.
         """
@@ -833,7 +942,7 @@ class FeatureExtractor:
         if obs.session is None:
             return
         pend = ctx.profile.get("p")
-        sid = zlib.crc32(obs.session.encode("utf-8", "surrogatepass")) & 0xFFFFFF
+        sid = _sid(obs.session)
         for nov in self.novelty:
             if not x[nov.name]:
                 continue
@@ -860,6 +969,6 @@ class FeatureExtractor:
 FEATURES: tuple[str, ...] = (
     "new_ip", "new_asn", "new_country", "new_device", "geo_kmh",
     *SessionDrift.NAMES,
-    "rate_ratio", "privileged_surprise", "bytes_z", "bytes_minute", "failed_logins", "hour_surprise",
-    "unattended",
+    "rate_ratio", "minute_events", "privileged_surprise", "bytes_z", "bytes_minute", "failed_logins",
+    "failed_own_device", "hour_surprise", "unattended",
 )

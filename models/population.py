@@ -13,7 +13,10 @@ unflagged traffic, what the organisation looks like:
   ``familiarity(attr, value) = u / (u + shared_at)`` for ``u`` users seen adopting it; a value
   new to a user but familiar to the organisation is weak evidence;
 * **typical volumes**: the log bytes per event and per active minute, and the events per active
-  minute, so rate and volume features have a baseline before the user has one of their own.
+  minute, so rate and volume features have a baseline before the user has one of their own;
+* **networks that geolocate to several countries**: a commercial VPN provider, a corporate VPN
+  with concentrators in several regions, an anycast or cloud network. Their geolocation says
+  where the exit is, not where the person is (:meth:`Population.multi_country`).
 
 The state is bounded (``cap`` values per attribute; the least shared are dropped first) and is
 part of the scorer's global snapshot. Only unflagged events are learnt, so an attack does not
@@ -35,6 +38,10 @@ Examples
 ...     pop.trial("device", 40, novel=_ % 50 == 0)
 >>> round(pop.novelty_rate("device", 1), 2), round(pop.novelty_rate("device", 40), 2)
 (0.49, 0.03)
+>>> pop.locate("9009", "NL"); pop.locate("9009", "NL"); pop.multi_country("9009")
+False
+>>> pop.locate("9009", "JP"); pop.multi_country("9009"), pop.multi_country("3320")
+(True, False)
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ ATTRS = ("ip", "asn", "country", "device")
 # starting rates before the organisation has shown its own (pseudo-counts below)
 _R0 = {"ip": 0.35, "asn": 0.2, "country": 0.04, "device": 0.2}
 _BUCKETS = 7
+_SPREAD = 4
 
 
 def _bucket(n: int) -> int:
@@ -80,6 +88,8 @@ class Population:
         self.event_bytes = [math.log1p(20_000), 2.0, 0]
         # per closed active minute: [mean events, mean log1p(bytes), n]
         self.minute = [1.0, math.log1p(20_000), 0]
+        # ASN -> the countries its addresses were geolocated in (at most _SPREAD of them)
+        self.spread: dict[str, list[str]] = {}
 
     # -- novelty -------------------------------------------------------------------------------
     def novelty_rate(self, attr: str, n: int) -> float:
@@ -114,6 +124,24 @@ class Population:
         d = self.users.get(attr)
         u = d.get(value, 0) if d is not None else 0
         return u / (u + self.shared_at) if u else 0.0
+
+    # -- where networks geolocate ------------------------------------------------------------
+    def locate(self, asn: str, country: str) -> None:
+        """An event from ``asn`` geolocated in ``country``."""
+        got = self.spread.get(asn)
+        if got is None:
+            if len(self.spread) >= self.cap:
+                self.spread = {k: v for k, v in self.spread.items() if len(v) > 1}  # keep the informative ones
+                if len(self.spread) >= self.cap:
+                    return
+            self.spread[asn] = [country]
+        elif country not in got and len(got) < _SPREAD:
+            got.append(country)
+
+    def multi_country(self, asn: str) -> bool:
+        """Whether the organisation saw ``asn`` in two or more countries (VPN, cloud, anycast)."""
+        got = self.spread.get(asn)
+        return got is not None and len(got) > 1
 
     # -- volumes -------------------------------------------------------------------------------
     def learn_event_bytes(self, nbytes: float) -> None:

@@ -18,7 +18,10 @@ Scoring is a cascade, to stay inside the per-event budget:
    HalfSpaceTrees``) only on events the baseline already finds unusual
    (value >= ``gate``), and it learns on one in ``learn_every`` unflagged events.
 
-The reported value is the larger of the two calibrated values. The :class:`Score` also says how
+The reported value is the larger of the two calibrated values; for weak evidence it is the value
+on the weak-evidence scale (``weak_cal``: the first weak score of every session that carried weak
+evidence, flagged or not), so everyday novelty is rated against how common it is. The
+:class:`Score` also says how
 strong the evidence is (``grade``; ``revocable`` is false for weak evidence, so the engine steps
 up instead of revoking) and why, in words (``evidence["why"]``). No score (``None``) before the
 calibrator's warm-up, for identity events without a session, and for IDS alerts (the policy
@@ -49,9 +52,10 @@ impossible travel: 614,681 km/h from the last location
 a country this user has not used
 the session's token is used from another device
 the session moved to another country
+>>> import copy
 >>> restored = AdaptiveScorer.from_snapshot(sc.snapshot())
->>> restored.process(dict(ev, ts=12_060, session="s9"), dict(profile), None).value == \\
-...     sc.process(dict(ev, ts=12_060, session="s9"), dict(profile), None).value
+>>> restored.process(dict(ev, ts=12_060, session="s9"), copy.deepcopy(profile), None).value == \\
+...     sc.process(dict(ev, ts=12_060, session="s9"), copy.deepcopy(profile), None).value
 True
 """
 
@@ -84,7 +88,7 @@ class Score:
 
 __all__ = ["AdaptiveScorer", "Score", "SNAPSHOT_VERSION", "scorer_for"]
 
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
 _EVIDENCE_FROM = 0.3
 _SKIP = frozenset({"alert", "user_disabled", "credential_change", "role_change"})
 _NO_SCORE = frozenset({"login_failed", "logout"})
@@ -125,6 +129,8 @@ class AdaptiveScorer:
         self.fx = FeatureExtractor(self.population)
         self.baseline = UserBaseline()
         self.cal = TailCalibrator(warmup=warmup, decades=decades)
+        # one score per session, not per event: a few hundred sessions show the shape of it
+        self.weak_cal = TailCalibrator(warmup=max(50, warmup // 5), decades=decades)
         name = detector.partition("+")[2]
         self.global_model = make_detector(name, seed=seed) if name else None
         self.global_cal = TailCalibrator(warmup=max(warmup // learn_every, 50), decades=decades) if name else None
@@ -188,8 +194,26 @@ class AdaptiveScorer:
         if not contrib and g_value is None:
             return _ZERO
         grade = self.baseline.grade(x, contrib, ctx.sess is not None and not ctx.new_session)
+        if grade == "weak":
+            # weak evidence is what users do every day (a new phone, a trip, a VPN, one big file);
+            # it is rated against the weak evidence sessions carry, flagged or not, so the scale
+            # knows how common it is instead of reading every one as rarer than it is. A session
+            # counts once, with its first weak evidence: one that keeps showing its new phone is
+            # one session with a new phone, not a hundred
+            wc = self.weak_cal
+            wv = wc.value(raw)
+            rec = ctx.sess
+            if rec is not None and len(rec) > 12 and not rec[12]:
+                rec[12] = raw
+                wc.learn_one(raw)
+            if wv is not None:
+                value = wv
         if flagged and grade == "weak":
             fx.hold(ctx, x)  # a weak context that recurs in another session is the user's
+            if obs.asn is not None and obs.country is not None:
+                # where a network geolocates is a fact about the network: a VPN exit learnt from
+                # a weakly flagged event cannot hide an attacker's login, which still steps up
+                self.population.locate(str(obs.asn), obs.country)
         evidence: dict[str, Any] = {}
         if value >= _EVIDENCE_FROM:  # only decisions show evidence; skip the sort otherwise
             why = self.baseline.explain(x, contrib, self.evidence_top)
@@ -216,7 +240,7 @@ class AdaptiveScorer:
         """The global model state as bytes (the per-user state is in the engine's tables)."""
         state = {"version": SNAPSHOT_VERSION, "river": river.__version__, "detector": self.detector,
                  "params": (self.warmup, self.protect_at, self.gate, self.learn_every, self.evidence_top),
-                 "cal": self.cal, "global_model": self.global_model, "global_cal": self.global_cal,
+                 "cal": self.cal, "weak_cal": self.weak_cal, "global_model": self.global_model, "global_cal": self.global_cal,
                  "population": self.population, "n": self.n, "flagged": self.flagged,
                  "confirmed": self.confirmed}
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
@@ -231,6 +255,7 @@ class AdaptiveScorer:
         self.detector = state["detector"]
         self.warmup, self.protect_at, self.gate, self.learn_every, self.evidence_top = state["params"]
         self.cal, self.global_model, self.global_cal = state["cal"], state["global_model"], state["global_cal"]
+        self.weak_cal = state["weak_cal"]
         self.population = state["population"]
         self.fx = FeatureExtractor(self.population)
         self.n, self.flagged, self.confirmed = state["n"], state["flagged"], state["confirmed"]

@@ -3,8 +3,19 @@
 Benign users differ by role (staff, engineer, admin, contractor, service), home country (and so
 time zone, networks and geolocation), devices, channel mix (web, mobile, api), work-hour rhythm,
 activity rate, typical download size and SSO apps. Benign traffic carries the noise a real model
-meets: mobile carriers changing IP inside a session, business trips (new country, new network,
-plausible travel time), new laptops, typos at login, occasional big downloads, weekend work.
+meets:
+
+* networks: an office NAT egress shared by everyone there, a full-tunnel corporate VPN that
+  egresses at a regional hub (often in another country), mobile carriers with carrier-grade NAT
+  (a new address every few requests, geolocated at the carrier's hub), phones flapping between
+  home Wi-Fi and the carrier, home routers renewing their lease, commercial VPN users (exits in
+  other countries on a provider's network, switched on before or during a session);
+* devices: laptops, phones, tablets and home desktops, new laptops, browsers that lose their
+  device id (cleared cookies);
+* people: business trips (new country, hotel network, plausible travel time, phones roaming on
+  the home carrier), shift and night workers, weekend work, users joining mid-stream;
+* behaviour: typos at login, a stale saved password retried several times, occasional big
+  downloads, batches of exports at human pace.
 
 Labelled attacks (one label per attacked session):
 
@@ -86,6 +97,16 @@ ACTIONS = {
 }
 PRIVILEGED_P = {"staff": 0.003, "engineer": 0.03, "admin": 0.25, "contractor": 0.005, "service": 0.0}
 CORP_ASN = 64512
+# full-tunnel corporate VPN concentrators: region -> (country, lat, lon); one ASN, few addresses
+CORP_VPN_ASN = 64513
+VPN_HUBS = {"amer": ("US", 38.9, -77.4), "emea": ("NL", 52.3, 4.8), "apac": ("SG", 1.3, 103.8)}
+REGION = {"US": "amer", "CA": "amer", "BR": "amer", "IN": "apac", "SG": "apac", "JP": "apac", "AU": "apac"}
+# commercial VPN providers: ASN -> exits (country, lat, lon); a provider egresses in many countries
+VPN_PROVIDERS: dict[int, tuple[tuple[str, float, float], ...]] = {
+    60068: (("GB", 51.5, -0.1), ("DE", 50.1, 8.7), ("US", 40.7, -74.0), ("SG", 1.3, 103.8)),
+    212238: (("NL", 52.4, 4.9), ("FR", 48.9, 2.3), ("CA", 43.7, -79.4), ("JP", 35.7, 139.7)),
+    20473: (("US", 34.0, -118.2), ("DE", 52.5, 13.4), ("AU", -33.9, 151.2), ("ES", 40.4, -3.7)),
+}
 
 
 def rfc3339(ts: float) -> str:
@@ -97,10 +118,28 @@ def rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def _ip(asn: int, rng: random.Random) -> str:
+def _ip(asn: int, rng: random.Random, ranges: int = 256) -> str:
+    """An address of ``asn``, in one of ``ranges`` /24s of its /16."""
     if asn == CORP_ASN:
         return f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-    return f"{(asn * 7) % 213 + 11}.{(asn * 13) % 256}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+    return f"{(asn * 7) % 213 + 11}.{(asn * 13) % 256}.{rng.randrange(ranges)}.{rng.randrange(1, 255)}"
+
+
+def _corp_vpn(u: "_User", rng: random.Random) -> tuple[str, dict]:
+    """The corporate VPN egress of the user's region: a handful of addresses shared by everyone."""
+    cc, lat, lon = VPN_HUBS[REGION.get(u.cc, "emea")]
+    return f"192.0.{CORP_VPN_ASN % 7}.{rng.randrange(1, 4)}", _geo(cc, lat, lon, CORP_VPN_ASN)
+
+
+def _vpn_exit(u: "_User", rng: random.Random) -> tuple[str, dict]:
+    cc, lat, lon = rng.choice(VPN_PROVIDERS[u.vpn_provider])
+    return _ip(u.vpn_provider, rng, 32), _geo(cc, lat, lon, u.vpn_provider)
+
+
+def _carrier_geo(u: "_User", asn: int) -> dict:
+    """Carrier addresses geolocate at the carrier's hub (the country's centre), not at the user."""
+    clat, clon = COUNTRIES[u.cc][:2]
+    return _geo(u.cc, clat, clon, asn)
 
 
 def _geo(cc: str, lat: float, lon: float, asn: int) -> dict[str, Any]:
@@ -138,6 +177,20 @@ class _User:
         self.apps = rng.sample(APPS, rng.randint(2, 5))
         self.roles = [self.role] + (["finance"] if rng.random() < 0.1 else [])
         self.sessions_per_day = rng.uniform(1.0, 3.0)
+        # more benign diversity, drawn from the user's own stream after the traits above
+        self.tablet = "dev-" + _hex(rng) if rng.random() < 0.25 else None
+        self.desktop = "dev-" + _hex(rng) if rng.random() < 0.25 else None
+        self.join = rng.random() if rng.random() < 0.2 else None      # share of the run before joining
+        self.corp_vpn = not self.office and rng.random() < 0.3          # full tunnel from home
+        self.vpn = rng.random() < 0.06                                   # a commercial VPN
+        self.vpn_provider = rng.choice(list(VPN_PROVIDERS))
+        self.cookie_loss = rng.random() < 0.05                           # the browser forgets its id
+        r = rng.random()
+        self.shift = "rotating" if r < 0.07 else "night" if r < 0.12 else None
+        if self.role == "service":
+            self.tablet = self.desktop = None
+            self.corp_vpn = self.vpn = self.cookie_loss = False
+            self.shift = None
 
 
 class _Day:
@@ -156,17 +209,29 @@ class _Day:
 
 def _session(day: _Day, rng: random.Random, u: _User, start: float, minutes: float, *, ip: str, device: str,
              channel: str, geo: dict, sid: str, sso: str | None, app: str, carrier_churn: bool,
-             logout: bool = True) -> list[float]:
-    """One benign session; returns the times of its activity events."""
-    if rng.random() < 0.05:  # a typo or two first
+             logout: bool = True, flap: tuple[str, dict] | None = None, vpn_at: float | None = None) -> list[float]:
+    """One benign session; returns the times of its activity events.
+
+    ``carrier_churn``: carrier-grade NAT hands out a new address every few requests; ``flap``:
+    (address, geo) of the home Wi-Fi a phone keeps switching to and from; ``vpn_at``: share of
+    the session after which the user switches their commercial VPN on."""
+    r = rng.random()
+    if r < 0.05:  # a typo or two first
         for k in range(rng.randint(1, 2)):
             day.ev(start - 30 + k * 8, type="login_failed", user=u.id, ip=ip, device=device, app=app,
+                   channel=channel, geo=geo)
+    elif r < 0.065 and u.role != "service":  # a stale saved password, retried until the user types it
+        for k in range(rng.randint(4, 9)):
+            day.ev(start - 60 + k * 5, type="login_failed", user=u.id, ip=ip, device=device, app=app,
                    channel=channel, geo=geo)
     day.ev(start, type="login", user=u.id, session=sid, sso_session=sso, app=app, channel=channel, ip=ip,
            device=device, roles=u.roles, aal=2 if u.role == "admin" else 1, geo=geo)
     t, end, times = start, start + minutes * 60, []
     next_refresh = start + 15 * 60
     actions = ACTIONS[u.role]
+    export_at = start + rng.uniform(0.2, 0.8) * minutes * 60 if (u.role != "service" and rng.random() < 0.03) else None
+    vpn_t = start + vpn_at * minutes * 60 if vpn_at is not None else None
+    cell = (ip, geo)
     while True:
         gap = rng.expovariate(u.rate / 60.0)
         if rng.random() < 0.04:  # a coffee break or a meeting
@@ -178,8 +243,26 @@ def _session(day: _Day, rng: random.Random, u: _User, start: float, minutes: flo
             day.ev(next_refresh, type="refresh", user=u.id, session=sid, app=app, channel=channel, ip=ip,
                    device=device, geo=geo)
             next_refresh += 15 * 60
-        if carrier_churn and rng.random() < 0.01:
-            ip = _ip(u.carrier, rng)
+        if vpn_t is not None and t >= vpn_t:
+            vpn_t = None
+            ip, geo = _vpn_exit(u, rng)
+        if flap is not None and rng.random() < 0.04:  # Wi-Fi <-> cellular at the edge of coverage
+            if ip == flap[0]:
+                ip, geo = cell
+            else:
+                cell = (ip, geo)
+                ip, geo = flap
+        elif carrier_churn and rng.random() < 0.06 and ip != (flap or ("",))[0]:
+            ip = _ip(u.carrier, rng, 16)
+        if export_at is not None and t >= export_at:  # a batch of reports exported one by one
+            export_at = None
+            for _ in range(rng.randint(5, 30)):
+                t += rng.uniform(5, 40)
+                day.ev(t, type="activity", user=u.id, session=sid, channel=channel, ip=ip, device=device,
+                       action="download", resource=f"/{app}/reports/{rng.randrange(5000)}",
+                       bytes=int(rng.uniform(3, 25) * 1_000_000), status=200, geo=geo)
+                times.append(t)
+            continue
         action = rng.choice(actions)
         size = int(math.exp(rng.gauss(u.bytes_mu, 1.0)))
         if action == "download" and rng.random() < 0.05:
@@ -210,7 +293,12 @@ def _user_day(seed: int, u: _User, d: int, hours: float, attack_rate: float, att
     if not weekday and not u.weekend:
         return
     # work window in UTC: local start hour minus the zone offset
-    w0 = day_start + (u.start_h - u.tz) * 3600
+    start_h = u.start_h
+    if u.shift == "rotating":  # early, late and night shifts, two days each
+        start_h = (7.0, 15.0, 23.0)[(d // 2 + int(u.id[1:])) % 3]
+    elif u.shift == "night":
+        start_h = 21.0 + (int(u.id[1:]) % 3)
+    w0 = day_start + (start_h - u.tz) * 3600
     w1 = w0 + u.length_h * 3600
     travel = rng.random() < 0.01 and u.role != "service"
     if travel:
@@ -221,45 +309,68 @@ def _user_day(seed: int, u: _User, d: int, hours: float, attack_rate: float, att
         w0 += 6 * 3600  # arrives later that day: a plausible flight plus a few hours
     if rng.random() < 0.01:
         u.laptop = "dev-" + _hex(rng)  # a new laptop from today on
+    if rng.random() < 0.02:
+        u.home_ip = _ip(u.isp, rng)  # the home router got a new lease
     n = max(1, int(rng.random() + u.sessions_per_day))
     if rng.random() < 0.05:
         n += 1  # an evening check from home
     starts = sorted(rng.uniform(w0, max(w0 + 600, w1 - 1800)) for _ in range(n))
     sso = "sso-" + _hex(rng, 12) if u.role != "service" else None
     horizon = T0 + hours * 3600
+    joined = T0 + u.join * 0.8 * hours * 3600 if u.join is not None else -math.inf
     candidates = []
     for i, st in enumerate(starts):
-        if st >= horizon:
+        if st >= horizon or st < joined:
             continue
+        flap = vpn_at = None
+        r = rng.random()
         if u.role == "service":
             channel, device, ip, asn = "api", u.laptop, u.office_ip, CORP_ASN
-        elif u.phone and rng.random() < 0.25:
-            channel, device, asn = "mobile", u.phone, u.carrier
-            ip = _ip(asn, rng)
+        elif (u.phone and r < 0.3) or (u.tablet and 0.3 <= r < 0.45):
+            channel, device, asn = "mobile", (u.phone if r < 0.3 else u.tablet), u.carrier
+            ip = _ip(asn, rng, 16)
         else:
             channel, device = "web", u.laptop
+            if u.cookie_loss and rng.random() < 0.1:
+                u.laptop = device = "dev-" + _hex(rng)  # cleared cookies: the browser has a new id
             at_office = u.office and rng.random() < 0.7
+            if u.desktop and not at_office and rng.random() < 0.5:
+                device = u.desktop
             asn = CORP_ASN if at_office else u.isp
             ip = u.office_ip if at_office else u.home_ip
         glat, glon, cc = u.lat, u.lon, u.cc
-        if travel:
+        roaming = travel and channel == "mobile" and rng.random() < 0.6  # egress at the home carrier
+        if travel and not roaming:
             ip, asn, glat, glon, cc = hotel_ip, tgeo["asn"], tgeo["lat"], tgeo["lon"], trip
         geo = _geo(cc, glat + rng.uniform(-0.05, 0.05), glon + rng.uniform(-0.05, 0.05), asn)
+        if channel == "mobile" and asn == u.carrier:
+            geo = _carrier_geo(u, asn)
+            if not travel and rng.random() < 0.3:
+                flap = (u.home_ip, _geo(u.cc, u.lat, u.lon, u.isp))
+        elif channel == "web" and asn == u.isp and not travel:
+            if u.corp_vpn and rng.random() < 0.6:
+                ip, geo = _corp_vpn(u, rng)
+            elif u.vpn:
+                q = rng.random()
+                if q < 0.4:
+                    ip, geo = _vpn_exit(u, rng)
+                elif q < 0.65:
+                    vpn_at = rng.uniform(0.1, 0.8)
         sid = "s-" + _hex(rng, 14)
         app = rng.choice(u.apps)
         minutes = rng.uniform(10, 120)
         ctx = dict(ip=ip, device=device, channel=channel, geo=geo, sid=sid, sso=sso, app=app)
-        candidates.append((st, minutes, ctx))
+        candidates.append((st, minutes, ctx, flap, vpn_at))
     attack = None
     if candidates and rng.random() < attack_rate and candidates[0][0] >= T0 + attack_after:
         attack = rng.choice(ATTACK_KINDS)
-    for i, (st, minutes, ctx) in enumerate(candidates):
+    for i, (st, minutes, ctx, flap, vpn_at) in enumerate(candidates):
         target = attack is not None and i == 0
         if target and attack == "unattended":
             _unattended(day, rng, u, st, minutes, ctx, labels)
             continue
         times = _session(day, rng, u, st, minutes, carrier_churn=ctx["channel"] == "mobile",
-                         logout=rng.random() < 0.7, **ctx)
+                         logout=rng.random() < 0.7, flap=flap, vpn_at=vpn_at, **ctx)
         if target and len(times) >= 6:
             t_att = times[len(times) // 3]
             if attack == "hijack":

@@ -127,14 +127,22 @@ def test_a_weak_context_that_recurs_in_another_session_an_hour_later_is_learnt()
     for i in range(10):
         fx.process(_ev("login", i * DAY, "u", f"s{i}"), p)
     trip = {"ip": "203.0.113.7", "geo": {"country": "PT", "lat": 38.7, "lon": -9.1, "asn": 2860}}
-    for ts, sid in ((10 * DAY, "t1"), (10 * DAY + 600, "t1"), (10 * DAY + 7200, "t2")):
+    # held back in its first session, and still new later in that session and 20 minutes on
+    for ts, sid in ((10 * DAY, "t1"), (10 * DAY + 600, "t1"), (10 * DAY + 1200, "t1b")):
         obs = observe(_ev("login", ts, "u", sid, **trip))
         x, ctx = fx.extract(obs, p)
         assert x["new_country"] > 0
         fx.learn_ctx(ctx, flagged=True)
         fx.hold(ctx, x)
+    # back in another session two hours on: recognised as the user's (no step-up) and learnt
+    obs = observe(_ev("login", 10 * DAY + 7200, "u", "t2", **trip))
+    x, ctx = fx.extract(obs, p)
+    assert x["new_country"] == x["new_asn"] == x["new_ip"] == 0.0
+    fx.learn_ctx(ctx)
+    assert "c:PT" not in p.get("p", {}) or fx.novelty[2].known(ctx, "PT")
     x = fx.compute(observe(_ev("login", 10 * DAY + 9000, "u", "t3", **trip)), p)
     assert x["new_country"] == x["new_asn"] == x["new_ip"] == 0.0
+    assert fx.novelty[2].known(ctx, "PT")
 
 
 class _Weak:

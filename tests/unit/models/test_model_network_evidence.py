@@ -1,0 +1,172 @@
+"""Network, pace and failure evidence: what tells a replayed token, a script or a botnet from a
+user's VPN, handover, batch of exports or stale password; and the weak-evidence scale."""
+
+from __future__ import annotations
+
+from models.detectors import UserBaseline
+from models.features import FeatureExtractor, observe
+from models.population import Population
+from models.scorer import AdaptiveScorer
+from models.simulate import simulate
+
+DAY = 86400.0
+HOME = {"ip": "81.10.20.30", "device": "laptop-1", "channel": "web",
+        "geo": {"country": "DE", "lat": 52.52, "lon": 13.40, "asn": 3320}}
+PROXY = {"ip": "91.64.7.8", "geo": {"country": "DE", "lat": 50.1, "lon": 8.7, "asn": 31334}}
+
+
+def _ev(kind: str, ts: float, session: str, **kw) -> dict:
+    ev = {"type": kind, "ts": ts, "user": "u", "session": session, **HOME}
+    if kind == "activity":
+        ev.update(bytes=20_000, action="read")
+    ev.update(kw)
+    return ev
+
+
+def _habitual(fx: FeatureExtractor, days: int = 15) -> dict:
+    p: dict = {}
+    for d in range(days):
+        t0 = d * DAY + 9 * 3600
+        fx.process(_ev("login", t0, f"s{d}"), p)
+        for k in range(1, 30):
+            fx.process(_ev("activity", t0 + k * 60, f"s{d}"), p)
+    return p
+
+
+def _run(fx: FeatureExtractor, p: dict, events: list[dict]) -> list[dict]:
+    out = []
+    for e in events:
+        x, ctx = fx.extract(observe(e), p)
+        fx.learn_ctx(ctx)
+        out.append(x)
+    return out
+
+
+def test_a_token_used_from_the_owners_network_and_a_new_one_in_turn_is_strong_evidence():
+    fx = FeatureExtractor(Population())
+    p = _habitual(fx)
+    t = 20 * DAY + 9 * 3600
+    xs = _run(fx, p, [_ev("login", t, "live"), _ev("activity", t + 30, "live"),
+                      _ev("activity", t + 60, "live", **PROXY),      # the replay, same device id
+                      _ev("activity", t + 90, "live")])             # the owner's next request
+    assert xs[2]["session_new_network"] == 1.0 and xs[2]["session_alternation"] == 0.0
+    assert xs[3]["session_alternation"] == 1.0
+    c = UserBaseline.contributions(xs[3])
+    assert UserBaseline.grade(xs[3], c, in_session=True) == "strong"
+
+
+def test_a_phone_handing_over_between_wifi_and_cellular_is_no_alternation():
+    fx = FeatureExtractor(Population())
+    p = _habitual(fx)
+    t = 20 * DAY + 9 * 3600
+    cell = {"ip": "176.3.4.5", "channel": "mobile", "device": "phone-1",
+            "geo": {"country": "DE", "lat": 51.0, "lon": 10.0, "asn": 3209}}
+    wifi = dict(HOME, channel="mobile", device="phone-1")
+    xs = _run(fx, p, [_ev("login", t, "ph", **cell)] +
+              [_ev("activity", t + 30 * k, "ph", **(wifi if k % 2 else cell)) for k in range(1, 8)])
+    assert all(x["session_alternation"] == 0.0 and x["session_new_network"] == 0.0 for x in xs)
+
+
+def test_one_move_to_a_vpn_provider_seen_in_several_countries_is_no_journey():
+    pop = Population()
+    for cc in ("NL", "US", "JP"):
+        pop.locate("9009", cc)
+    fx = FeatureExtractor(pop)
+    p = _habitual(fx)
+    t = 20 * DAY + 9 * 3600
+    vpn = {"ip": "45.80.1.2", "geo": {"country": "JP", "lat": 35.7, "lon": 139.7, "asn": 9009}}
+    xs = _run(fx, p, [_ev("login", t, "v"), _ev("activity", t + 60, "v", **vpn),
+                      _ev("login", t + 3600, "v2", **vpn)])
+    assert xs[1]["session_country_change"] == 0.0 and xs[1]["session_new_network"] == 0.0
+    assert xs[1]["geo_kmh"] == 0.0
+    assert xs[2]["geo_kmh"] == 0.0 and xs[2]["new_country"] == 0.0
+    # the same move to a network seen in one country only is a journey, and an impossible one
+    single = {"ip": "45.80.1.2", "geo": {"country": "SG", "lat": 1.35, "lon": 103.8, "asn": 7473}}
+    x = fx.compute(observe(_ev("login", t + 7200, "v3", **single, device="other")), p)
+    assert x["geo_kmh"] > 900 and x["new_country"] > 0
+
+
+def test_a_far_login_from_the_users_own_device_steps_up_and_from_a_new_device_revokes():
+    fx = FeatureExtractor(Population())
+    p = _habitual(fx)
+    t = 20 * DAY + 9 * 3600
+    far = {"ip": "45.80.1.2", "geo": {"country": "SG", "lat": 1.35, "lon": 103.8, "asn": 7473}}
+    _run(fx, p, [_ev("login", t, "here"), _ev("activity", t + 60, "here")])
+    own = fx.compute(observe(_ev("login", t + 600, "far1", **far)), p)
+    new = fx.compute(observe(_ev("login", t + 600, "far2", **dict(far, device="laptop-x"))), p)
+    assert own["geo_kmh"] > 900 and new["geo_kmh"] > 900
+    assert UserBaseline.grade(own, UserBaseline.contributions(own)) == "weak"
+    assert UserBaseline.grade(new, UserBaseline.contributions(new)) == "strong"
+
+
+def test_failed_logins_are_strong_only_from_other_devices_before_a_login_from_a_new_one():
+    fx = FeatureExtractor(Population())
+    p = _habitual(fx)
+    t = 20 * DAY + 9 * 3600
+    for k in range(9):   # a stale saved password, retried
+        fx.learn(observe(_ev("login_failed", t + 5 * k, None)), p)
+    own = fx.compute(observe(_ev("login", t + 60, "a")), p)
+    assert own["failed_logins"] > 3 and own["failed_own_device"] == 1.0
+    assert UserBaseline.grade(own, UserBaseline.contributions(own)) == "weak"
+    for k in range(9):   # a botnet: another device for every attempt
+        fx.learn(observe(_ev("login_failed", t + 3600 + 5 * k, None, device=f"bot-{k}")), p)
+    owner = fx.compute(observe(_ev("login", t + 3660, "b")), p)   # the owner, from their own laptop
+    assert owner["failed_logins"] > 3 and owner["failed_own_device"] == 0.0
+    assert UserBaseline.grade(owner, UserBaseline.contributions(owner)) == "weak"
+    bot = fx.compute(observe(_ev("login", t + 3660, "c", device="bot-9", ip="203.0.113.50")), p)
+    assert UserBaseline.grade(bot, UserBaseline.contributions(bot)) == "strong"
+
+
+def test_a_volume_burst_is_strong_at_machine_pace_and_weak_at_a_persons():
+    fx = FeatureExtractor(Population())
+    t = 20 * DAY + 9 * 3600 + 5
+
+    def burst(gap: float) -> str:
+        p = _habitual(fx)
+        grades = []
+        for k in range(40):
+            x, ctx = fx.extract(observe(_ev("activity", t + gap * k, "s19", bytes=20_000_000)), p)
+            fx.learn_ctx(ctx)
+            grades.append(UserBaseline.grade(x, UserBaseline.contributions(x), in_session=True))
+        return "strong" if "strong" in grades else "weak"
+
+    assert burst(1.5) == "strong"     # a script
+    assert burst(15.0) == "weak"      # reports exported one by one
+
+
+def test_weak_evidence_counts_once_per_session_on_its_own_scale():
+    sc = AdaptiveScorer(warmup=100)
+    events, _ = simulate(users=40, hours=30, seed=3, attack_rate=0.0)
+    profiles: dict = {}
+    for e in events:
+        if e.get("user"):
+            sc.process(e, profiles.setdefault(e["user"], {}), None)
+    weak_sessions = sc.weak_cal.n
+    assert 0 < weak_sessions <= len({e.get("session") for e in events if e.get("session")})
+    # a session that keeps showing its new device adds one score, not one per event
+    p = profiles[events[-1]["user"]]
+    t = 40 * 3600
+    for k in range(20):
+        sc.process(_ev("activity", t + k * 30, "new-dev", user=events[-1]["user"], device="fresh"), p, None)
+    assert sc.weak_cal.n - weak_sessions <= 1
+
+
+def test_tuning_generator_carries_joiners_several_devices_and_vpn_exits():
+    events, _ = simulate(users=200, hours=48, seed=4, attack_rate=0.0)
+    first: dict = {}
+    devices: dict = {}
+    vpn_countries: dict = {}
+    for e in events:
+        u = e.get("user")
+        if not u:
+            continue
+        first.setdefault(u, e["ts"])
+        if e.get("device"):
+            devices.setdefault(u, set()).add(e["device"])
+        g = e.get("geo") or {}
+        if g.get("asn") in (60068, 212238, 20473):
+            vpn_countries.setdefault(g["asn"], set()).add(g["country"])
+    t0 = min(first.values())
+    assert sum(1 for ts in first.values() if ts > t0.replace("T00", "T12")) >= 10   # joined mid-stream
+    assert sum(1 for d in devices.values() if len(d) >= 3) >= 10
+    assert any(len(c) >= 2 for c in vpn_countries.values())
