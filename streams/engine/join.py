@@ -464,6 +464,9 @@ class IdsJoin:
         records = self._records(view, key, entry)
         newest = max([ts] + [e[2] for r in records for e in r["s"]])
         home = None
+        # a sighting is kept as long as an alert may still meet it: an alert up to the grace
+        # older than the newest sighting here, arriving after it, looks back ``window`` from its own time
+        keep_since = newest - window - self.grace_s
         for r in records:  # the pair's own record, if it is in one; expired sightings dropped
             kept = []
             for e in r["s"]:
@@ -471,7 +474,7 @@ class IdsJoin:
                     home = r
                     if ts < e[2]:
                         ts = e[2]
-                elif e[2] >= newest - window:
+                elif e[2] >= keep_since:
                     kept.append(e)
             r["s"] = kept
         if home is None:

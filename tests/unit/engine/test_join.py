@@ -169,3 +169,14 @@ def test_random_streams_never_grow_the_join_past_what_the_lookback_holds():
     recent = {f"s{j}" for j in range(int(20_000 * 2 - held) // 80, 500)}
     sessions = {k[8:] for k in r.join_state if k.startswith("session:")}
     assert sessions <= recent and len(sessions) > 0
+
+
+def test_an_alert_older_than_the_newest_sighting_still_meets_a_sighting_at_the_edge_of_its_lookback():
+    """A sighting is kept while an alert up to the grace older than its key's newest sighting may
+    still arrive and look back over it."""
+    a = alert(T0)
+    join, _, view = fresh()
+    now = T0 + 10
+    for user, session, dt in (("u1", "s1", 40.0), ("u1", "s2", 20 - WINDOW), ("u1", "s1", 0.0)):
+        assert join.sighting(view, IP, user, session, T0 + dt, now) == []
+    assert pairs(join.alert(view, IP, a, a.raw, now)) == [("u1", "s1"), ("u1", "s2")]
