@@ -70,7 +70,7 @@ RECUR_S = 3600.0  # a held-back value that comes back in another session this mu
 WARM = 5  # closed minutes / byte-carrying events a rate or volume baseline needs before it speaks
 # per-session record: [ip range, device, country, asn, first_ts, last_activity_ts, last_ts, stepped_up,
 #                      asn of the last event, ts of the last network switch, asn left then, new network seen,
-#                      highest weak-evidence score so far]
+#                      the session's first weak-evidence raw score (0.0: none yet)]
 _SESS_SLOT = {"ip": 0, "device": 1, "country": 2, "asn": 3}
 IDENTITY = frozenset({"login", "refresh", "reauth", "logout", "login_failed"})
 

@@ -59,13 +59,12 @@ from streams.service.pipeline.commit import Committer, Ticket
 from streams.service.compat.gcpause import GcPauses
 from streams.service.pipeline.inbox import ClearOnSuspend, Inbox
 from streams.service.pipeline.interval import CommitInterval
-from streams.service.pipeline.labels import rejected_label
 from streams.service.web.metrics import Metrics
 from streams.service.pipeline.outbox import BatchSender, Record
 from streams.service.state import recovery as batched_recovery
 from streams.service.pipeline.partitioning import partition_for
 from streams.service.state.store import TableStore, in_memory_dict
-from streams.service.steps import StepResult, Steps, TopicNames, safe_dumps
+from streams.service.steps import StepResult, Steps, TopicNames, fault_letter, safe_dumps
 
 log = logging.getLogger("lapse.service")
 INF = float("inf")
@@ -143,7 +142,7 @@ class Service:
         #: shared by every worker (LAPSE_INTERNAL_KEY, else derived from the signing key)
         self.sealer = sealer if sealer is not None else Sealer.from_settings(settings)
         max_skew_s = settings.max_skew_s if max_skew_s is None else max_skew_s
-        self._invalid_counters: dict[tuple[str, str | None], Any] = {}  # bounded: topics x FIELDS
+        self._invalid_counters: dict[tuple[str, str], Any] = {}  # bounded: topics x FIELDS
         self._held_dl: list[Record] = []  # dead letters waiting for the next commit point
         self.encode_decision = encode_decision
         if heartbeat is not None and not callable(heartbeat):
@@ -598,8 +597,7 @@ class Service:
             for key, k in tally.invalid.items():
                 counter = counters.get(key)
                 if counter is None:  # prometheus' labels() takes a lock and builds a tuple: once per key
-                    counter = counters[key] = metrics.invalid.labels(
-                        key[0], "fault" if key[1] == "fault" else rejected_label(key[1]))
+                    counter = counters[key] = metrics.invalid.labels(*key)
                 counter.inc(k)
         for stage, k in tally.faults.items():
             metrics.faults.labels(stage).inc(k)
@@ -715,8 +713,7 @@ class Service:
                     metrics.audit.labels(out.value.get("kind", "?")).inc()
                     self.store.touch(out.value.get("user"))
             except Exception as exc:  # an output that cannot be encoded: to dead letters, the rest go out
-                fault = StepResult(now, records=records)
-                fault.fault_record(names.dead_letters, "publish", exc, safe_dumps(out.value))
+                records.append(fault_letter(names.dead_letters, "publish", exc, safe_dumps(out.value), now))
                 metrics.faults.labels("publish").inc()
                 dead_letters += 1
         interval = self.interval

@@ -46,7 +46,7 @@ from collections.abc import MutableMapping
 from streams.service.steps.context import StepContext, TopicNames
 from streams.service.steps.join import JoinSteps
 from streams.service.steps.raw import RawSteps
-from streams.service.steps.result import StepResult, Tally, safe_dumps
+from streams.service.steps.result import StepResult, Tally, fault_letter, safe_dumps
 from streams.service.steps.users import UserSteps
 
 
@@ -64,4 +64,4 @@ class Steps(UserSteps, JoinSteps, RawSteps, StepContext):
         return step
 
 
-__all__ = ["StepContext", "StepResult", "Steps", "Tally", "TopicNames", "safe_dumps"]
+__all__ = ["StepContext", "StepResult", "Steps", "Tally", "TopicNames", "fault_letter", "safe_dumps"]

@@ -18,6 +18,7 @@ import orjson
 from streams.engine import Output
 from streams.service.pipeline.deadletter import dead_letter
 from streams.service.pipeline.ingest import Rejected
+from streams.service.pipeline.labels import rejected_label
 from streams.service.pipeline.outbox import Record  # noqa
 
 log = logging.getLogger("lapse.service")
@@ -29,9 +30,9 @@ class Tally:
 
     #: canonical events decided, by (topic, event type)
     events_in: dict[tuple[str, str], int] = field(default_factory=dict)
-    #: dead-lettered records, by (topic, field at fault; ``None``: the whole record; ``"fault"``:
-    #: a step raised on it)
-    invalid: dict[tuple[str, str | None], int] = field(default_factory=dict)
+    #: dead-lettered records, by (topic, reason class: the field at fault as
+    #: :func:`~streams.service.pipeline.labels.rejected_label` names it, or ``"fault"``: a step raised)
+    invalid: dict[tuple[str, str], int] = field(default_factory=dict)
     #: records whose step raised, by stage
     faults: dict[str, int] = field(default_factory=dict)
     #: vendor records deliberately ignored, by (topic, record kind)
@@ -71,7 +72,7 @@ class StepResult:
 
     def dead_letter(self, dead_letters_topic: str, msg: Any, rejected: Rejected, stage: str = "ingest") -> None:
         """``msg`` to dead letters with the reason and the field at fault."""
-        self.tally.count(self.tally.invalid, (msg.topic, rejected.field))
+        self.tally.count(self.tally.invalid, (msg.topic, rejected_label(rejected.field)))
         record = dead_letter(msg.value, reason=rejected.reason, field=rejected.field, topic=msg.topic,
                              partition=msg.partition, offset=msg.offset, now=self.now, stage=stage)
         self.records.append((dead_letters_topic, msg.topic.encode(), orjson.dumps(record), None))
@@ -92,12 +93,16 @@ class StepResult:
     def fault_record(self, dead_letters_topic: str, stage: str, exc: BaseException, raw: bytes) -> None:
         """A fault with no input message of its own (a deadline, an output, a resolved alert)."""
         self.tally.count(self.tally.faults, stage)
-        log.warning("lapse: %s failed (%s); dead-lettered", stage, type(exc).__name__)
-        record = dead_letter(raw, reason=f"{stage} failed: {type(exc).__name__}: {str(exc)[:300]}", field=None,
-                             topic=f"({stage})", partition=-1, offset=-1, now=self.now, stage=stage,
-                             error=type(exc).__name__)
-        self.records.append((dead_letters_topic, stage.encode(), orjson.dumps(record), None))
+        self.records.append(fault_letter(dead_letters_topic, stage, exc, raw, self.now))
         self.dead_letters += 1
+
+
+def fault_letter(dead_letters_topic: str, stage: str, exc: BaseException, raw: bytes, now: float) -> Record:
+    """The dead letter of a fault with no input message of its own, logged."""
+    log.warning("lapse: %s failed (%s); dead-lettered", stage, type(exc).__name__)
+    record = dead_letter(raw, reason=f"{stage} failed: {type(exc).__name__}: {str(exc)[:300]}", field=None,
+                         topic=f"({stage})", partition=-1, offset=-1, now=now, stage=stage, error=type(exc).__name__)
+    return (dead_letters_topic, stage.encode(), orjson.dumps(record), None)
 
 
 def safe_dumps(value: Any) -> bytes:
