@@ -100,6 +100,7 @@ def test_an_event_far_outside_the_window_around_now_is_refused_with_the_field_at
     assert step.outputs == [] and step.touched == []
     record = orjson.loads(h.by_topic(step)["dead-letters"][0][1])
     assert record["field"] == "ts" and "ahead" in record["reason"]
+    assert step.tally.invalid == {(h.settings.topic("identity"), "ts"): 1}  # lapse_invalid_events' labels
 
 
 def test_an_event_on_another_users_partition_is_forwarded_sealed_and_not_decided():
@@ -142,6 +143,7 @@ def test_a_record_whose_decision_raises_is_dead_lettered_with_the_exception_and_
     record = orjson.loads(h.by_topic(step)["dead-letters"][0][1])
     assert record["error"] == "RuntimeError" and record["stage"] == "decide"
     assert step.tally.faults == {"decide": 1}
+    assert step.tally.invalid == {(h.settings.topic("identity"), "fault"): 1}
 
 
 def test_an_alert_on_an_address_in_use_revokes_the_session_that_used_it():
