@@ -89,7 +89,7 @@ class TailCalibrator:
             self.pos = (self.pos + 1) % self.window
         self.n += 1
         self._since += 1
-        if self._since >= self.refit_every or (not self._sorted and self.n >= min(self.warmup, 50)):
+        if self._since >= self.refit_every or not self._sorted and (self.n >= 50 or self.n >= self.warmup):
             self._refit()
 
     def _refit(self) -> None:

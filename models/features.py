@@ -66,6 +66,7 @@ __all__ = [
     "FeatureExtractor",
 ]
 
+_LN2 = math.log(2.0)
 RECUR_S = 3600.0  # a held-back value that comes back in another session this much later is the user's
 WARM = 5  # closed minutes / byte-carrying events a rate or volume baseline needs before it speaks
 # per-session record: [ip range, device, country, asn, first_ts, last_activity_ts, last_ts, stepped_up,
@@ -109,9 +110,15 @@ class Obs:
                  bytes: float = 0.0, privileged: bool = False, action: str | None = None,
                  channel: str | None = None) -> None:
         self.type, self.ts, self.user, self.session = type, ts, user, session
-        self.ip, self.device, self.country, self.lat, self.lon, self.asn = ip, device, country, lat, lon, asn
+        self.ip, self.device, self.country, self.lat, self.lon = ip, device, country, lat, lon
+        # a network is a key here, never a number: one conversion instead of one per feature
+        self.asn = asn if asn is None or isinstance(asn, str) else str(asn)
         self.bytes, self.privileged, self.action, self.channel = bytes, privileged, action, channel
-        self.ipr = ip_range(ip) if isinstance(ip, str) and ip else None  # the address's range (what novelty and drift compare)
+        # the address's range, what novelty and drift compare (ip_range, inlined: once per event)
+        if isinstance(ip, str) and ip:
+            self.ipr = ip.rpartition(".")[0] or ip if ":" not in ip else ":".join(ip.split(":")[:4])
+        else:
+            self.ipr = None
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -126,7 +133,7 @@ def observe(event: Any) -> Obs:
     >>> o = observe({"type": "activity", "ts": 10, "user": "u", "session": "s", "bytes": 512,
     ...              "geo": {"country": "FR", "lat": 48.9, "lon": 2.35, "asn": 3215}})
     >>> (o.type, o.ts, o.country, o.asn, o.bytes, o.privileged)
-    ('activity', 10.0, 'FR', 3215, 512.0, False)
+    ('activity', 10.0, 'FR', '3215', 512.0, False)
     """
     if not isinstance(event, dict):
         ts = event.ts
@@ -169,7 +176,7 @@ class Ctx:
     per-session record (``None`` for an event with no session or a session not seen before) and
     the organisation's :class:`~models.population.Population` priors (``None``: none)."""
 
-    __slots__ = ("obs", "profile", "sess", "new_session", "pop", "moved_new")
+    __slots__ = ("obs", "profile", "sess", "new_session", "pop", "moved_new", "steady", "cur")
 
     def __init__(self, obs: Obs, profile: dict, pop: Population | None = None) -> None:
         self.obs = obs
@@ -179,6 +186,8 @@ class Ctx:
         self.sess = sessions.get(obs.session) if (sessions and obs.session) else None
         self.new_session = obs.session is not None and self.sess is None
         self.moved_new = False  # this event moves its session to a network the user has not used
+        self.steady = False  # an activity event that repeats its live session's known context
+        self.cur: tuple[float, float, float] | None = None  # the current minute (_Window.current)
 
 
 def _sid(session: str | None) -> int:
@@ -288,7 +297,7 @@ class Novelty:
                 return
         pop, n = ctx.pop, state["n"]
         if self.key == "country" and pop is not None and ctx.obs.asn is not None \
-                and pop.multi_country(str(ctx.obs.asn)):
+                and pop.multi_country(ctx.obs.asn):
             out[self.name] = 0.0  # a VPN exit's country is not a country the user went to
             return
         r = pop.novelty_rate(self.key, n) if pop is not None else self.r0
@@ -401,7 +410,7 @@ class GeoVelocity:
             return
         kmh = km / (max(abs(o.ts - last[0]), self.min_dt_s) / 3600.0)
         if ctx.pop is not None and o.asn is not None:
-            asn = str(o.asn)
+            asn = o.asn
             if ctx.pop.multi_country(asn):
                 out["geo_kmh"] = 0.0
                 return
@@ -412,8 +421,10 @@ class GeoVelocity:
         o = ctx.obs
         if o.lat is not None and o.lon is not None:
             last = ctx.profile.get("g")
-            if last is None or o.ts >= last[0]:
+            if last is None or len(last) < 4:
                 ctx.profile["g"] = [o.ts, o.lat, o.lon, o.country]
+            elif o.ts >= last[0]:
+                last[0], last[1], last[2], last[3] = o.ts, o.lat, o.lon, o.country
 
 
 class SessionDrift:
@@ -478,7 +489,7 @@ class SessionDrift:
             for n in self.NAMES:
                 out[n] = 0.0
             return
-        asn = None if o.asn is None else str(o.asn)
+        asn = o.asn
         vals = (o.ipr, o.device, o.country, asn)
         for i in range(4):
             v = vals[i]
@@ -502,7 +513,7 @@ class SessionDrift:
         s, o = ctx.sess, ctx.obs
         if s is None or o.asn is None or len(s) < 12:
             return
-        asn = o.asn if type(o.asn) is str else str(o.asn)
+        asn = o.asn
         if s[8] is not None and asn != s[8]:
             s[9], s[10] = o.ts, s[8]
             if ctx.moved_new:
@@ -515,12 +526,13 @@ class SessionDrift:
             return
         sessions = ctx.profile.setdefault("s", {})
         s = ctx.sess
-        asn = None if o.asn is None else str(o.asn)
+        asn = o.asn
         if s is None:
             s = [o.ipr, o.device, o.country, asn, o.ts, o.ts, o.ts, 0, asn, None, None, 0, 0.0]
             ctx.sess = s
         else:
-            del sessions[o.session]  # re-insert: dict order = recency
+            if next(reversed(sessions)) != o.session:
+                del sessions[o.session]  # re-insert: dict order = recency
             if o.ipr is not None:
                 s[0] = o.ipr
             if o.device is not None:
@@ -529,9 +541,10 @@ class SessionDrift:
                 s[2] = o.country
             if asn is not None:
                 s[3] = asn
-            s[6] = max(s[6], o.ts)
-        if o.type in ("activity", "login", "reauth"):
-            s[5] = max(s[5], o.ts)
+            if o.ts > s[6]:
+                s[6] = o.ts
+        if (o.type == "activity" or o.type == "login" or o.type == "reauth") and o.ts > s[5]:
+            s[5] = o.ts
         sessions[o.session] = s
         if o.type == "logout":
             del sessions[o.session]
@@ -551,12 +564,17 @@ class _Window:
 
     @staticmethod
     def current(ctx: Ctx) -> tuple[float, float, float]:
-        """(count, privileged, bytes) of the current minute, this event included."""
+        """(count, privileged, bytes) of the current minute, this event included (worked out
+        once per event: rate, privileged and volume features all read it)."""
+        cur = ctx.cur
+        if cur is not None:
+            return cur
         o, m = ctx.obs, ctx.profile.get("m")
-        minute = int(o.ts // 60)
-        if m is None or m[0] != minute:
-            return 1.0, float(o.privileged), o.bytes
-        return m[1] + 1.0, m[2] + float(o.privileged), m[3] + o.bytes
+        if m is None or m[0] != int(o.ts // 60):
+            cur = ctx.cur = (1.0, 1.0 if o.privileged else 0.0, o.bytes)
+        else:
+            cur = ctx.cur = (m[1] + 1.0, m[2] + (1.0 if o.privileged else 0.0), m[3] + o.bytes)
+        return cur
 
     @classmethod
     def learn(cls, ctx: Ctx, flagged: bool) -> None:
@@ -574,27 +592,31 @@ class _Window:
                     ctx.pop.learn_minute(m[1], m[3])
                 a = cls.ALPHA if mb[0] > 20 else 1.0 / (mb[0] + 1.0)
                 mb[0] += 1
-                for i, x in ((1, m[1]), (3, math.log1p(m[3]))):
-                    d = x - mb[i]
-                    mb[i] += a * d
-                    mb[i + 1] = (1 - a) * (mb[i + 1] + a * d * d)
+                d = m[1] - mb[1]
+                mb[1] += a * d
+                mb[2] = (1 - a) * (mb[2] + a * d * d)
+                d = math.log1p(m[3]) - mb[3]
+                mb[3] += a * d
+                mb[4] = (1 - a) * (mb[4] + a * d * d)
             m = prof["m"] = [minute, 0.0, 0.0, 0.0, False]
+        priv = 1.0 if o.privileged else 0.0
+        nbytes = o.bytes
         m[1] += 1.0
-        m[2] += float(o.privileged)
-        m[3] += o.bytes
-        m[4] = m[4] or flagged
-        if not flagged:
-            a = 0.02
-            mb[5] += a * (float(o.privileged) - mb[5])
-            if o.bytes > 0:
-                if ctx.pop is not None:
-                    ctx.pop.learn_event_bytes(o.bytes)
-                x = math.log1p(o.bytes)
-                mb[8] += 1
-                a = max(a, 1.0 / mb[8])
-                d = x - mb[6]
-                mb[6] += a * d
-                mb[7] = (1 - a) * (mb[7] + a * d * d)
+        m[2] += priv
+        m[3] += nbytes
+        if flagged:
+            m[4] = True
+            return
+        mb[5] += 0.02 * (priv - mb[5])
+        if nbytes > 0:
+            x = math.log1p(nbytes)
+            if ctx.pop is not None:
+                ctx.pop.learn_event_bytes(nbytes, x)
+            n = mb[8] = mb[8] + 1
+            a = 1.0 / n if n < 50 else 0.02
+            d = x - mb[6]
+            mb[6] += a * d
+            mb[7] = (1 - a) * (mb[7] + a * d * d)
 
 
 class RequestRate:
@@ -621,8 +643,11 @@ class RequestRate:
         if ctx.obs.type != "activity":
             out["rate_ratio"] = out["minute_events"] = 0.0
             return
-        count, _, _ = _Window.current(ctx)
-        out["minute_events"] = count if count >= 10.0 else 0.0  # a person's pace says nothing
+        count = _Window.current(ctx)[0]
+        if count >= 10.0:
+            out["minute_events"] = count
+        else:
+            out["minute_events"] = 0.0  # a person's pace says nothing
         mb, pop = ctx.profile.get("mb"), ctx.pop
         n = mb[0] if mb is not None else 0
         if n >= WARM:
@@ -633,7 +658,8 @@ class RequestRate:
         else:
             out["rate_ratio"] = 0.0  # no baseline yet: say nothing rather than guess
             return
-        out["rate_ratio"] = max(0.0, math.log2((count + 1.0) / (base + 1.0)))
+        r = (count + 1.0) / (base + 1.0)
+        out["rate_ratio"] = math.log2(r) if r > 1.0 else 0.0
 
     def learn(self, ctx: Ctx) -> None:  # the shared window is learnt by FeatureExtractor
         pass
@@ -698,8 +724,8 @@ class BytesOut:
             out["bytes_minute"] = 0.0
             return
         mb, pop = ctx.profile.get("mb"), ctx.pop
-        prior = pop is not None and pop.ready
         n = mb[8] if mb is not None else 0
+        prior = (mb is None or n < WARM or mb[0] < WARM) and pop is not None and pop.ready
         if n >= WARM:
             mean, var = mb[6], mb[7]
         elif prior:  # a thin history leans on the organisation's typical event size
@@ -708,7 +734,11 @@ class BytesOut:
             mean, var = (w * mb[6] + (1 - w) * pm, w * mb[7] + (1 - w) * pv) if mb is not None else (pm, pv)
         else:
             mean = None
-        out["bytes_z"] = 0.0 if mean is None else max(0.0, (math.log1p(o.bytes) - mean) / (math.sqrt(var) + 0.5))
+        if mean is None:
+            out["bytes_z"] = 0.0
+        else:
+            z = (math.log1p(o.bytes) - mean) / (math.sqrt(var) + 0.5)
+            out["bytes_z"] = z if z > 0.0 else 0.0
         n = mb[0] if mb is not None else 0
         if n >= WARM:
             base = mb[3]
@@ -718,8 +748,8 @@ class BytesOut:
         else:
             out["bytes_minute"] = 0.0
             return
-        _, _, minute_bytes = _Window.current(ctx)
-        out["bytes_minute"] = max(0.0, (math.log1p(minute_bytes) - base) / math.log(2.0))
+        b = (math.log1p(_Window.current(ctx)[2]) - base) / _LN2
+        out["bytes_minute"] = b if b > 0.0 else 0.0
 
     def learn(self, ctx: Ctx) -> None:
         pass
@@ -886,6 +916,8 @@ class FeatureExtractor:
                          FailedLoginBurst(), HourOfDay(), Unattended()]
         self.hour = self.concepts[-2]
         self.fail = self.concepts[-3]
+        # what a steady activity event can still show (see extract)
+        self.activity = [c for c in self.concepts if isinstance(c, (RequestRate, PrivilegedRate, BytesOut, HourOfDay))]
 
     def compute(self, obs: Obs, profile: dict) -> dict[str, float]:
         return self.extract(obs, profile)[0]
@@ -893,10 +925,47 @@ class FeatureExtractor:
     def extract(self, obs: Obs, profile: dict) -> tuple[dict[str, float], Ctx]:
         """Features and the context to hand to :meth:`learn_ctx` afterwards."""
         ctx = Ctx(obs, profile, self.pop)
-        out: dict[str, float] = {}
+        if obs.type == "activity" and ctx.sess is not None and self._steady(ctx):
+            # Most events are a session's next request from where it already is: every novelty,
+            # travel and drift feature is 0 by definition (known values, one device inside its
+            # own session, nothing changed), so only what the session does is computed. Same
+            # features and the same profile as the full path (tested event by event).
+            ctx.steady = True
+            out = dict(_QUIET)
+            for c in self.activity:
+                c.compute(ctx, out)
+            return out, ctx
+        out = {}
         for c in self.concepts:
             c.compute(ctx, out)
         return out, ctx
+
+    @staticmethod
+    def _steady(ctx: Ctx) -> bool:
+        """The event repeats its session's device, address range, country and network, all of
+        them values the user is known to use, and its network is the one the session was last on."""
+        o, s, prof = ctx.obs, ctx.sess, ctx.profile
+        if o.device is None or o.device != s[1] or len(s) < 12:
+            return False
+        d = prof.get("device")
+        if d is None or o.device not in d["v"]:
+            return False
+        v = o.ipr
+        if v is not None:
+            d = prof.get("ip")
+            if v != s[0] or d is None or v not in d["v"]:
+                return False
+        v = o.country
+        if v is not None:
+            d = prof.get("country")
+            if v != s[2] or d is None or v not in d["v"]:
+                return False
+        v = o.asn
+        if v is not None:
+            d = prof.get("asn")
+            if v != s[3] or v != s[8] or d is None or v not in d["v"]:
+                return False
+        return True
 
     def learn(self, obs: Obs, profile: dict, flagged: bool = False) -> None:
         self.learn_ctx(Ctx(obs, profile, self.pop), flagged)
@@ -911,17 +980,20 @@ class FeatureExtractor:
             flagged = False
             if ctx.sess is not None and len(ctx.sess) > 7:
                 ctx.sess[7] = 0
+        steady = ctx.steady
         if not flagged:
-            for c in self.novelty:
-                c.learn(ctx)
+            if not steady:  # a steady event's values are the session's and known: nothing to learn
+                for c in self.novelty:
+                    c.learn(ctx)
             if self.pop is not None and obs.asn is not None and obs.country is not None:
-                self.pop.locate(str(obs.asn), obs.country)
+                self.pop.locate(obs.asn, obs.country)
             self.geo.learn(ctx)
             self.hour.learn(ctx)
-            self.fail.learn(ctx)
+            if not steady:
+                self.fail.learn(ctx)
         if obs.type == "activity":
             _Window.learn(ctx, flagged)
-        if ctx.sess is not None:
+        if ctx.sess is not None and not steady:  # a steady event stays on the session's network
             self.drift.track(ctx)
         if flagged and ctx.sess is not None:
             # keep the session record pinned to its pre-attack attributes, but note the time
@@ -972,3 +1044,5 @@ FEATURES: tuple[str, ...] = (
     "rate_ratio", "minute_events", "privileged_surprise", "bytes_z", "bytes_minute", "failed_logins",
     "failed_own_device", "hour_surprise", "unattended",
 )
+# the features of an event that shows nothing unusual
+_QUIET: dict[str, float] = dict.fromkeys(FEATURES, 0.0)

@@ -144,11 +144,11 @@ class Population:
         return got is not None and len(got) > 1
 
     # -- volumes -------------------------------------------------------------------------------
-    def learn_event_bytes(self, nbytes: float) -> None:
+    def learn_event_bytes(self, nbytes: float, log1p_bytes: float | None = None) -> None:
         s = self.event_bytes
-        s[2] += 1
-        a = max(1.0 / s[2], 0.001)
-        x = math.log1p(nbytes)
+        n = s[2] = s[2] + 1
+        a = 1.0 / n if n < 1000 else 0.001
+        x = math.log1p(nbytes) if log1p_bytes is None else log1p_bytes
         d = x - s[0]
         s[0] += a * d
         s[1] = (1 - a) * (s[1] + a * d * d)

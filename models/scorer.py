@@ -213,7 +213,7 @@ class AdaptiveScorer:
             if obs.asn is not None and obs.country is not None:
                 # where a network geolocates is a fact about the network: a VPN exit learnt from
                 # a weakly flagged event cannot hide an attacker's login, which still steps up
-                self.population.locate(str(obs.asn), obs.country)
+                self.population.locate(obs.asn, obs.country)
         evidence: dict[str, Any] = {}
         if value >= _EVIDENCE_FROM:  # only decisions show evidence; skip the sort otherwise
             why = self.baseline.explain(x, contrib, self.evidence_top)
