@@ -576,8 +576,8 @@ class _Window:
             cur = ctx.cur = (m[1] + 1.0, m[2] + (1.0 if o.privileged else 0.0), m[3] + o.bytes)
         return cur
 
-    @classmethod
-    def learn(cls, ctx: Ctx, flagged: bool) -> None:
+    @staticmethod
+    def learn(ctx: Ctx, flagged: bool) -> None:
         o, prof = ctx.obs, ctx.profile
         minute = int(o.ts // 60)
         m = prof.get("m")
@@ -590,7 +590,7 @@ class _Window:
             if m is not None and not m[4]:  # close the previous bucket into the baselines
                 if ctx.pop is not None:
                     ctx.pop.learn_minute(m[1], m[3])
-                a = cls.ALPHA if mb[0] > 20 else 1.0 / (mb[0] + 1.0)
+                a = _Window.ALPHA if mb[0] > 20 else 1.0 / (mb[0] + 1.0)
                 mb[0] += 1
                 d = m[1] - mb[1]
                 mb[1] += a * d
@@ -916,8 +916,11 @@ class FeatureExtractor:
                          FailedLoginBurst(), HourOfDay(), Unattended()]
         self.hour = self.concepts[-2]
         self.fail = self.concepts[-3]
-        # what a steady activity event can still show (see extract)
-        self.activity = [c for c in self.concepts if isinstance(c, (RequestRate, PrivilegedRate, BytesOut, HourOfDay))]
+        # what a steady activity event can still show (see extract), as bound methods: this runs per event
+        self._activity = [c.compute for c in self.concepts
+                          if isinstance(c, (RequestRate, PrivilegedRate, BytesOut, HourOfDay))]
+        self._compute = [c.compute for c in self.concepts]
+        self._novelty_learn = [c.learn for c in self.novelty]
 
     def compute(self, obs: Obs, profile: dict) -> dict[str, float]:
         return self.extract(obs, profile)[0]
@@ -932,12 +935,12 @@ class FeatureExtractor:
             # features and the same profile as the full path (tested event by event).
             ctx.steady = True
             out = dict(_QUIET)
-            for c in self.activity:
-                c.compute(ctx, out)
+            for compute in self._activity:
+                compute(ctx, out)
             return out, ctx
         out = {}
-        for c in self.concepts:
-            c.compute(ctx, out)
+        for compute in self._compute:
+            compute(ctx, out)
         return out, ctx
 
     @staticmethod
@@ -983,8 +986,8 @@ class FeatureExtractor:
         steady = ctx.steady
         if not flagged:
             if not steady:  # a steady event's values are the session's and known: nothing to learn
-                for c in self.novelty:
-                    c.learn(ctx)
+                for learn in self._novelty_learn:
+                    learn(ctx)
             if self.pop is not None and obs.asn is not None and obs.country is not None:
                 self.pop.locate(obs.asn, obs.country)
             self.geo.learn(ctx)
