@@ -205,6 +205,9 @@ class UserBaseline:
         >>> UserBaseline.grade(dict(x, failed_logins=3.2), {"failed_logins": 2.4}), \\
         ...     UserBaseline.grade(dict(x, failed_logins=3.2, new_device=2.0), {"failed_logins": 2.4})
         ('weak', 'strong')
+        >>> UserBaseline.grade(dict(x, geo_kmh=5e4, failed_logins=3.2, failed_own_device=1.0),
+        ...                    {"geo_kmh": 9.8, "failed_logins": 2.4})   # one phone, far away, retrying
+        'weak'
         >>> UserBaseline.grade(dict(x, session_asn_change=1.0, session_country_change=1.0),
         ...                    {"session_asn_change": 2.0, "session_country_change": 4.0})   # a VPN
         'weak'
@@ -215,19 +218,16 @@ class UserBaseline:
                     continue  # one big file, or a person's batch of exports
                 if k == "rate_ratio" and x["minute_events"] < MACHINE_PACE:
                     continue  # a slow user working briskly
-                if k == "failed_logins" and (x["failed_own_device"] or not (x["new_device"] or x["new_ip"])):
-                    # the same client retrying a stale password; or the owner logging in from
-                    # their own device and network while someone else guesses elsewhere
+                if k == "failed_logins" and not (x["new_device"] or x["new_ip"]):
+                    # the owner logging in from their own device and network while someone
+                    # else guesses elsewhere
                     continue
-                if k == "geo_kmh" and not x["session_device_change"] and (in_session or not x["new_device"]):
-                    # the same device in the same session moved network: a VPN, not two people;
-                    # a new login far away from a device the user already uses is a VPN or a
-                    # trip more often than a second person: it steps up, the person proves it
+                if _own_device(k, x, in_session):
                     continue
                 return "strong"
         observed: set[str] = set()
         for k, c in contrib.items():
-            if c >= 1.0 and k not in NOVELTY:
+            if c >= 1.0 and k not in NOVELTY and not _own_device(k, x, in_session):
                 observed.add(FAMILY[k])
         if len(observed - _NOT_COMBINED) >= 2:
             return "combined"
@@ -243,6 +243,24 @@ class UserBaseline:
         """
         ranked = sorted(contrib.items(), key=lambda kv: kv[1], reverse=True)[:top]
         return [_words(k, x[k]) for k, c in ranked if c >= 0.3]
+
+
+def _own_device(k: str, x: dict, in_session: bool) -> bool:
+    """Whether the user's own device explains signal ``k``, so it is neither strong nor one of
+    the kinds that make evidence combined.
+
+    * travel: the same device in the same session moved network (a VPN, not two people), or a
+      new login far away comes from a device the user already uses (a VPN or a trip more often
+      than a second person: it steps up, the person proves it), or the address cannot say where
+      the person is (``geo_uncertain``: a network shared by many users here);
+    * failed logins: every one came from the device that then logs in (a client retrying a
+      stale saved password).
+    """
+    if k == "geo_kmh":
+        return bool(x["geo_uncertain"]) or not x["session_device_change"] and (in_session or not x["new_device"])
+    if k == "failed_logins":
+        return bool(x["failed_own_device"])
+    return False
 
 
 #: a feature value at or above which one signal alone is strong evidence

@@ -33,7 +33,7 @@ from typing import Any
 from models.features import _ts
 from models.scorer import AdaptiveScorer
 
-__all__ = ["Recorder", "Run", "replay_engine", "run_from_decisions", "replay_model", "report", "roc_auc", "format_report", "adaptive_policy", "session_max_values", "choose_thresholds",
+__all__ = ["Recorder", "Run", "replay_engine", "run_from_decisions", "replay_model", "report", "roc_auc", "format_report", "adaptive_policy", "session_max_values", "choose_thresholds", "widen_revoke_at",
            "compare_detectors"]
 
 
@@ -410,3 +410,23 @@ def choose_thresholds(benign_max: list[float], revoke_rate: float = 0.002, step_
 
     revoke_at = at(revoke_rate)
     return min(at(step_up_rate), revoke_at), revoke_at
+
+
+def widen_revoke_at(revoke_at: float, attack_revocable: list[float]) -> float:
+    """Raise ``revoke_at`` as far as it goes without letting go of any attack session it revokes.
+
+    The lowest threshold that meets the benign target is the one with no margin: on traffic
+    with other distributions, benign evidence shifts up and crosses it first. Between it and the
+    weakest revoked attack there is room that costs no detection on the tuning stream; the
+    threshold goes to the top of that room (rounded down to 0.01, never below ``revoke_at``).
+    ``attack_revocable``: each attack session's highest revocable value.
+
+    >>> widen_revoke_at(0.35, [0.0, 0.2, 0.58, 0.61, 0.9])    # 0.2 was not revoked anyway
+    0.58
+    >>> widen_revoke_at(0.35, [0.0, 0.1])                      # nothing revoked: nothing to keep
+    0.35
+    """
+    kept = [v for v in attack_revocable if v >= revoke_at]
+    if not kept:
+        return revoke_at
+    return max(revoke_at, math.floor(min(kept) * 100 + 1e-9) / 100)

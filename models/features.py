@@ -363,6 +363,13 @@ class GeoVelocity:
       provider, a corporate VPN with regional concentrators, a cloud): its geolocation is where
       its exit is, not where the person is (:meth:`~models.population.Population.multi_country`).
 
+    ``geo_uncertain`` (1.0): this network is shared by many users here (familiarity at least
+    0.5), so its address cannot say where the person is: a mobile carrier's addresses geolocate
+    at its hub, at home also while its customer is abroad, and a corporate egress where its
+    concentrator is. The speed then steps up and does not revoke on its own
+    (:meth:`~models.detectors.UserBaseline.grade`): impossible travel is strong to a network
+    nobody here uses.
+
     The elapsed time is floored at ``min_dt_s`` so two near-simultaneous events do not divide by
     zero. State: ``profile["g"] = [ts, lat, lon, country]``.
 
@@ -387,6 +394,7 @@ class GeoVelocity:
 
     def compute(self, ctx: Ctx, out: dict) -> None:
         o, last = ctx.obs, ctx.profile.get("g")
+        out["geo_uncertain"] = 0.0
         if last is None or o.lat is None or o.lon is None:
             out["geo_kmh"] = 0.0
             return
@@ -409,12 +417,17 @@ class GeoVelocity:
             out["geo_kmh"] = 0.0
             return
         kmh = km / (max(abs(o.ts - last[0]), self.min_dt_s) / 3600.0)
-        if ctx.pop is not None and o.asn is not None:
+        pop = ctx.pop
+        if pop is not None:
             asn = o.asn
-            if ctx.pop.multi_country(asn):
-                out["geo_kmh"] = 0.0
-                return
-            kmh *= 1.0 - ctx.pop.familiarity("asn", asn)
+            if asn is not None:
+                if pop.multi_country(asn):
+                    out["geo_kmh"] = 0.0
+                    return
+                fam = pop.familiarity("asn", asn)
+                kmh *= 1.0 - fam
+                if fam >= 0.5:
+                    out["geo_uncertain"] = 1.0  # a carrier's hub or a shared egress, not where the person is
         out["geo_kmh"] = kmh
 
     def learn(self, ctx: Ctx) -> None:
@@ -1042,7 +1055,7 @@ class FeatureExtractor:
 
 
 FEATURES: tuple[str, ...] = (
-    "new_ip", "new_asn", "new_country", "new_device", "geo_kmh",
+    "new_ip", "new_asn", "new_country", "new_device", "geo_uncertain", "geo_kmh",
     *SessionDrift.NAMES,
     "rate_ratio", "minute_events", "privileged_surprise", "bytes_z", "bytes_minute", "failed_logins",
     "failed_own_device", "hour_surprise", "unattended",
