@@ -363,20 +363,15 @@ class GeoVelocity:
       provider, a corporate VPN with regional concentrators, a cloud): its geolocation is where
       its exit is, not where the person is (:meth:`~models.population.Population.multi_country`).
 
-    ``geo_uncertain`` (1.0): an address cannot say where the person is or was, so the speed
-    steps up and does not revoke on its own (:meth:`~models.detectors.UserBaseline.grade`):
-
-    * this network is shared by many users here (familiarity at least 0.5): a mobile carrier's
-      addresses geolocate at its hub, at home also while its customer is abroad, and a corporate
-      egress where its concentrator is. Impossible travel is strong to a network nobody here uses;
-    * the last place was an address range seen in several countries
-      (:meth:`~models.population.Population.exit_range`: a VPN concentrator that users of every
-      region come through). A move from a network of places (offices in several countries, each
-      range in one) is still travel: an attacker's login while the owner is at the office is what
-      impossible travel is for.
+    ``geo_uncertain`` (1.0): this network is shared by many users here (familiarity at least
+    0.5), so its address cannot say where the person is: a mobile carrier's addresses geolocate
+    at its hub, at home also while its customer is abroad, and a corporate egress where its
+    concentrator is. The speed then steps up and does not revoke on its own
+    (:meth:`~models.detectors.UserBaseline.grade`): impossible travel is strong to a network
+    nobody here uses.
 
     The elapsed time is floored at ``min_dt_s`` so two near-simultaneous events do not divide by
-    zero. State: ``profile["g"] = [ts, lat, lon, country, address range]``.
+    zero. State: ``profile["g"] = [ts, lat, lon, country]``.
 
     Examples
     --------
@@ -433,18 +428,16 @@ class GeoVelocity:
                 kmh *= 1.0 - fam
                 if fam >= 0.5:
                     out["geo_uncertain"] = 1.0  # a carrier's hub or a shared egress, not where the person is
-            if len(last) > 4 and last[4] is not None and pop.exit_range(last[4]):
-                out["geo_uncertain"] = 1.0  # the last place was an exit, not where the person was
         out["geo_kmh"] = kmh
 
     def learn(self, ctx: Ctx) -> None:
         o = ctx.obs
         if o.lat is not None and o.lon is not None:
             last = ctx.profile.get("g")
-            if last is None or len(last) < 5:
-                ctx.profile["g"] = [o.ts, o.lat, o.lon, o.country, o.ipr]
+            if last is None or len(last) < 4:
+                ctx.profile["g"] = [o.ts, o.lat, o.lon, o.country]
             elif o.ts >= last[0]:
-                last[0], last[1], last[2], last[3], last[4] = o.ts, o.lat, o.lon, o.country, o.ipr
+                last[0], last[1], last[2], last[3] = o.ts, o.lat, o.lon, o.country
 
 
 class SessionDrift:
@@ -1009,7 +1002,7 @@ class FeatureExtractor:
                 for learn in self._novelty_learn:
                     learn(ctx)
             if self.pop is not None and obs.asn is not None and obs.country is not None:
-                self.pop.locate(obs.asn, obs.country, obs.ipr)
+                self.pop.locate(obs.asn, obs.country)
             self.geo.learn(ctx)
             self.hour.learn(ctx)
             if not steady:

@@ -16,9 +16,7 @@ unflagged traffic, what the organisation looks like:
   minute, so rate and volume features have a baseline before the user has one of their own;
 * **networks that geolocate to several countries**: a commercial VPN provider, a corporate VPN
   with concentrators in several regions, an anycast or cloud network. Their geolocation says
-  where the exit is, not where the person is (:meth:`Population.multi_country`). An address
-  *range* seen in several countries is an exit even inside a network whose other ranges are
-  places (offices of one company in several countries): :meth:`Population.exit_range`.
+  where the exit is, not where the person is (:meth:`Population.multi_country`).
 
 The state is bounded (``cap`` values per attribute; the least shared are dropped first) and is
 part of the scorer's global snapshot. Only unflagged events are learnt, so an attack does not
@@ -44,10 +42,6 @@ Examples
 False
 >>> pop.locate("9009", "JP"); pop.multi_country("9009"), pop.multi_country("3320")
 (True, False)
->>> pop.locate("64512", "US", "10.1.1"); pop.locate("64512", "DE", "10.2.2")   # two offices
->>> pop.locate("64512", "NL", "192.0.1"); pop.locate("64512", "SG", "192.0.1")  # one concentrator
->>> pop.exit_range("10.1.1"), pop.exit_range("192.0.1")
-(False, True)
 """
 
 from __future__ import annotations
@@ -96,8 +90,6 @@ class Population:
         self.minute = [1.0, math.log1p(20_000), 0]
         # ASN -> the countries its addresses were geolocated in (at most _SPREAD of them)
         self.spread: dict[str, list[str]] = {}
-        # address range -> the same, for ranges (an exit inside a network of places)
-        self.range_spread: dict[str, list[str]] = {}
 
     # -- novelty -------------------------------------------------------------------------------
     def novelty_rate(self, attr: str, n: int) -> float:
@@ -134,33 +126,21 @@ class Population:
         return u / (u + self.shared_at) if u else 0.0
 
     # -- where networks geolocate ------------------------------------------------------------
-    def locate(self, asn: str, country: str, ip_range: str | None = None) -> None:
-        """An event from ``asn`` (address range ``ip_range``) geolocated in ``country``."""
-        self.spread = self._spread(self.spread, asn, country)
-        if ip_range is not None:
-            self.range_spread = self._spread(self.range_spread, ip_range, country)
-
-    def _spread(self, spread: dict[str, list[str]], key: str, country: str) -> dict[str, list[str]]:
-        got = spread.get(key)
+    def locate(self, asn: str, country: str) -> None:
+        """An event from ``asn`` geolocated in ``country``."""
+        got = self.spread.get(asn)
         if got is None:
-            if len(spread) >= self.cap:
-                spread = {k: v for k, v in spread.items() if len(v) > 1}  # keep the informative ones
-                if len(spread) >= self.cap:
-                    return spread
-            spread[key] = [country]
+            if len(self.spread) >= self.cap:
+                self.spread = {k: v for k, v in self.spread.items() if len(v) > 1}  # keep the informative ones
+                if len(self.spread) >= self.cap:
+                    return
+            self.spread[asn] = [country]
         elif country not in got and len(got) < _SPREAD:
             got.append(country)
-        return spread
 
     def multi_country(self, asn: str) -> bool:
         """Whether the organisation saw ``asn`` in two or more countries (VPN, cloud, anycast)."""
         got = self.spread.get(asn)
-        return got is not None and len(got) > 1
-
-    def exit_range(self, ip_range: str) -> bool:
-        """Whether the organisation saw the address range ``ip_range`` in two or more countries:
-        a concentrator or exit, whose geolocation is no place a person was."""
-        got = self.range_spread.get(ip_range)
         return got is not None and len(got) > 1
 
     # -- volumes -------------------------------------------------------------------------------

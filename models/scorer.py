@@ -88,7 +88,7 @@ class Score:
 
 __all__ = ["AdaptiveScorer", "Score", "SNAPSHOT_VERSION", "scorer_for"]
 
-SNAPSHOT_VERSION = 4
+SNAPSHOT_VERSION = 3
 _EVIDENCE_FROM = 0.3
 _SKIP = frozenset({"alert", "user_disabled", "credential_change", "role_change"})
 _NO_SCORE = frozenset({"login_failed", "logout"})
@@ -213,7 +213,7 @@ class AdaptiveScorer:
             if obs.asn is not None and obs.country is not None:
                 # where a network geolocates is a fact about the network: a VPN exit learnt from
                 # a weakly flagged event cannot hide an attacker's login, which still steps up
-                self.population.locate(obs.asn, obs.country, obs.ipr)
+                self.population.locate(obs.asn, obs.country)
         evidence: dict[str, Any] = {}
         if value >= _EVIDENCE_FROM:  # only decisions show evidence; skip the sort otherwise
             why = self.baseline.explain(x, contrib, self.evidence_top)
