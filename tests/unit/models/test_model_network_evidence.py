@@ -4,7 +4,7 @@ user's VPN, handover, batch of exports or stale password; and the weak-evidence 
 from __future__ import annotations
 
 from models.detectors import UserBaseline
-from models.features import FeatureExtractor, observe
+from models.features import FEATURES, FeatureExtractor, observe
 from models.population import Population
 from models.scorer import AdaptiveScorer
 from models.simulate import simulate
@@ -170,3 +170,44 @@ def test_tuning_generator_carries_joiners_several_devices_and_vpn_exits():
     assert sum(1 for ts in first.values() if ts > t0.replace("T00", "T12")) >= 10   # joined mid-stream
     assert sum(1 for d in devices.values() if len(d) >= 3) >= 10
     assert any(len(c) >= 2 for c in vpn_countries.values())
+
+
+def _far_login(pop: Population, asn: int) -> tuple[dict, str]:
+    """A habitual Berlin user, then, a minute after their last request, a login from a new phone
+    in India on network ``asn``: the features and their grade."""
+    fx = FeatureExtractor(pop)
+    p = _habitual(fx)
+    t = 20 * DAY + 9 * 3600
+    far = {"ip": "49.36.1.2", "device": "phone-new", "channel": "mobile",
+           "geo": {"country": "IN", "lat": 19.07, "lon": 72.88, "asn": asn}}
+    x = _run(fx, p, [_ev("login", t, "here"), _ev("activity", t + 60, "here"),
+                     _ev("login", t + 120, "far", **far)])[2]
+    return x, UserBaseline.grade(x, UserBaseline.contributions(x))
+
+
+def test_impossible_travel_to_a_network_many_users_here_share_steps_up_and_does_not_revoke():
+    pop = Population()
+    for _ in range(12):              # a big carrier: its addresses geolocate at its hub
+        pop.adopt("asn", "55836")
+    x, grade = _far_login(pop, 55836)
+    assert x["geo_kmh"] > 900 and x["geo_uncertain"] == 1.0
+    assert grade == "weak"
+
+
+def test_impossible_travel_to_a_network_nobody_here_uses_is_strong():
+    pop = Population()
+    for _ in range(12):
+        pop.adopt("asn", "55836")
+    x, grade = _far_login(pop, 45609)   # the same trip to a network no colleague is on
+    assert x["geo_kmh"] > 900 and x["geo_uncertain"] == 0.0
+    assert grade == "strong"
+
+
+def test_travel_and_failures_that_the_users_own_phone_explains_are_not_combined_evidence():
+    x = dict.fromkeys(FEATURES, 0.0)
+    x.update(geo_kmh=20_000.0, failed_logins=3.2, failed_own_device=1.0)   # no new device
+    c = UserBaseline.contributions(x)
+    assert set(c) == {"geo_kmh", "failed_logins"}
+    assert UserBaseline.grade(x, c) == "weak"
+    x.update(failed_own_device=0.0, new_ip=2.0)   # failures from elsewhere, then a login from a new range
+    assert UserBaseline.grade(x, UserBaseline.contributions(x)) == "strong"
