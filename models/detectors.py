@@ -93,8 +93,39 @@ class UserBaseline:
         return None  # the per-user state lives in the profile, learnt by the FeatureExtractor
 
     @staticmethod
-    def contributions(x: dict) -> dict[str, float]:
+    def contributions(x: dict, activity_only: bool = False) -> dict[str, float]:
+        """Each feature's contribution (only those above 0). ``activity_only``: the event is known
+        to show nothing but what the session does (rate, volume, privileged actions, hours), so
+        the other features are not looked at (``FeatureExtractor``'s steady-session shortcut)."""
         c: dict[str, float] = {}
+        if not activity_only:
+            UserBaseline._context(x, c)
+        v = x["rate_ratio"]
+        if v > 1.5:
+            c["rate_ratio"] = 1.5 * (v - 1.5)
+        v = x["privileged_surprise"]
+        if v > 3.0:
+            c["privileged_surprise"] = 0.5 * (v - 3.0)
+        v = x["bytes_z"]
+        if v > 3.0:
+            c["bytes_z"] = 0.5 * (v - 3.0)
+        v = x["bytes_minute"]
+        if v > 6.0:
+            c["bytes_minute"] = v - 6.0
+        v = x["failed_logins"]
+        if v > 2.0:
+            c["failed_logins"] = 2.0 * (v - 2.0)
+        v = x["hour_surprise"]
+        if v > 1.0:
+            c["hour_surprise"] = 0.7 * (v - 1.0)
+        v = x["unattended"]
+        if v:
+            c["unattended"] = 2.0 * v
+        return c
+
+    @staticmethod
+    def _context(x: dict, c: dict[str, float]) -> None:
+        """Contributions of where the event comes from and how it logs in."""
         v = x["new_ip"]
         if v:
             c["new_ip"] = 0.4 * v
@@ -122,28 +153,6 @@ class UserBaseline:
             c["session_alternation"] = 5.0
         if x["session_new_network"]:
             c["session_new_network"] = 3.0
-        v = x["rate_ratio"]
-        if v > 1.5:
-            c["rate_ratio"] = 1.5 * (v - 1.5)
-        v = x["privileged_surprise"]
-        if v > 3.0:
-            c["privileged_surprise"] = 0.5 * (v - 3.0)
-        v = x["bytes_z"]
-        if v > 3.0:
-            c["bytes_z"] = 0.5 * (v - 3.0)
-        v = x["bytes_minute"]
-        if v > 6.0:
-            c["bytes_minute"] = v - 6.0
-        v = x["failed_logins"]
-        if v > 2.0:
-            c["failed_logins"] = 2.0 * (v - 2.0)
-        v = x["hour_surprise"]
-        if v > 1.0:
-            c["hour_surprise"] = 0.7 * (v - 1.0)
-        v = x["unattended"]
-        if v:
-            c["unattended"] = 2.0 * v
-        return c
 
     def score_one(self, x: dict) -> float:
         return sum(self.contributions(x).values(), 0.0)
@@ -178,7 +187,7 @@ class UserBaseline:
         seen), which is what switching a VPN on looks like, nor on a new login from a device the
         user already uses (a VPN or a trip more often than a second person: it steps up).
 
-        >>> x = dict.fromkeys(FEATURES, 0.0)
+        >>> x = dict(dict.fromkeys(FEATURES, 0.0), minute_share=1.0)   # the session made its minute
         >>> UserBaseline.grade(dict(x, new_device=2.0), {"new_device": 2.0})
         'weak'
         >>> UserBaseline.grade(dict(x, session_device_change=1.0), {"session_device_change": 5.0})
@@ -200,6 +209,9 @@ class UserBaseline:
         >>> UserBaseline.grade(dict(burst, minute_events=6.0), {"bytes_minute": 6.0, "rate_ratio": 2.25}), \\
         ...     UserBaseline.grade(dict(burst, minute_events=40.0), {"bytes_minute": 6.0, "rate_ratio": 2.25})
         ('weak', 'strong')
+        >>> UserBaseline.grade(dict(burst, minute_events=40.0, minute_share=0.1),   # another session's burst
+        ...                    {"bytes_minute": 6.0, "rate_ratio": 2.25})
+        'weak'
         >>> UserBaseline.grade(dict(x, failed_logins=3.2, failed_own_device=1.0), {"failed_logins": 2.4})
         'weak'
         >>> UserBaseline.grade(dict(x, failed_logins=3.2), {"failed_logins": 2.4}), \\
@@ -222,12 +234,12 @@ class UserBaseline:
                     # the owner logging in from their own device and network while someone
                     # else guesses elsewhere
                     continue
-                if _own_device(k, x, in_session):
+                if _explained(k, x, in_session):
                     continue
                 return "strong"
         observed: set[str] = set()
         for k, c in contrib.items():
-            if c >= 1.0 and k not in NOVELTY and not _own_device(k, x, in_session):
+            if c >= 1.0 and k not in NOVELTY and not _explained(k, x, in_session):
                 observed.add(FAMILY[k])
         if len(observed - _NOT_COMBINED) >= 2:
             return "combined"
@@ -245,22 +257,31 @@ class UserBaseline:
         return [_words(k, x[k]) for k, c in ranked if c >= 0.3]
 
 
-def _own_device(k: str, x: dict, in_session: bool) -> bool:
-    """Whether the user's own device explains signal ``k``, so it is neither strong nor one of
-    the kinds that make evidence combined.
+def _explained(k: str, x: dict, in_session: bool) -> bool:
+    """Whether something other than a second person explains signal ``k`` (the user's own device,
+    or another of the user's sessions), so it is neither strong nor one of the kinds that make
+    evidence combined.
 
     * travel: the same device in the same session moved network (a VPN, not two people), or a
       new login far away comes from a device the user already uses (a VPN or a trip more often
       than a second person: it steps up, the person proves it), or the address cannot say where
       the person is (``geo_uncertain``: a network shared by many users here);
     * failed logins: every one came from the device that then logs in (a client retrying a
-      stale saved password).
+      stale saved password);
+    * a volume or request burst this event's session did not make (``minute_share`` < 0.5): the
+      user's minute is busy because of another of their sessions, and that session carries the
+      evidence.
     """
     if k == "geo_kmh":
         return bool(x["geo_uncertain"]) or not x["session_device_change"] and (in_session or not x["new_device"])
     if k == "failed_logins":
         return bool(x["failed_own_device"])
+    if k in _BURST:
+        return x["minute_share"] < 0.5
     return False
+
+
+_BURST = frozenset({"rate_ratio", "bytes_minute"})
 
 
 #: a feature value at or above which one signal alone is strong evidence

@@ -71,7 +71,8 @@ RECUR_S = 3600.0  # a held-back value that comes back in another session this mu
 WARM = 5  # closed minutes / byte-carrying events a rate or volume baseline needs before it speaks
 # per-session record: [ip range, device, country, asn, first_ts, last_activity_ts, last_ts, stepped_up,
 #                      asn of the last event, ts of the last network switch, asn left then, new network seen,
-#                      the session's first weak-evidence raw score (0.0: none yet)]
+#                      the session's first weak-evidence raw score (0.0: none yet),
+#                      the minute of the session's last request and its requests in that minute]
 _SESS_SLOT = {"ip": 0, "device": 1, "country": 2, "asn": 3}
 IDENTITY = frozenset({"login", "refresh", "reauth", "logout", "login_failed"})
 
@@ -541,7 +542,9 @@ class SessionDrift:
         s = ctx.sess
         asn = o.asn
         if s is None:
-            s = [o.ipr, o.device, o.country, asn, o.ts, o.ts, o.ts, 0, asn, None, None, 0, 0.0]
+            s = [o.ipr, o.device, o.country, asn, o.ts, o.ts, o.ts, 0, asn, None, None, 0, 0.0, -1, 0.0]
+            if o.type == "activity":  # the window counted this request before the record existed
+                s[13], s[14] = int(o.ts // 60), 1.0
             ctx.sess = s
         else:
             if next(reversed(sessions)) != o.session:
@@ -563,6 +566,19 @@ class SessionDrift:
             del sessions[o.session]
         while len(sessions) > self.cap:
             del sessions[next(iter(sessions))]
+
+    @staticmethod
+    def touch(ctx: Ctx) -> None:
+        """What :meth:`learn` does for a steady activity event (``FeatureExtractor.extract``): the
+        session's values stand, only its recency and times move."""
+        o, s, sessions = ctx.obs, ctx.sess, ctx.profile["s"]
+        if next(reversed(sessions)) != o.session:
+            del sessions[o.session]  # re-insert: dict order = recency
+            sessions[o.session] = s
+        if o.ts > s[6]:
+            s[6] = o.ts
+        if o.ts > s[5]:
+            s[5] = o.ts
 
 
 class _Window:
@@ -617,6 +633,12 @@ class _Window:
         m[1] += 1.0
         m[2] += priv
         m[3] += nbytes
+        s = ctx.sess
+        if s is not None and len(s) > 14:  # the session's part of the minute, flagged or not
+            if s[13] != minute:
+                s[13], s[14] = minute, 1.0
+            else:
+                s[14] += 1.0
         if flagged:
             m[4] = True
             return
@@ -641,6 +663,11 @@ class RequestRate:
     ``minute_events`` is the count itself from 10 on (0 below): a person clicks a few times a
     minute, a script dozens of times, whatever the user's own baseline.
 
+    ``minute_share`` is the share of the user's requests in the current minute that this event's
+    session sent (this event included): the minute is the user's, but a burst belongs to the
+    session that makes it. A token replayed while its owner keeps working bursts in the
+    attacker's session; the owner's next click lands in the same minute with a share near 0.
+
     Examples
     --------
     >>> rr, p = RequestRate(), {}
@@ -654,9 +681,16 @@ class RequestRate:
 
     def compute(self, ctx: Ctx, out: dict) -> None:
         if ctx.obs.type != "activity":
-            out["rate_ratio"] = out["minute_events"] = 0.0
+            out["rate_ratio"] = out["minute_events"] = out["minute_share"] = 0.0
             return
         count = _Window.current(ctx)[0]
+        s = ctx.sess
+        if s is not None and len(s) < 15:
+            out["minute_share"] = 1.0  # a session record that does not keep its part of the minute
+        elif s is not None and s[13] == int(ctx.obs.ts // 60):
+            out["minute_share"] = (s[14] + 1.0) / count
+        else:
+            out["minute_share"] = 1.0 / count  # the session's first request in this minute
         if count >= 10.0:
             out["minute_events"] = count
         else:
@@ -1015,7 +1049,10 @@ class FeatureExtractor:
             # keep the session record pinned to its pre-attack attributes, but note the time
             ctx.sess[6] = max(ctx.sess[6], obs.ts)
             return
-        self.drift.learn(ctx)
+        if steady:
+            self.drift.touch(ctx)
+        else:
+            self.drift.learn(ctx)
 
     def hold(self, ctx: Ctx, x: dict[str, float], min_gap_s: float = RECUR_S, cap: int = 8) -> None:
         """A weakly flagged event (nothing but novelty or other weak evidence): remember its new
@@ -1057,7 +1094,7 @@ class FeatureExtractor:
 FEATURES: tuple[str, ...] = (
     "new_ip", "new_asn", "new_country", "new_device", "geo_uncertain", "geo_kmh",
     *SessionDrift.NAMES,
-    "rate_ratio", "minute_events", "privileged_surprise", "bytes_z", "bytes_minute", "failed_logins",
+    "rate_ratio", "minute_events", "minute_share", "privileged_surprise", "bytes_z", "bytes_minute", "failed_logins",
     "failed_own_device", "hour_surprise", "unattended",
 )
 # the features of an event that shows nothing unusual

@@ -163,7 +163,7 @@ class AdaptiveScorer:
             elif obs.type == "reauth":
                 confirm = True
         x, ctx = fx.extract(obs, profile)
-        contrib = self.baseline.contributions(x)
+        contrib = self.baseline.contributions(x, ctx.steady)
         if contrib:
             raw = sum(contrib.values(), 0.0)
             value = self.cal.value(raw)
