@@ -211,3 +211,18 @@ def test_travel_and_failures_that_the_users_own_phone_explains_are_not_combined_
     assert UserBaseline.grade(x, c) == "weak"
     x.update(failed_own_device=0.0, new_ip=2.0)   # failures from elsewhere, then a login from a new range
     assert UserBaseline.grade(x, UserBaseline.contributions(x)) == "strong"
+
+
+def test_a_burst_is_strong_evidence_in_the_session_that_makes_it_not_in_the_owners_other_session():
+    fx = FeatureExtractor(Population())
+    p = _habitual(fx)
+    t = 20 * DAY + 9 * 3600
+    _run(fx, p, [_ev("login", t, "owner"), _ev("activity", t + 30, "owner")])
+    burst = [_ev("activity", t + 120 + k, "replay", bytes=40_000_000, action="export") for k in range(30)]
+    xs = _run(fx, p, burst + [_ev("activity", t + 151, "owner")])
+    attacker, owner = xs[-2], xs[-1]
+    assert attacker["minute_share"] > 0.9 and owner["minute_share"] < 0.1
+    assert UserBaseline.grade(attacker, UserBaseline.contributions(attacker), in_session=True) == "strong"
+    c = UserBaseline.contributions(owner)
+    assert "bytes_minute" in c  # the user's minute is still extraordinary ...
+    assert UserBaseline.grade(owner, c, in_session=True) == "weak"  # ... but not this session's doing
