@@ -736,7 +736,7 @@ class PrivilegedRate:
         if not o.privileged or o.type != "activity":
             out["privileged_surprise"] = 0.0
             return
-        _, priv, _ = _Window.current(ctx)
+        _, priv, _ = ctx.cur or _Window.current(ctx)
         mb = ctx.profile.get("mb")
         p = min(max(mb[5] if mb else 0.02, 1e-4), 0.999)
         out["privileged_surprise"] = priv * -math.log(p)
@@ -795,7 +795,7 @@ class BytesOut:
         else:
             out["bytes_minute"] = 0.0
             return
-        b = (math.log1p(_Window.current(ctx)[2]) - base) / _LN2
+        b = (math.log1p((ctx.cur or _Window.current(ctx))[2]) - base) / _LN2
         out["bytes_minute"] = b if b > 0.0 else 0.0
 
     def learn(self, ctx: Ctx) -> None:
