@@ -165,9 +165,9 @@ class UserBaseline:
         person exporting reports one by one clicks a few times a minute, a script dozens of times;
         a request burst alone is strong only at machine pace too. A burst of failed logins is
         strong only when they did not all come from the device that then logs in (a client
-        retrying a stale saved password) and the login comes from a device or address range new to
-        the user (from the owner's own device and network it is the owner, while someone else
-        guesses elsewhere). Impossible travel is strong on a new login from a device the
+        retrying a stale saved password) and the login comes from an address range new to the
+        user (from the owner's own network it is the owner, on a new laptop as much as on the old
+        one, while someone else guesses elsewhere). Impossible travel is strong on a new login from a device the
         user has not used, or with another device inside the session; not when one device moves
         network inside its own session (``in_session``: the event belongs to a session already
         seen), which is what switching a VPN on looks like, nor on a new login from a device the
@@ -201,8 +201,9 @@ class UserBaseline:
         >>> UserBaseline.grade(dict(x, failed_logins=3.2, failed_own_device=1.0), {"failed_logins": 2.4})
         'weak'
         >>> UserBaseline.grade(dict(x, failed_logins=3.2), {"failed_logins": 2.4}), \\
-        ...     UserBaseline.grade(dict(x, failed_logins=3.2, new_device=2.0), {"failed_logins": 2.4})
-        ('weak', 'strong')
+        ...     UserBaseline.grade(dict(x, failed_logins=3.2, new_device=2.0), {"failed_logins": 2.4}), \\
+        ...     UserBaseline.grade(dict(x, failed_logins=3.2, new_ip=2.0), {"failed_logins": 2.4})
+        ('weak', 'weak', 'strong')
         >>> UserBaseline.grade(dict(x, geo_kmh=5e4, failed_logins=3.2, failed_own_device=1.0),
         ...                    {"geo_kmh": 9.8, "failed_logins": 2.4})   # one phone, far away, retrying
         'weak'
@@ -216,9 +217,9 @@ class UserBaseline:
                     continue  # one big file, or a person's batch of exports
                 if k == "rate_ratio" and x["minute_events"] < MACHINE_PACE:
                     continue  # a slow user working briskly
-                if k == "failed_logins" and not (x["new_device"] or x["new_ip"]):
-                    # the owner logging in from their own device and network while someone
-                    # else guesses elsewhere
+                if k == "failed_logins" and not x["new_ip"]:
+                    # the owner logging in from their own network (a new device there is still
+                    # theirs) while someone else guesses elsewhere
                     continue
                 if _explained(k, x, in_session):
                     continue

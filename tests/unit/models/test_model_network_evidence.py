@@ -99,7 +99,7 @@ def test_a_far_login_from_the_users_own_device_steps_up_and_from_a_new_device_re
     assert UserBaseline.grade(new, UserBaseline.contributions(new)) == "strong"
 
 
-def test_failed_logins_are_strong_only_from_other_devices_before_a_login_from_a_new_one():
+def test_failed_logins_are_strong_only_from_other_devices_before_a_login_from_a_new_address_range():
     fx = FeatureExtractor(Population())
     p = _habitual(fx)
     t = 20 * DAY + 9 * 3600
@@ -113,6 +113,9 @@ def test_failed_logins_are_strong_only_from_other_devices_before_a_login_from_a_
     owner = fx.compute(observe(_ev("login", t + 3660, "b")), p)   # the owner, from their own laptop
     assert owner["failed_logins"] > 3 and owner["failed_own_device"] == 0.0
     assert UserBaseline.grade(owner, UserBaseline.contributions(owner)) == "weak"
+    laptop = fx.compute(observe(_ev("login", t + 3660, "n", device="new-laptop")), p)   # theirs, at home
+    assert laptop["new_device"] > 0 and laptop["new_ip"] == 0.0
+    assert UserBaseline.grade(laptop, UserBaseline.contributions(laptop)) == "weak"
     bot = fx.compute(observe(_ev("login", t + 3660, "c", device="bot-9", ip="203.0.113.50")), p)
     assert UserBaseline.grade(bot, UserBaseline.contributions(bot)) == "strong"
 
