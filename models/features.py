@@ -115,11 +115,7 @@ class Obs:
         # a network is a key here, never a number: one conversion instead of one per feature
         self.asn = asn if asn is None or isinstance(asn, str) else str(asn)
         self.bytes, self.privileged, self.action, self.channel = bytes, privileged, action, channel
-        # the address's range, what novelty and drift compare (ip_range, inlined: once per event)
-        if isinstance(ip, str) and ip:
-            self.ipr = ip.rpartition(".")[0] or ip if ":" not in ip else ":".join(ip.split(":")[:4])
-        else:
-            self.ipr = None
+        self.ipr = ip_range(ip) if isinstance(ip, str) and ip else None  # the address's range (what novelty and drift compare)
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -467,7 +463,8 @@ class SessionDrift:
 
     State: ``profile["s"] = {session: [ip, device, country, asn, first_ts, last_activity_ts,
     last_ts, stepped_up, last_event_asn, last_switch_ts, asn_left_then, new_network_seen,
-    highest_weak_raw]}`` for the ``cap`` most recently used sessions.
+    first_weak_raw, minute_of_last_request, requests_in_that_minute]}`` for the ``cap`` most
+    recently used sessions (the last two kept by the minute window, for ``minute_share``).
 
     Examples
     --------
@@ -736,7 +733,7 @@ class PrivilegedRate:
         if not o.privileged or o.type != "activity":
             out["privileged_surprise"] = 0.0
             return
-        _, priv, _ = ctx.cur or _Window.current(ctx)
+        _, priv, _ = _Window.current(ctx)
         mb = ctx.profile.get("mb")
         p = min(max(mb[5] if mb else 0.02, 1e-4), 0.999)
         out["privileged_surprise"] = priv * -math.log(p)
@@ -772,7 +769,7 @@ class BytesOut:
             return
         mb, pop = ctx.profile.get("mb"), ctx.pop
         n = mb[8] if mb is not None else 0
-        prior = (mb is None or n < WARM or mb[0] < WARM) and pop is not None and pop.ready
+        prior = pop is not None and pop.ready
         if n >= WARM:
             mean, var = mb[6], mb[7]
         elif prior:  # a thin history leans on the organisation's typical event size
@@ -795,7 +792,7 @@ class BytesOut:
         else:
             out["bytes_minute"] = 0.0
             return
-        b = (math.log1p((ctx.cur or _Window.current(ctx))[2]) - base) / _LN2
+        b = (math.log1p(_Window.current(ctx)[2]) - base) / _LN2
         out["bytes_minute"] = b if b > 0.0 else 0.0
 
     def learn(self, ctx: Ctx) -> None:
@@ -1039,8 +1036,7 @@ class FeatureExtractor:
                 self.pop.locate(obs.asn, obs.country)
             self.geo.learn(ctx)
             self.hour.learn(ctx)
-            if not steady:
-                self.fail.learn(ctx)
+            self.fail.learn(ctx)
         if obs.type == "activity":
             _Window.learn(ctx, flagged)
         if ctx.sess is not None and not steady:  # a steady event stays on the session's network
