@@ -252,7 +252,7 @@ def _explained(k: str, x: dict, in_session: bool) -> bool:
     * travel: the same device in the same session moved network (a VPN, not two people), or a
       new login far away comes from a device the user already uses (a VPN or a trip more often
       than a second person: it steps up, the person proves it), or the address cannot say where
-      the person is (``geo_uncertain``: a network shared by many users here);
+      the person is (``geo_uncertain``: a network other users here use);
     * failed logins: every one came from the device that then logs in (a client retrying a
       stale saved password);
     * a volume or request burst this event's session did not make (``minute_share`` < 0.5): the

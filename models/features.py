@@ -360,12 +360,13 @@ class GeoVelocity:
       provider, a corporate VPN with regional concentrators, a cloud): its geolocation is where
       its exit is, not where the person is (:meth:`~models.population.Population.multi_country`).
 
-    ``geo_uncertain`` (1.0): this network is shared by many users here (familiarity at least
-    0.5), so its address cannot say where the person is: a mobile carrier's addresses geolocate
-    at its hub, at home also while its customer is abroad, and a corporate egress where its
+    ``geo_uncertain`` (1.0): at least ``uncertain_from`` other users here use this network, so
+    its address cannot say where the person is: a mobile carrier's addresses geolocate at its
+    hub, at home also while its customer is abroad, and a corporate egress where its
     concentrator is. The speed then steps up and does not revoke on its own
     (:meth:`~models.detectors.UserBaseline.grade`): impossible travel is strong to a network
-    nobody here uses.
+    nobody here uses. Two users are enough: an attacker's network is nobody's here, and a
+    deployment's first hours have seen only a few of the colleagues behind each egress.
 
     The elapsed time is floored at ``min_dt_s`` so two near-simultaneous events do not divide by
     zero. State: ``profile["g"] = [ts, lat, lon, country]``.
@@ -385,9 +386,13 @@ class GeoVelocity:
     0.0
     """
 
-    def __init__(self, min_km: float = 300.0, min_dt_s: float = 60.0, asn_novelty: Novelty | None = None) -> None:
+    def __init__(self, min_km: float = 300.0, min_dt_s: float = 60.0, asn_novelty: Novelty | None = None,
+                 uncertain_from: int = 2) -> None:
+        if uncertain_from < 1:
+            raise ValueError(f"uncertain_from must be at least 1 user, got {uncertain_from!r}")
         self.min_km, self.min_dt_s = min_km, min_dt_s
         self.asn_novelty = asn_novelty
+        self.uncertain_from = uncertain_from
 
     def compute(self, ctx: Ctx, out: dict) -> None:
         o, last = ctx.obs, ctx.profile.get("g")
@@ -421,9 +426,8 @@ class GeoVelocity:
                 if pop.multi_country(asn):
                     out["geo_kmh"] = 0.0
                     return
-                fam = pop.familiarity("asn", asn)
-                kmh *= 1.0 - fam
-                if fam >= 0.5:
+                kmh *= 1.0 - pop.familiarity("asn", asn)
+                if pop.sharers("asn", asn) >= self.uncertain_from:
                     out["geo_uncertain"] = 1.0  # a carrier's hub or a shared egress, not where the person is
         out["geo_kmh"] = kmh
 
@@ -809,6 +813,10 @@ class FailedLoginBurst:
     when every one of those failures came from the device that now logs in: a client retrying a
     stale saved password, not a botnet trying credentials from everywhere.
 
+    The first login after a burst consumes it, whether or not that login is flagged
+    (:meth:`FeatureExtractor.learn_ctx`): when the guessing succeeds, the attacker's login carries
+    the burst, and the owner's own login minutes later does not inherit it.
+
     State: ``profile["f"] = [decayed_count, ts, device of the failures or "" if several]``.
 
     Examples
@@ -1036,6 +1044,9 @@ class FeatureExtractor:
                 self.pop.locate(obs.asn, obs.country)
             self.geo.learn(ctx)
             self.hour.learn(ctx)
+        if obs.type == "login":
+            # a login consumes the failures before it, flagged or not: the attacker's login that
+            # ends a guessing burst carries that burst, and the owner's next login does not inherit it
             self.fail.learn(ctx)
         if obs.type == "activity":
             _Window.learn(ctx, flagged)

@@ -30,6 +30,8 @@ Examples
 >>> pop.adopt("asn", "49505")                 # one user on some other network
 >>> round(pop.familiarity("asn", "64500"), 2), round(pop.familiarity("asn", "49505"), 2)
 (0.93, 0.25)
+>>> pop.sharers("asn", "64500"), pop.sharers("asn", "49505"), pop.sharers("device", "d1")
+(40, 1, 0)
 >>> pop.familiarity("asn", "never-seen")
 0.0
 >>> for _ in range(500):                      # second sessions: half on a new device
@@ -118,6 +120,11 @@ class Population:
             keep = sorted(d.items(), key=lambda kv: kv[1], reverse=True)[: self.cap // 2]
             d.clear()
             d.update(keep)
+
+    def sharers(self, attr: str, value: str) -> int:
+        """How many users were seen adopting ``value`` (0 for an attribute not counted)."""
+        d = self.users.get(attr)
+        return d.get(value, 0) if d is not None else 0
 
     def familiarity(self, attr: str, value: str) -> float:
         """0 for a value nobody uses, towards 1 for one shared by many users."""

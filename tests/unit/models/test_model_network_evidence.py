@@ -197,6 +197,18 @@ def test_impossible_travel_to_a_network_many_users_here_share_steps_up_and_does_
     assert grade == "weak"
 
 
+def test_impossible_travel_to_a_network_two_colleagues_use_steps_up_and_to_one_only_is_strong():
+    # a deployment's first hours: the corporate egress has been seen with two colleagues so far
+    two, one = Population(), Population()
+    for _ in range(2):
+        two.adopt("asn", "64513")
+    one.adopt("asn", "64513")
+    x, grade = _far_login(two, 64513)
+    assert x["geo_kmh"] > 900 and x["geo_uncertain"] == 1.0 and grade == "weak"
+    x, grade = _far_login(one, 64513)
+    assert x["geo_kmh"] > 900 and x["geo_uncertain"] == 0.0 and grade == "strong"
+
+
 def test_impossible_travel_to_a_network_nobody_here_uses_is_strong():
     pop = Population()
     for _ in range(12):
@@ -204,6 +216,29 @@ def test_impossible_travel_to_a_network_nobody_here_uses_is_strong():
     x, grade = _far_login(pop, 45609)   # the same trip to a network no colleague is on
     assert x["geo_kmh"] > 900 and x["geo_uncertain"] == 0.0
     assert grade == "strong"
+
+
+def test_the_attackers_login_consumes_the_guessing_burst_and_the_owners_next_login_does_not_inherit_it():
+    fx = FeatureExtractor(Population())
+    p = _habitual(fx)
+    t = 20 * DAY + 9 * 3600
+    bot = {"ip": "203.0.113.50", "geo": {"country": "RU", "lat": 55.75, "lon": 37.62, "asn": 8359}}
+    for k in range(9):   # a botnet guesses, then gets in
+        fx.learn(observe(_ev("login_failed", t + 5 * k, None, device=f"bot-{k}", **bot)), p)
+    x, ctx = fx.extract(observe(_ev("login", t + 60, "attacker", device="bot-9", **bot)), p)
+    assert UserBaseline.grade(x, UserBaseline.contributions(x)) == "strong"
+    fx.learn_ctx(ctx, flagged=True)   # flagged, so none of its context is learnt
+    phone = {"ip": "100.64.3.4", "device": "phone-1", "channel": "mobile"}   # the owner, minutes later
+    owner = fx.compute(observe(_ev("login", t + 500, "owner", **phone)), p)
+    assert owner["new_ip"] > 0 and owner["failed_logins"] == 0.0
+    assert UserBaseline.grade(owner, UserBaseline.contributions(owner)) == "weak"
+    # without the attacker's login, the same burst is still there for the next login to carry
+    q = _habitual(FeatureExtractor(Population()))
+    fx2 = FeatureExtractor(Population())
+    for k in range(9):
+        fx2.learn(observe(_ev("login_failed", t + 5 * k, None, device=f"bot-{k}", **bot)), q)
+    after = fx2.compute(observe(_ev("login", t + 500, "owner", **phone)), q)
+    assert after["failed_logins"] > 2
 
 
 def test_travel_and_failures_that_the_users_own_phone_explains_are_not_combined_evidence():
