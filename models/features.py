@@ -564,19 +564,6 @@ class SessionDrift:
         while len(sessions) > self.cap:
             del sessions[next(iter(sessions))]
 
-    @staticmethod
-    def touch(ctx: Ctx) -> None:
-        """What :meth:`learn` does for a steady activity event (``FeatureExtractor.extract``): the
-        session's values stand, only its recency and times move."""
-        o, s, sessions = ctx.obs, ctx.sess, ctx.profile["s"]
-        if next(reversed(sessions)) != o.session:
-            del sessions[o.session]  # re-insert: dict order = recency
-            sessions[o.session] = s
-        if o.ts > s[6]:
-            s[6] = o.ts
-        if o.ts > s[5]:
-            s[5] = o.ts
-
 
 class _Window:
     """The user's current one-minute activity bucket and the EWMA baselines of past buckets.
@@ -899,9 +886,14 @@ class HourOfDay:
         h[hour] += 1
         h[24] += 1
         if h[24] > 200:
-            for i in range(24):
-                h[i] //= 2
-            h[24] = sum(h[:24])
+            self.halve(h)
+
+    @staticmethod
+    def halve(h: list[int]) -> None:
+        """Halve the counts (the habit can drift, the numbers stay small)."""
+        for i in range(24):
+            h[i] //= 2
+        h[24] = sum(h[:24])
 
 
 class Unattended:
@@ -1093,6 +1085,9 @@ class FeatureExtractor:
         self.learn_ctx(Ctx(obs, profile, self.pop), flagged)
 
     def learn_ctx(self, ctx: Ctx, flagged: bool = False, confirmed: bool = False) -> None:
+        if ctx.steady and not flagged and not confirmed:
+            self._learn_steady(ctx)
+            return
         obs, profile = ctx.obs, ctx.profile
         profile["n"] = profile.get("n", 0) + 1
         if obs.type == "login_failed":
@@ -1102,11 +1097,9 @@ class FeatureExtractor:
             flagged = False
             if ctx.sess is not None and len(ctx.sess) > 7:
                 ctx.sess[7] = 0
-        steady = ctx.steady
         if not flagged:
-            if not steady:  # a steady event's values are the session's and known: nothing to learn
-                for learn in self._novelty_learn:
-                    learn(ctx)
+            for learn in self._novelty_learn:
+                learn(ctx)
             if self.pop is not None and obs.asn is not None and obs.country is not None:
                 self.pop.locate(obs.asn, obs.country)
             self.geo.learn(ctx)
@@ -1114,16 +1107,52 @@ class FeatureExtractor:
             self.fail.learn(ctx)
         if obs.type == "activity":
             _Window.learn(ctx, flagged)
-        if ctx.sess is not None and not steady:  # a steady event stays on the session's network
+        if ctx.sess is not None:
             self.drift.track(ctx)
         if flagged and ctx.sess is not None:
             # keep the session record pinned to its pre-attack attributes, but note the time
             ctx.sess[6] = max(ctx.sess[6], obs.ts)
             return
-        if steady:
-            self.drift.touch(ctx)
-        else:
-            self.drift.learn(ctx)
+        self.drift.learn(ctx)
+
+    def _learn_steady(self, ctx: Ctx) -> None:
+        """:meth:`learn_ctx` for a steady, unflagged event, straight through. Its values are the
+        session's and known (no novelty to learn, no network move to track) and it is an activity
+        event (no failed logins); what moves is where the network geolocates, the last location
+        (:class:`GeoVelocity`), the hour habit, the minute window and the session's recency and
+        times (what :meth:`SessionDrift.learn` does when the session's values stand).
+
+        The updates are those of the general path, repeated here because this runs for most
+        events; the steady-path test compares the profiles and priors of both event by event.
+        """
+        o, prof, s = ctx.obs, ctx.profile, ctx.sess
+        prof["n"] = prof.get("n", 0) + 1
+        ts, country = o.ts, o.country
+        if self.pop is not None and o.asn is not None and country is not None:
+            self.pop.locate(o.asn, country)
+        lat, lon = o.lat, o.lon
+        if lat is not None and lon is not None:
+            g = prof.get("g")
+            if g is None or len(g) < 4:
+                prof["g"] = [ts, lat, lon, country]
+            elif ts >= g[0]:
+                g[0], g[1], g[2], g[3] = ts, lat, lon, country
+        h = prof.get("h")
+        if h is None:
+            h = prof["h"] = [0] * 25
+        h[int(ts // 3600) % 24] += 1
+        h[24] += 1
+        if h[24] > 200:
+            HourOfDay.halve(h)
+        _Window.learn(ctx, False)
+        sessions, sid = prof["s"], o.session
+        if next(reversed(sessions)) != sid:
+            del sessions[sid]  # re-insert: dict order = recency
+            sessions[sid] = s
+        if ts > s[6]:
+            s[6] = ts
+        if ts > s[5]:
+            s[5] = ts
 
     def hold(self, ctx: Ctx, x: dict[str, float], min_gap_s: float = RECUR_S, cap: int = 8) -> None:
         """A weakly flagged event (nothing but novelty or other weak evidence): remember its new
