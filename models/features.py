@@ -115,7 +115,8 @@ class Obs:
         # a network is a key here, never a number: one conversion instead of one per feature
         self.asn = asn if asn is None or isinstance(asn, str) else str(asn)
         self.bytes, self.privileged, self.action, self.channel = bytes, privileged, action, channel
-        self.ipr = ip_range(ip) if isinstance(ip, str) and ip else None  # the address's range (what novelty and drift compare)
+        # the address's range (what novelty and drift compare)
+        self.ipr = (_RANGES.get(ip) or _remember_range(ip)) if isinstance(ip, str) and ip else None
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -179,9 +180,9 @@ class Ctx:
         self.obs = obs
         self.profile = profile
         self.pop = pop
-        sessions = profile.get("s")
-        self.sess = sessions.get(obs.session) if (sessions and obs.session) else None
-        self.new_session = obs.session is not None and self.sess is None
+        session, sessions = obs.session, profile.get("s")
+        self.sess = sess = sessions.get(session) if (sessions and session) else None
+        self.new_session = session is not None and sess is None
         self.moved_new = False  # this event moves its session to a network the user has not used
         self.steady = False  # an activity event that repeats its live session's known context
         self.cur: tuple[float, float, float] | None = None  # the current minute (_Window.current)
@@ -221,6 +222,19 @@ def ip_range(ip: str) -> str:
     if ":" in ip:
         return ":".join(ip.split(":")[:4])
     return ip.rpartition(".")[0] or ip
+
+
+# the ranges of recently seen addresses: every event carries one, and a user's addresses repeat.
+# Bounded: emptied when full, so a flood of new addresses costs one ip_range each and no memory
+_RANGES: dict[str, str] = {}
+_RANGES_CAP = 4096
+
+
+def _remember_range(ip: str) -> str:
+    if len(_RANGES) >= _RANGES_CAP:
+        _RANGES.clear()
+    r = _RANGES[ip] = ip_range(ip)
+    return r
 
 
 class Novelty:
