@@ -615,14 +615,15 @@ class _Window:
             mb = prof["mb"] = [0, 1.0, 1.0, 0.0, 4.0, 0.02, 0.0, 4.0, 0]
         if m is None or m[0] != minute:
             if m is not None and not m[4]:  # close the previous bucket into the baselines
+                log_bytes = math.log1p(m[3])
                 if ctx.pop is not None:
-                    ctx.pop.learn_minute(m[1], m[3])
+                    ctx.pop.learn_minute(m[1], m[3], log_bytes)
                 a = _Window.ALPHA if mb[0] > 20 else 1.0 / (mb[0] + 1.0)
                 mb[0] += 1
                 d = m[1] - mb[1]
                 mb[1] += a * d
                 mb[2] = (1 - a) * (mb[2] + a * d * d)
-                d = math.log1p(m[3]) - mb[3]
+                d = log_bytes - mb[3]
                 mb[3] += a * d
                 mb[4] = (1 - a) * (mb[4] + a * d * d)
             m = prof["m"] = [minute, 0.0, 0.0, 0.0, False]
