@@ -115,7 +115,8 @@ class Obs:
         # a network is a key here, never a number: one conversion instead of one per feature
         self.asn = asn if asn is None or isinstance(asn, str) else str(asn)
         self.bytes, self.privileged, self.action, self.channel = bytes, privileged, action, channel
-        self.ipr = ip_range(ip) if isinstance(ip, str) and ip else None  # the address's range (what novelty and drift compare)
+        # the address's range (what novelty and drift compare)
+        self.ipr = (_RANGES.get(ip) or _remember_range(ip)) if isinstance(ip, str) and ip else None
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -179,9 +180,9 @@ class Ctx:
         self.obs = obs
         self.profile = profile
         self.pop = pop
-        sessions = profile.get("s")
-        self.sess = sessions.get(obs.session) if (sessions and obs.session) else None
-        self.new_session = obs.session is not None and self.sess is None
+        session, sessions = obs.session, profile.get("s")
+        self.sess = sess = sessions.get(session) if (sessions and session) else None
+        self.new_session = session is not None and sess is None
         self.moved_new = False  # this event moves its session to a network the user has not used
         self.steady = False  # an activity event that repeats its live session's known context
         self.cur: tuple[float, float, float] | None = None  # the current minute (_Window.current)
@@ -221,6 +222,19 @@ def ip_range(ip: str) -> str:
     if ":" in ip:
         return ":".join(ip.split(":")[:4])
     return ip.rpartition(".")[0] or ip
+
+
+# the ranges of recently seen addresses: every event carries one, and a user's addresses repeat.
+# Bounded: emptied when full, so a flood of new addresses costs one ip_range each and no memory
+_RANGES: dict[str, str] = {}
+_RANGES_CAP = 4096
+
+
+def _remember_range(ip: str) -> str:
+    if len(_RANGES) >= _RANGES_CAP:
+        _RANGES.clear()
+    r = _RANGES[ip] = ip_range(ip)
+    return r
 
 
 class Novelty:
@@ -568,19 +582,6 @@ class SessionDrift:
         while len(sessions) > self.cap:
             del sessions[next(iter(sessions))]
 
-    @staticmethod
-    def touch(ctx: Ctx) -> None:
-        """What :meth:`learn` does for a steady activity event (``FeatureExtractor.extract``): the
-        session's values stand, only its recency and times move."""
-        o, s, sessions = ctx.obs, ctx.sess, ctx.profile["s"]
-        if next(reversed(sessions)) != o.session:
-            del sessions[o.session]  # re-insert: dict order = recency
-            sessions[o.session] = s
-        if o.ts > s[6]:
-            s[6] = o.ts
-        if o.ts > s[5]:
-            s[5] = o.ts
-
 
 class _Window:
     """The user's current one-minute activity bucket and the EWMA baselines of past buckets.
@@ -618,14 +619,15 @@ class _Window:
             mb = prof["mb"] = [0, 1.0, 1.0, 0.0, 4.0, 0.02, 0.0, 4.0, 0]
         if m is None or m[0] != minute:
             if m is not None and not m[4]:  # close the previous bucket into the baselines
+                log_bytes = math.log1p(m[3])
                 if ctx.pop is not None:
-                    ctx.pop.learn_minute(m[1], m[3])
+                    ctx.pop.learn_minute(m[1], m[3], log_bytes)
                 a = _Window.ALPHA if mb[0] > 20 else 1.0 / (mb[0] + 1.0)
                 mb[0] += 1
                 d = m[1] - mb[1]
                 mb[1] += a * d
                 mb[2] = (1 - a) * (mb[2] + a * d * d)
-                d = math.log1p(m[3]) - mb[3]
+                d = log_bytes - mb[3]
                 mb[3] += a * d
                 mb[4] = (1 - a) * (mb[4] + a * d * d)
             m = prof["m"] = [minute, 0.0, 0.0, 0.0, False]
@@ -907,9 +909,14 @@ class HourOfDay:
         h[hour] += 1
         h[24] += 1
         if h[24] > 200:
-            for i in range(24):
-                h[i] //= 2
-            h[24] = sum(h[:24])
+            self.halve(h)
+
+    @staticmethod
+    def halve(h: list[int]) -> None:
+        """Halve the counts (the habit can drift, the numbers stay small)."""
+        for i in range(24):
+            h[i] //= 2
+        h[24] = sum(h[:24])
 
 
 class Unattended:
@@ -968,9 +975,6 @@ class FeatureExtractor:
                          FailedLoginBurst(), HourOfDay(), Unattended()]
         self.hour = self.concepts[-2]
         self.fail = self.concepts[-3]
-        # what a steady activity event can still show (see extract), as bound methods: this runs per event
-        self._activity = [c.compute for c in self.concepts
-                          if isinstance(c, (RequestRate, PrivilegedRate, BytesOut, HourOfDay))]
         self._compute = [c.compute for c in self.concepts]
         self._novelty_learn = [c.learn for c in self.novelty]
 
@@ -986,14 +990,92 @@ class FeatureExtractor:
             # own session, nothing changed), so only what the session does is computed. Same
             # features and the same profile as the full path (tested event by event).
             ctx.steady = True
-            out = dict(_QUIET)
-            for compute in self._activity:
-                compute(ctx, out)
-            return out, ctx
+            return self._activity_features(ctx), ctx
         out = {}
         for compute in self._compute:
             compute(ctx, out)
         return out, ctx
+
+    def _activity_features(self, ctx: Ctx) -> dict[str, float]:
+        """The features of a steady event: what :class:`RequestRate`, :class:`PrivilegedRate`,
+        :class:`BytesOut` and :class:`HourOfDay` compute for an activity event, in one pass over
+        the profile, and 0 for every other feature.
+
+        The formulas are those concepts' own, repeated here because this runs for most events
+        (one call instead of four, the profile's minute and baselines read once); the steady-path
+        test compares the two event by event, so they cannot drift apart.
+        """
+        o, prof, s, pop = ctx.obs, ctx.profile, ctx.sess, ctx.pop
+        out = _QUIET.copy()
+        ts, nbytes = o.ts, o.bytes
+        minute = int(ts // 60)
+        priv = 1.0 if o.privileged else 0.0
+        m = prof.get("m")  # the current minute, this event included (_Window.current)
+        if m is None or m[0] != minute:
+            count, mpriv, mbytes = 1.0, priv, nbytes
+        else:
+            count, mpriv, mbytes = m[1] + 1.0, m[2] + priv, m[3] + nbytes
+        # RequestRate
+        if len(s) < 15:
+            out["minute_share"] = 1.0
+        elif s[13] == minute:
+            out["minute_share"] = (s[14] + 1.0) / count
+        else:
+            out["minute_share"] = 1.0 / count
+        if count >= 10.0:
+            out["minute_events"] = count
+        mb = prof.get("mb")
+        prior = pop is not None and pop.ready
+        n = mb[0] if mb is not None else 0
+        if n >= WARM:
+            base = mb[1]
+        elif prior:
+            w = n / float(WARM)
+            base = w * mb[1] + (1 - w) * pop.minute[0] if mb is not None else pop.minute[0]
+        else:
+            base = None
+        if base is not None:
+            r = (count + 1.0) / (base + 1.0)
+            if r > 1.0:
+                out["rate_ratio"] = math.log2(r)
+        # PrivilegedRate
+        if priv:
+            p = min(max(mb[5] if mb else 0.02, 1e-4), 0.999)
+            out["privileged_surprise"] = mpriv * -math.log(p)
+        # BytesOut
+        if nbytes > 0:
+            n = mb[8] if mb is not None else 0
+            if n >= WARM:
+                mean, var = mb[6], mb[7]
+            elif prior:
+                w = n / float(WARM)
+                pm, pv = pop.event_bytes[0], pop.event_bytes[1]
+                mean, var = (w * mb[6] + (1 - w) * pm, w * mb[7] + (1 - w) * pv) if mb is not None else (pm, pv)
+            else:
+                mean = None
+            if mean is not None:
+                z = (math.log1p(nbytes) - mean) / (math.sqrt(var) + 0.5)
+                if z > 0.0:
+                    out["bytes_z"] = z
+            n = mb[0] if mb is not None else 0
+            if n >= WARM:
+                base = mb[3]
+            elif prior:
+                w = n / float(WARM)
+                base = w * mb[3] + (1 - w) * pop.minute[1] if mb is not None else pop.minute[1]
+            else:
+                base = None
+            if base is not None:
+                b = (math.log1p(mbytes) - base) / _LN2
+                if b > 0.0:
+                    out["bytes_minute"] = b
+        # HourOfDay
+        h = prof.get("h")
+        if h is not None and h[24] >= self.hour.min_events:
+            v = -math.log((h[int(ts // 3600) % 24] + 0.5) / (h[24] + 12.0) * 24.0)
+            if v > 0.0:
+                out["hour_surprise"] = v
+        return out
 
     @staticmethod
     def _steady(ctx: Ctx) -> bool:
@@ -1026,6 +1108,9 @@ class FeatureExtractor:
         self.learn_ctx(Ctx(obs, profile, self.pop), flagged)
 
     def learn_ctx(self, ctx: Ctx, flagged: bool = False, confirmed: bool = False) -> None:
+        if ctx.steady and not flagged and not confirmed:
+            self._learn_steady(ctx)
+            return
         obs, profile = ctx.obs, ctx.profile
         profile["n"] = profile.get("n", 0) + 1
         if obs.type == "login_failed":
@@ -1035,11 +1120,9 @@ class FeatureExtractor:
             flagged = False
             if ctx.sess is not None and len(ctx.sess) > 7:
                 ctx.sess[7] = 0
-        steady = ctx.steady
         if not flagged:
-            if not steady:  # a steady event's values are the session's and known: nothing to learn
-                for learn in self._novelty_learn:
-                    learn(ctx)
+            for learn in self._novelty_learn:
+                learn(ctx)
             if self.pop is not None and obs.asn is not None and obs.country is not None:
                 self.pop.locate(obs.asn, obs.country)
             self.geo.learn(ctx)
@@ -1050,16 +1133,52 @@ class FeatureExtractor:
             self.fail.learn(ctx)
         if obs.type == "activity":
             _Window.learn(ctx, flagged)
-        if ctx.sess is not None and not steady:  # a steady event stays on the session's network
+        if ctx.sess is not None:
             self.drift.track(ctx)
         if flagged and ctx.sess is not None:
             # keep the session record pinned to its pre-attack attributes, but note the time
             ctx.sess[6] = max(ctx.sess[6], obs.ts)
             return
-        if steady:
-            self.drift.touch(ctx)
-        else:
-            self.drift.learn(ctx)
+        self.drift.learn(ctx)
+
+    def _learn_steady(self, ctx: Ctx) -> None:
+        """:meth:`learn_ctx` for a steady, unflagged event, straight through. Its values are the
+        session's and known (no novelty to learn, no network move to track) and it is an activity
+        event (no failed logins); what moves is where the network geolocates, the last location
+        (:class:`GeoVelocity`), the hour habit, the minute window and the session's recency and
+        times (what :meth:`SessionDrift.learn` does when the session's values stand).
+
+        The updates are those of the general path, repeated here because this runs for most
+        events; the steady-path test compares the profiles and priors of both event by event.
+        """
+        o, prof, s = ctx.obs, ctx.profile, ctx.sess
+        prof["n"] = prof.get("n", 0) + 1
+        ts, country = o.ts, o.country
+        if self.pop is not None and o.asn is not None and country is not None:
+            self.pop.locate(o.asn, country)
+        lat, lon = o.lat, o.lon
+        if lat is not None and lon is not None:
+            g = prof.get("g")
+            if g is None or len(g) < 4:
+                prof["g"] = [ts, lat, lon, country]
+            elif ts >= g[0]:
+                g[0], g[1], g[2], g[3] = ts, lat, lon, country
+        h = prof.get("h")
+        if h is None:
+            h = prof["h"] = [0] * 25
+        h[int(ts // 3600) % 24] += 1
+        h[24] += 1
+        if h[24] > 200:
+            HourOfDay.halve(h)
+        _Window.learn(ctx, False)
+        sessions, sid = prof["s"], o.session
+        if next(reversed(sessions)) != sid:
+            del sessions[sid]  # re-insert: dict order = recency
+            sessions[sid] = s
+        if ts > s[6]:
+            s[6] = ts
+        if ts > s[5]:
+            s[5] = ts
 
     def hold(self, ctx: Ctx, x: dict[str, float], min_gap_s: float = RECUR_S, cap: int = 8) -> None:
         """A weakly flagged event (nothing but novelty or other weak evidence): remember its new

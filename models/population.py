@@ -160,12 +160,12 @@ class Population:
         s[0] += a * d
         s[1] = (1 - a) * (s[1] + a * d * d)
 
-    def learn_minute(self, count: float, nbytes: float) -> None:
+    def learn_minute(self, count: float, nbytes: float, log1p_bytes: float | None = None) -> None:
         m = self.minute
         m[2] += 1
         a = max(1.0 / m[2], 0.001)
         m[0] += a * (count - m[0])
-        m[1] += a * (math.log1p(nbytes) - m[1])
+        m[1] += a * ((math.log1p(nbytes) if log1p_bytes is None else log1p_bytes) - m[1])
 
     @property
     def ready(self) -> bool:
