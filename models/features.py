@@ -657,6 +657,82 @@ class _Window:
             mb[7] = (1 - a) * (mb[7] + a * d * d)
 
 
+def _ready(pop: Population | None) -> Population | None:
+    """The organisation's priors once they know its volumes, else ``None``."""
+    return pop if pop is not None and pop.ready else None
+
+
+def _minute_share(s: list | None, minute: int, count: float) -> float:
+    """The share of the user's ``count`` requests in ``minute`` that session record ``s`` sent
+    (this event included)."""
+    if s is None:
+        return 1.0 / count  # the session's first request
+    if len(s) < 15:
+        return 1.0  # a session record that does not keep its part of the minute
+    if s[13] == minute:
+        return (s[14] + 1.0) / count
+    return 1.0 / count  # the session's first request in this minute
+
+
+def _rate_ratio(count: float, mb: list | None, prior: Population | None) -> float:
+    """``log2`` of this minute's requests over the user's per-minute baseline, floored at 0; a thin
+    history leans on the organisation's (``prior``), no baseline at all says nothing (0)."""
+    n = mb[0] if mb is not None else 0
+    if n >= WARM:
+        base = mb[1]
+    elif prior is not None:
+        w = n / float(WARM)
+        base = w * mb[1] + (1 - w) * prior.minute[0] if mb is not None else prior.minute[0]
+    else:
+        return 0.0
+    r = (count + 1.0) / (base + 1.0)
+    return math.log2(r) if r > 1.0 else 0.0
+
+
+def _privileged_surprise(count: float, mb: list | None) -> float:
+    """``count`` privileged actions this minute, each as surprising as the user's share of them is low."""
+    p = min(max(mb[5] if mb else 0.02, 1e-4), 0.999)
+    return count * -math.log(p)
+
+
+def _bytes(nbytes: float, minute_bytes: float, mb: list | None, prior: Population | None) -> tuple[float, float]:
+    """(``bytes_z``, ``bytes_minute``): the z-score of ``log(1 + bytes)`` against the user's event
+    sizes, and ``log2`` of this minute's bytes over the user's typical bytes per active minute,
+    both floored at 0; a thin history leans on the organisation's (``prior``), no baseline at all
+    says nothing (0)."""
+    n = mb[8] if mb is not None else 0
+    if n >= WARM:
+        mean, var = mb[6], mb[7]
+    elif prior is not None:
+        w = n / float(WARM)
+        pm, pv = prior.event_bytes[0], prior.event_bytes[1]
+        mean, var = (w * mb[6] + (1 - w) * pm, w * mb[7] + (1 - w) * pv) if mb is not None else (pm, pv)
+    else:
+        mean = None
+    z = 0.0
+    if mean is not None:
+        z = (math.log1p(nbytes) - mean) / (math.sqrt(var) + 0.5)
+        z = z if z > 0.0 else 0.0
+    n = mb[0] if mb is not None else 0
+    if n >= WARM:
+        base = mb[3]
+    elif prior is not None:
+        w = n / float(WARM)
+        base = w * mb[3] + (1 - w) * prior.minute[1] if mb is not None else prior.minute[1]
+    else:
+        return z, 0.0
+    b = (math.log1p(minute_bytes) - base) / _LN2
+    return z, (b if b > 0.0 else 0.0)
+
+
+def _hour_surprise(h: list | None, ts: float, min_events: int) -> float:
+    """Surprisal of the hour of ``ts`` against the habit ``h`` over a uniform clock, floored at 0."""
+    if h is None or h[24] < min_events:
+        return 0.0  # a habit needs a history: shift and night work are habits too
+    p = (h[int(ts // 3600) % 24] + 0.5) / (h[24] + 12.0)
+    return max(0.0, -math.log(p * 24.0))
+
+
 class RequestRate:
     """Events in the current minute against the user's own per-minute baseline (EWMA).
 
@@ -687,29 +763,9 @@ class RequestRate:
             out["rate_ratio"] = out["minute_events"] = out["minute_share"] = 0.0
             return
         count = _Window.current(ctx)[0]
-        s = ctx.sess
-        if s is not None and len(s) < 15:
-            out["minute_share"] = 1.0  # a session record that does not keep its part of the minute
-        elif s is not None and s[13] == int(ctx.obs.ts // 60):
-            out["minute_share"] = (s[14] + 1.0) / count
-        else:
-            out["minute_share"] = 1.0 / count  # the session's first request in this minute
-        if count >= 10.0:
-            out["minute_events"] = count
-        else:
-            out["minute_events"] = 0.0  # a person's pace says nothing
-        mb, pop = ctx.profile.get("mb"), ctx.pop
-        n = mb[0] if mb is not None else 0
-        if n >= WARM:
-            base = mb[1]
-        elif pop is not None and pop.ready:  # a thin history leans on the organisation's
-            w = n / float(WARM)
-            base = w * mb[1] + (1 - w) * pop.minute[0] if mb is not None else pop.minute[0]
-        else:
-            out["rate_ratio"] = 0.0  # no baseline yet: say nothing rather than guess
-            return
-        r = (count + 1.0) / (base + 1.0)
-        out["rate_ratio"] = math.log2(r) if r > 1.0 else 0.0
+        out["minute_share"] = _minute_share(ctx.sess, int(ctx.obs.ts // 60), count)
+        out["minute_events"] = count if count >= 10.0 else 0.0  # below: a person's pace says nothing
+        out["rate_ratio"] = _rate_ratio(count, ctx.profile.get("mb"), _ready(ctx.pop))
 
     def learn(self, ctx: Ctx) -> None:  # the shared window is learnt by FeatureExtractor
         pass
@@ -739,10 +795,7 @@ class PrivilegedRate:
         if not o.privileged or o.type != "activity":
             out["privileged_surprise"] = 0.0
             return
-        _, priv, _ = _Window.current(ctx)
-        mb = ctx.profile.get("mb")
-        p = min(max(mb[5] if mb else 0.02, 1e-4), 0.999)
-        out["privileged_surprise"] = priv * -math.log(p)
+        out["privileged_surprise"] = _privileged_surprise(_Window.current(ctx)[1], ctx.profile.get("mb"))
 
     def learn(self, ctx: Ctx) -> None:
         pass
@@ -773,33 +826,8 @@ class BytesOut:
             out["bytes_z"] = 0.0
             out["bytes_minute"] = 0.0
             return
-        mb, pop = ctx.profile.get("mb"), ctx.pop
-        n = mb[8] if mb is not None else 0
-        prior = pop is not None and pop.ready
-        if n >= WARM:
-            mean, var = mb[6], mb[7]
-        elif prior:  # a thin history leans on the organisation's typical event size
-            w = n / float(WARM)
-            pm, pv = pop.event_bytes[0], pop.event_bytes[1]
-            mean, var = (w * mb[6] + (1 - w) * pm, w * mb[7] + (1 - w) * pv) if mb is not None else (pm, pv)
-        else:
-            mean = None
-        if mean is None:
-            out["bytes_z"] = 0.0
-        else:
-            z = (math.log1p(o.bytes) - mean) / (math.sqrt(var) + 0.5)
-            out["bytes_z"] = z if z > 0.0 else 0.0
-        n = mb[0] if mb is not None else 0
-        if n >= WARM:
-            base = mb[3]
-        elif prior:
-            w = n / float(WARM)
-            base = w * mb[3] + (1 - w) * pop.minute[1] if mb is not None else pop.minute[1]
-        else:
-            out["bytes_minute"] = 0.0
-            return
-        b = (math.log1p(_Window.current(ctx)[2]) - base) / _LN2
-        out["bytes_minute"] = b if b > 0.0 else 0.0
+        mb, prior = ctx.profile.get("mb"), _ready(ctx.pop)
+        out["bytes_z"], out["bytes_minute"] = _bytes(o.bytes, _Window.current(ctx)[2], mb, prior)
 
     def learn(self, ctx: Ctx) -> None:
         pass
@@ -892,14 +920,7 @@ class HourOfDay:
         self.min_events = min_events
 
     def compute(self, ctx: Ctx, out: dict) -> None:
-        h = ctx.profile.get("h")
-        if h is None or h[24] < self.min_events:
-            out["hour_surprise"] = 0.0  # a habit needs a history: shift and night work are habits too
-            return
-        hour = int(ctx.obs.ts // 3600) % 24
-        total = h[24]
-        p = (h[hour] + 0.5) / (total + 12.0)
-        out["hour_surprise"] = max(0.0, -math.log(p * 24.0))
+        out["hour_surprise"] = _hour_surprise(ctx.profile.get("h"), ctx.obs.ts, self.min_events)
 
     def learn(self, ctx: Ctx) -> None:
         h = ctx.profile.get("h")
@@ -909,14 +930,9 @@ class HourOfDay:
         h[hour] += 1
         h[24] += 1
         if h[24] > 200:
-            self.halve(h)
-
-    @staticmethod
-    def halve(h: list[int]) -> None:
-        """Halve the counts (the habit can drift, the numbers stay small)."""
-        for i in range(24):
-            h[i] //= 2
-        h[24] = sum(h[:24])
+            for i in range(24):
+                h[i] //= 2
+            h[24] = sum(h[:24])
 
 
 class Unattended:
@@ -998,83 +1014,24 @@ class FeatureExtractor:
 
     def _activity_features(self, ctx: Ctx) -> dict[str, float]:
         """The features of a steady event: what :class:`RequestRate`, :class:`PrivilegedRate`,
-        :class:`BytesOut` and :class:`HourOfDay` compute for an activity event, in one pass over
-        the profile, and 0 for every other feature.
-
-        The formulas are those concepts' own, repeated here because this runs for most events
-        (one call instead of four, the profile's minute and baselines read once); the steady-path
-        test compares the two event by event, so they cannot drift apart.
-        """
-        o, prof, s, pop = ctx.obs, ctx.profile, ctx.sess, ctx.pop
+        :class:`BytesOut` and :class:`HourOfDay` compute for an activity event, through the same
+        formulas, with the profile's minute and baselines read once; 0 for every other feature.
+        This runs for most events: one call here instead of four concept calls."""
+        o, prof = ctx.obs, ctx.profile
         out = _QUIET.copy()
         ts, nbytes = o.ts, o.bytes
-        minute = int(ts // 60)
-        priv = 1.0 if o.privileged else 0.0
-        m = prof.get("m")  # the current minute, this event included (_Window.current)
-        if m is None or m[0] != minute:
-            count, mpriv, mbytes = 1.0, priv, nbytes
-        else:
-            count, mpriv, mbytes = m[1] + 1.0, m[2] + priv, m[3] + nbytes
-        # RequestRate
-        if len(s) < 15:
-            out["minute_share"] = 1.0
-        elif s[13] == minute:
-            out["minute_share"] = (s[14] + 1.0) / count
-        else:
-            out["minute_share"] = 1.0 / count
+        count, mpriv, mbytes = _Window.current(ctx)
+        out["minute_share"] = _minute_share(ctx.sess, int(ts // 60), count)
         if count >= 10.0:
             out["minute_events"] = count
-        mb = prof.get("mb")
-        prior = pop is not None and pop.ready
-        n = mb[0] if mb is not None else 0
-        if n >= WARM:
-            base = mb[1]
-        elif prior:
-            w = n / float(WARM)
-            base = w * mb[1] + (1 - w) * pop.minute[0] if mb is not None else pop.minute[0]
-        else:
-            base = None
-        if base is not None:
-            r = (count + 1.0) / (base + 1.0)
-            if r > 1.0:
-                out["rate_ratio"] = math.log2(r)
-        # PrivilegedRate
-        if priv:
-            p = min(max(mb[5] if mb else 0.02, 1e-4), 0.999)
-            out["privileged_surprise"] = mpriv * -math.log(p)
-        # BytesOut
+        pop = ctx.pop
+        mb, prior = prof.get("mb"), (pop if pop is not None and pop.ready else None)
+        out["rate_ratio"] = _rate_ratio(count, mb, prior)
+        if o.privileged:
+            out["privileged_surprise"] = _privileged_surprise(mpriv, mb)
         if nbytes > 0:
-            n = mb[8] if mb is not None else 0
-            if n >= WARM:
-                mean, var = mb[6], mb[7]
-            elif prior:
-                w = n / float(WARM)
-                pm, pv = pop.event_bytes[0], pop.event_bytes[1]
-                mean, var = (w * mb[6] + (1 - w) * pm, w * mb[7] + (1 - w) * pv) if mb is not None else (pm, pv)
-            else:
-                mean = None
-            if mean is not None:
-                z = (math.log1p(nbytes) - mean) / (math.sqrt(var) + 0.5)
-                if z > 0.0:
-                    out["bytes_z"] = z
-            n = mb[0] if mb is not None else 0
-            if n >= WARM:
-                base = mb[3]
-            elif prior:
-                w = n / float(WARM)
-                base = w * mb[3] + (1 - w) * pop.minute[1] if mb is not None else pop.minute[1]
-            else:
-                base = None
-            if base is not None:
-                b = (math.log1p(mbytes) - base) / _LN2
-                if b > 0.0:
-                    out["bytes_minute"] = b
-        # HourOfDay
-        h = prof.get("h")
-        if h is not None and h[24] >= self.hour.min_events:
-            v = -math.log((h[int(ts // 3600) % 24] + 0.5) / (h[24] + 12.0) * 24.0)
-            if v > 0.0:
-                out["hour_surprise"] = v
+            out["bytes_z"], out["bytes_minute"] = _bytes(nbytes, mbytes, mb, prior)
+        out["hour_surprise"] = _hour_surprise(prof.get("h"), ts, self.hour.min_events)
         return out
 
     @staticmethod
@@ -1153,23 +1110,11 @@ class FeatureExtractor:
         """
         o, prof, s = ctx.obs, ctx.profile, ctx.sess
         prof["n"] = prof.get("n", 0) + 1
-        ts, country = o.ts, o.country
-        if self.pop is not None and o.asn is not None and country is not None:
-            self.pop.locate(o.asn, country)
-        lat, lon = o.lat, o.lon
-        if lat is not None and lon is not None:
-            g = prof.get("g")
-            if g is None or len(g) < 4:
-                prof["g"] = [ts, lat, lon, country]
-            elif ts >= g[0]:
-                g[0], g[1], g[2], g[3] = ts, lat, lon, country
-        h = prof.get("h")
-        if h is None:
-            h = prof["h"] = [0] * 25
-        h[int(ts // 3600) % 24] += 1
-        h[24] += 1
-        if h[24] > 200:
-            HourOfDay.halve(h)
+        ts = o.ts
+        if self.pop is not None and o.asn is not None and o.country is not None:
+            self.pop.locate(o.asn, o.country)
+        self.geo.learn(ctx)
+        self.hour.learn(ctx)
         _Window.learn(ctx, False)
         sessions, sid = prof["s"], o.session
         if next(reversed(sessions)) != sid:
