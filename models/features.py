@@ -69,11 +69,17 @@ __all__ = [
 _LN2 = math.log(2.0)
 RECUR_S = 3600.0  # a held-back value that comes back in another session this much later is the user's
 WARM = 5  # closed minutes / byte-carrying events a rate or volume baseline needs before it speaks
-# per-session record: [ip range, device, country, asn, first_ts, last_activity_ts, last_ts, stepped_up,
-#                      asn of the last event, ts of the last network switch, asn left then, new network seen,
-#                      the session's first weak-evidence raw score (0.0: none yet),
-#                      the minute of the session's last request and its requests in that minute]
-_SESS_SLOT = {"ip": 0, "device": 1, "country": 2, "asn": 3}
+# The per-session record (``profile["s"][session]``) is a list, as the engine's per-user state
+# stores it; these name its slots. A record written before a slot existed is shorter, so code
+# that reads a later slot checks the length first.
+S_IP, S_DEVICE, S_COUNTRY, S_ASN = 0, 1, 2, 3  # the session's context (the address as its range)
+S_FIRST, S_ACTIVE, S_LAST = 4, 5, 6  # ts of its first event, of its last activity, of its last event
+S_STEPPED_UP = 7  # 1 once the engine stepped the session up (a login inside it then confirms it)
+S_NET, S_SWITCH_TS, S_LEFT_NET, S_NEW_NET = 8, 9, 10, 11  # its last network, when it last switched,
+# the network it left then, whether it moved to a network new to the user (SessionDrift)
+S_WEAK = 12  # the raw score of its first weak evidence (0.0: none yet)
+S_MINUTE, S_MINUTE_N = 13, 14  # the minute of its last request and its requests in that minute
+_SESS_SLOT = {"ip": S_IP, "device": S_DEVICE, "country": S_COUNTRY, "asn": S_ASN}
 IDENTITY = frozenset({"login", "refresh", "reauth", "logout", "login_failed"})
 
 
@@ -415,7 +421,7 @@ class GeoVelocity:
             out["geo_kmh"] = 0.0
             return
         sess = ctx.sess
-        if sess is not None and o.device is not None and sess[1] == o.device:
+        if sess is not None and o.device is not None and sess[S_DEVICE] == o.device:
             out["geo_kmh"] = 0.0  # one device inside its own session: a VPN switched on or off, not a journey
             return
         if abs(o.lat - last[1]) < 2.0 and abs(o.lon - last[2]) < 2.0:  # < ~250 km: skip the trigonometry
@@ -526,28 +532,29 @@ class SessionDrift:
         if out["session_country_change"] and asn is not None and ctx.pop is not None and ctx.pop.multi_country(asn):
             out["session_country_change"] = 0.0  # a VPN switched on: the exit's country, not a journey
         out["session_alternation"] = out["session_new_network"] = 0.0
-        if asn is None or len(s) < 12 or s[8] is None or asn == s[8] or o.channel == "mobile":
+        if asn is None or len(s) <= S_NEW_NET or s[S_NET] is None or asn == s[S_NET] or o.channel == "mobile":
             return  # no network switch with this event, or a phone's handover
         nov = self.asn_novelty
         if nov is not None and not nov.known(ctx, asn):
             ctx.moved_new = True
-            if o.device is not None and o.device == s[1] and (ctx.pop is None or not ctx.pop.multi_country(asn)):
+            if o.device is not None and o.device == s[S_DEVICE] and (ctx.pop is None or not ctx.pop.multi_country(asn)):
                 out["session_new_network"] = 1.0
-        if (s[11] or ctx.moved_new) and s[9] is not None and o.ts - s[9] <= self.alt_s and asn == s[10]:
+        if ((s[S_NEW_NET] or ctx.moved_new) and s[S_SWITCH_TS] is not None and o.ts - s[S_SWITCH_TS] <= self.alt_s
+                and asn == s[S_LEFT_NET]):
             out["session_alternation"] = 1.0  # back to the network it left moments ago
 
     def track(self, ctx: Ctx) -> None:
         """Follow the session's network event by event, flagged events included (they are what
         is happening, not what is normal)."""
         s, o = ctx.sess, ctx.obs
-        if s is None or o.asn is None or len(s) < 12:
+        if s is None or o.asn is None or len(s) <= S_NEW_NET:
             return
         asn = o.asn
-        if s[8] is not None and asn != s[8]:
-            s[9], s[10] = o.ts, s[8]
+        if s[S_NET] is not None and asn != s[S_NET]:
+            s[S_SWITCH_TS], s[S_LEFT_NET] = o.ts, s[S_NET]
             if ctx.moved_new:
-                s[11] = 1
-        s[8] = asn
+                s[S_NEW_NET] = 1
+        s[S_NET] = asn
 
     def learn(self, ctx: Ctx) -> None:
         o = ctx.obs
@@ -559,23 +566,23 @@ class SessionDrift:
         if s is None:
             s = [o.ipr, o.device, o.country, asn, o.ts, o.ts, o.ts, 0, asn, None, None, 0, 0.0, -1, 0.0]
             if o.type == "activity":  # the window counted this request before the record existed
-                s[13], s[14] = int(o.ts // 60), 1.0
+                s[S_MINUTE], s[S_MINUTE_N] = int(o.ts // 60), 1.0
             ctx.sess = s
         else:
             if next(reversed(sessions)) != o.session:
                 del sessions[o.session]  # re-insert: dict order = recency
             if o.ipr is not None:
-                s[0] = o.ipr
+                s[S_IP] = o.ipr
             if o.device is not None:
-                s[1] = o.device
+                s[S_DEVICE] = o.device
             if o.country is not None:
-                s[2] = o.country
+                s[S_COUNTRY] = o.country
             if asn is not None:
-                s[3] = asn
-            if o.ts > s[6]:
-                s[6] = o.ts
-        if (o.type == "activity" or o.type == "login" or o.type == "reauth") and o.ts > s[5]:
-            s[5] = o.ts
+                s[S_ASN] = asn
+            if o.ts > s[S_LAST]:
+                s[S_LAST] = o.ts
+        if (o.type == "activity" or o.type == "login" or o.type == "reauth") and o.ts > s[S_ACTIVE]:
+            s[S_ACTIVE] = o.ts
         sessions[o.session] = s
         if o.type == "logout":
             del sessions[o.session]
@@ -637,11 +644,11 @@ class _Window:
         m[2] += priv
         m[3] += nbytes
         s = ctx.sess
-        if s is not None and len(s) > 14:  # the session's part of the minute, flagged or not
-            if s[13] != minute:
-                s[13], s[14] = minute, 1.0
+        if s is not None and len(s) > S_MINUTE_N:  # the session's part of the minute, flagged or not
+            if s[S_MINUTE] != minute:
+                s[S_MINUTE], s[S_MINUTE_N] = minute, 1.0
             else:
-                s[14] += 1.0
+                s[S_MINUTE_N] += 1.0
         if flagged:
             m[4] = True
             return
@@ -667,10 +674,10 @@ def _minute_share(s: list | None, minute: int, count: float) -> float:
     (this event included)."""
     if s is None:
         return 1.0 / count  # the session's first request
-    if len(s) < 15:
+    if len(s) <= S_MINUTE_N:
         return 1.0  # a session record that does not keep its part of the minute
-    if s[13] == minute:
-        return (s[14] + 1.0) / count
+    if s[S_MINUTE] == minute:
+        return (s[S_MINUTE_N] + 1.0) / count
     return 1.0 / count  # the session's first request in this minute
 
 
@@ -958,7 +965,7 @@ class Unattended:
         if s is None or ctx.obs.type != "refresh":
             out["unattended"] = 0.0
             return
-        minutes = (ctx.obs.ts - s[5]) / 60.0
+        minutes = (ctx.obs.ts - s[S_ACTIVE]) / 60.0
         out["unattended"] = max(0.0, math.log2(max(minutes, 1e-9) / self.grace_min))
 
     def learn(self, ctx: Ctx) -> None:
@@ -1039,7 +1046,7 @@ class FeatureExtractor:
         """The event repeats its session's device, address range, country and network, all of
         them values the user is known to use, and its network is the one the session was last on."""
         o, s, prof = ctx.obs, ctx.sess, ctx.profile
-        if o.device is None or o.device != s[1] or len(s) < 12:
+        if o.device is None or o.device != s[S_DEVICE] or len(s) <= S_NEW_NET:
             return False
         d = prof.get("device")
         if d is None or o.device not in d["v"]:
@@ -1047,17 +1054,17 @@ class FeatureExtractor:
         v = o.ipr
         if v is not None:
             d = prof.get("ip")
-            if v != s[0] or d is None or v not in d["v"]:
+            if v != s[S_IP] or d is None or v not in d["v"]:
                 return False
         v = o.country
         if v is not None:
             d = prof.get("country")
-            if v != s[2] or d is None or v not in d["v"]:
+            if v != s[S_COUNTRY] or d is None or v not in d["v"]:
                 return False
         v = o.asn
         if v is not None:
             d = prof.get("asn")
-            if v != s[3] or v != s[8] or d is None or v not in d["v"]:
+            if v != s[S_ASN] or v != s[S_NET] or d is None or v not in d["v"]:
                 return False
         return True
 
@@ -1075,8 +1082,8 @@ class FeatureExtractor:
             return
         if confirmed:
             flagged = False
-            if ctx.sess is not None and len(ctx.sess) > 7:
-                ctx.sess[7] = 0
+            if ctx.sess is not None and len(ctx.sess) > S_STEPPED_UP:
+                ctx.sess[S_STEPPED_UP] = 0
         if not flagged:
             for learn in self._novelty_learn:
                 learn(ctx)
@@ -1094,7 +1101,7 @@ class FeatureExtractor:
             self.drift.track(ctx)
         if flagged and ctx.sess is not None:
             # keep the session record pinned to its pre-attack attributes, but note the time
-            ctx.sess[6] = max(ctx.sess[6], obs.ts)
+            ctx.sess[S_LAST] = max(ctx.sess[S_LAST], obs.ts)
             return
         self.drift.learn(ctx)
 
@@ -1120,10 +1127,10 @@ class FeatureExtractor:
         if next(reversed(sessions)) != sid:
             del sessions[sid]  # re-insert: dict order = recency
             sessions[sid] = s
-        if ts > s[6]:
-            s[6] = ts
-        if ts > s[5]:
-            s[5] = ts
+        if ts > s[S_LAST]:
+            s[S_LAST] = ts
+        if ts > s[S_ACTIVE]:
+            s[S_ACTIVE] = ts
 
     def hold(self, ctx: Ctx, x: dict[str, float], min_gap_s: float = RECUR_S, cap: int = 8) -> None:
         """A weakly flagged event (nothing but novelty or other weak evidence): remember its new

@@ -69,7 +69,8 @@ import river
 
 from models.calibration import TailCalibrator
 from models.detectors import UserBaseline, make_detector
-from models.features import FeatureExtractor, observe
+from models.features import (S_ASN, S_COUNTRY, S_DEVICE, S_IP, S_STEPPED_UP, S_WEAK, FeatureExtractor,
+                             observe)
 from models.population import Population
 
 
@@ -152,16 +153,16 @@ class AdaptiveScorer:
             rec = sess.get(obs.session) if (sess and obs.session) else None
             # a re-authentication, or a login inside a session that was stepped up, confirms
             # the session's context: what the event does not say is taken from the session
-            if rec is not None and (obs.type == "reauth" or (len(rec) > 7 and rec[7])):
+            if rec is not None and (obs.type == "reauth" or (len(rec) > S_STEPPED_UP and rec[S_STEPPED_UP])):
                 confirm = True
-                if obs.ip is None and rec[0] is not None:
-                    obs.ipr = rec[0]
+                if obs.ip is None and rec[S_IP] is not None:
+                    obs.ipr = rec[S_IP]
                 if obs.device is None:
-                    obs.device = rec[1]
+                    obs.device = rec[S_DEVICE]
                 if obs.country is None:
-                    obs.country = rec[2]
+                    obs.country = rec[S_COUNTRY]
                 if obs.asn is None:
-                    obs.asn = rec[3]
+                    obs.asn = rec[S_ASN]
             elif obs.type == "reauth":
                 confirm = True
         x, ctx = fx.extract(obs, profile)
@@ -205,8 +206,8 @@ class AdaptiveScorer:
             wc = self.weak_cal
             wv = wc.value(raw)
             rec = ctx.sess
-            if rec is not None and len(rec) > 12 and not rec[12]:
-                rec[12] = raw
+            if rec is not None and len(rec) > S_WEAK and not rec[S_WEAK]:
+                rec[S_WEAK] = raw
                 wc.learn_one(raw)
             if wv is not None:
                 value = wv
@@ -233,9 +234,9 @@ class AdaptiveScorer:
         sess = profile.get("s")
         rec = sess.get(sid) if (sess and sid) else None
         if rec is not None:
-            if len(rec) < 8:
+            if len(rec) <= S_STEPPED_UP:
                 rec.append(0)
-            rec[7] = 1
+            rec[S_STEPPED_UP] = 1
 
     # -- model state ---------------------------------------------------------------------------
     def snapshot(self) -> bytes:
