@@ -62,7 +62,7 @@ test-unit: venv
 	LAPSE_SKIP_KAFKA=1 $(BIN)/python -m pytest -m "not kafka and not browser and not slow" -q
 
 bench: venv kafka-up
-	@for b in bench/kafka_baseline.py bench/producer_bench.py bench/engine_bench.py bench/engine_instructions.py bench/adapter_bench.py bench/model_bench.py bench/service_bench.py bench/hostile_bench.py bench/ssf_bench.py bench/enforce_bench.py; do \
+	@for b in bench/kafka_baseline.py bench/producer_bench.py bench/engine_bench.py bench/engine_instructions.py bench/adapter_bench.py bench/model_bench.py bench/model_instructions.py bench/service_bench.py bench/hostile_bench.py bench/ssf_bench.py bench/enforce_bench.py; do \
 	  if [ -f $$b ]; then echo "== $$b"; $(BIN)/python $$b || exit 1; fi; done
 
 clean:

@@ -1,6 +1,6 @@
 """Scoring cost per event of the adaptive model, against baselines measured in the same run.
 
-    python bench/model_bench.py [--users 1000] [--hours 48] [--seed 5] [--json]
+    python bench/model_bench.py [--users 1000] [--hours 48] [--seed 5]
 
 Measures, on the same simulated stream (parsed into engine ``Event`` objects first, as the worker
 sees them):
@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import platform
 import time
 from collections import defaultdict
+
+from common import record  # noqa: E402  (bench/common.py: puts the repository on sys.path)
 
 from models.detectors import make_detector
 from models.evaluate import adaptive_policy
@@ -49,7 +50,6 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=1000)
     ap.add_argument("--hours", type=float, default=48)
     ap.add_argument("--seed", type=int, default=5)
-    ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
 
     raw, _ = simulate(users=a.users, hours=a.hours, seed=a.seed, attack_rate=0.05)
@@ -103,16 +103,14 @@ def main() -> None:
     res["engine + scorer[baseline]"] = _time(lambda: engine(policy_on, scorer_for(policy_on))) / len(events) * 1e6
     res["model share of engine+scorer"] = res["engine + scorer[baseline]"] - res["engine (no scorer)"]
 
-    if a.json:
-        print(json.dumps({"events": len(events), "scored": n, "python": platform.python_version(),
-                          "us_per_event": res}, indent=2))
-        return
     print(f"{len(events)} events ({n} scored), {a.users} users, {a.hours} h, seed {a.seed}, "
           f"Python {platform.python_version()}")
     for k, v in res.items():
         print(f"  {k:<34}{v:8.1f} us/event")
     ok = res["scorer[baseline]"] <= 30.0
     print(f"goal scorer <= 30 us/event: {'met' if ok else 'NOT met'}")
+    record("model_bench", users=a.users, hours=a.hours, seed=a.seed, events=len(events), scored=n,
+           python=platform.python_version(), us_per_event={k: round(v, 2) for k, v in res.items()})
 
 
 if __name__ == "__main__":
