@@ -681,16 +681,25 @@ def _minute_share(s: list | None, minute: int, count: float) -> float:
     return 1.0 / count  # the session's first request in this minute
 
 
-def _rate_ratio(count: float, mb: list | None, prior: Population | None) -> float:
-    """``log2`` of this minute's requests over the user's per-minute baseline, floored at 0; a thin
-    history leans on the organisation's (``prior``), no baseline at all says nothing (0)."""
-    n = mb[0] if mb is not None else 0
+def _baseline(mb: list | None, n_slot: int, slot: int, org: float | None) -> float | None:
+    """The user's baseline ``mb[slot]`` once it has ``WARM`` observations (``mb[n_slot]``); a thin
+    history leans on the organisation's value ``org`` in proportion; ``None`` with neither."""
+    n = mb[n_slot] if mb is not None else 0
     if n >= WARM:
-        base = mb[1]
-    elif prior is not None:
-        w = n / float(WARM)
-        base = w * mb[1] + (1 - w) * prior.minute[0] if mb is not None else prior.minute[0]
-    else:
+        return mb[slot]
+    if org is None:
+        return None
+    if mb is None:
+        return org
+    w = n / float(WARM)
+    return w * mb[slot] + (1 - w) * org
+
+
+def _rate_ratio(count: float, mb: list | None, prior: Population | None) -> float:
+    """``log2`` of this minute's requests over the user's per-minute baseline, floored at 0; no
+    baseline at all says nothing (0)."""
+    base = _baseline(mb, 0, 1, prior.minute[0] if prior is not None else None)
+    if base is None:
         return 0.0
     r = (count + 1.0) / (base + 1.0)
     return math.log2(r) if r > 1.0 else 0.0
@@ -705,31 +714,18 @@ def _privileged_surprise(count: float, mb: list | None) -> float:
 def _bytes(nbytes: float, minute_bytes: float, mb: list | None, prior: Population | None) -> tuple[float, float]:
     """(``bytes_z``, ``bytes_minute``): the z-score of ``log(1 + bytes)`` against the user's event
     sizes, and ``log2`` of this minute's bytes over the user's typical bytes per active minute,
-    both floored at 0; a thin history leans on the organisation's (``prior``), no baseline at all
-    says nothing (0)."""
-    n = mb[8] if mb is not None else 0
-    if n >= WARM:
-        mean, var = mb[6], mb[7]
-    elif prior is not None:
-        w = n / float(WARM)
-        pm, pv = prior.event_bytes[0], prior.event_bytes[1]
-        mean, var = (w * mb[6] + (1 - w) * pm, w * mb[7] + (1 - w) * pv) if mb is not None else (pm, pv)
-    else:
-        mean = None
-    z = 0.0
+    both floored at 0; no baseline at all says nothing (0)."""
+    z = b = 0.0
+    org_mean, org_var = prior.event_bytes[:2] if prior is not None else (None, None)
+    mean, var = _baseline(mb, 8, 6, org_mean), _baseline(mb, 8, 7, org_var)
+    base = _baseline(mb, 0, 3, prior.minute[1] if prior is not None else None)
     if mean is not None:
         z = (math.log1p(nbytes) - mean) / (math.sqrt(var) + 0.5)
         z = z if z > 0.0 else 0.0
-    n = mb[0] if mb is not None else 0
-    if n >= WARM:
-        base = mb[3]
-    elif prior is not None:
-        w = n / float(WARM)
-        base = w * mb[3] + (1 - w) * prior.minute[1] if mb is not None else prior.minute[1]
-    else:
-        return z, 0.0
-    b = (math.log1p(minute_bytes) - base) / _LN2
-    return z, (b if b > 0.0 else 0.0)
+    if base is not None:
+        b = (math.log1p(minute_bytes) - base) / _LN2
+        b = b if b > 0.0 else 0.0
+    return z, b
 
 
 def _hour_surprise(h: list | None, ts: float, min_events: int) -> float:
