@@ -567,10 +567,8 @@ class SessionDrift:
             s = [o.ipr, o.device, o.country, asn, o.ts, o.ts, o.ts, 0, asn, None, None, 0, 0.0, -1, 0.0]
             if o.type == "activity":  # the window counted this request before the record existed
                 s[S_MINUTE], s[S_MINUTE_N] = int(o.ts // 60), 1.0
-            ctx.sess = s
+            ctx.sess = sessions[o.session] = s
         else:
-            if next(reversed(sessions)) != o.session:
-                del sessions[o.session]  # re-insert: dict order = recency
             if o.ipr is not None:
                 s[S_IP] = o.ipr
             if o.device is not None:
@@ -579,15 +577,26 @@ class SessionDrift:
                 s[S_COUNTRY] = o.country
             if asn is not None:
                 s[S_ASN] = asn
-            if o.ts > s[S_LAST]:
-                s[S_LAST] = o.ts
-        if (o.type == "activity" or o.type == "login" or o.type == "reauth") and o.ts > s[S_ACTIVE]:
-            s[S_ACTIVE] = o.ts
-        sessions[o.session] = s
+            self.touch(ctx)
         if o.type == "logout":
             del sessions[o.session]
         while len(sessions) > self.cap:
             del sessions[next(iter(sessions))]
+
+    @staticmethod
+    def touch(ctx: Ctx) -> None:
+        """A known session's recency and times move: it becomes the most recent (dict order), its
+        last event is this one, and so is its last activity for a request, login or
+        re-authentication (a refresh is no activity)."""
+        o, s, sessions = ctx.obs, ctx.sess, ctx.profile["s"]
+        if next(reversed(sessions)) != o.session:
+            del sessions[o.session]  # re-insert: dict order = recency
+            sessions[o.session] = s
+        ts = o.ts
+        if ts > s[S_LAST]:
+            s[S_LAST] = ts
+        if (o.type == "activity" or o.type == "login" or o.type == "reauth") and ts > s[S_ACTIVE]:
+            s[S_ACTIVE] = ts
 
 
 class _Window:
@@ -1027,8 +1036,7 @@ class FeatureExtractor:
         out["minute_share"] = _minute_share(ctx.sess, int(ts // 60), count)
         if count >= 10.0:
             out["minute_events"] = count
-        pop = ctx.pop
-        mb, prior = prof.get("mb"), (pop if pop is not None and pop.ready else None)
+        mb, prior = prof.get("mb"), _ready(ctx.pop)
         out["rate_ratio"] = _rate_ratio(count, mb, prior)
         if o.privileged:
             out["privileged_surprise"] = _privileged_surprise(mpriv, mb)
@@ -1106,27 +1114,18 @@ class FeatureExtractor:
         session's and known (no novelty to learn, no network move to track) and it is an activity
         event (no failed logins); what moves is where the network geolocates, the last location
         (:class:`GeoVelocity`), the hour habit, the minute window and the session's recency and
-        times (what :meth:`SessionDrift.learn` does when the session's values stand).
-
-        The updates are those of the general path, repeated here because this runs for most
-        events; the steady-path test compares the profiles and priors of both event by event.
+        times (:meth:`SessionDrift.touch`, what :meth:`SessionDrift.learn` does when the session's
+        values stand). The steady-path test compares the profiles and priors of this and the
+        general path event by event.
         """
-        o, prof, s = ctx.obs, ctx.profile, ctx.sess
+        o, prof = ctx.obs, ctx.profile
         prof["n"] = prof.get("n", 0) + 1
-        ts = o.ts
         if self.pop is not None and o.asn is not None and o.country is not None:
             self.pop.locate(o.asn, o.country)
         self.geo.learn(ctx)
         self.hour.learn(ctx)
         _Window.learn(ctx, False)
-        sessions, sid = prof["s"], o.session
-        if next(reversed(sessions)) != sid:
-            del sessions[sid]  # re-insert: dict order = recency
-            sessions[sid] = s
-        if ts > s[S_LAST]:
-            s[S_LAST] = ts
-        if ts > s[S_ACTIVE]:
-            s[S_ACTIVE] = ts
+        SessionDrift.touch(ctx)
 
     def hold(self, ctx: Ctx, x: dict[str, float], min_gap_s: float = RECUR_S, cap: int = 8) -> None:
         """A weakly flagged event (nothing but novelty or other weak evidence): remember its new
