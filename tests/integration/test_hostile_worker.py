@@ -5,7 +5,10 @@ A corpus of hostile records (absurd times, 300-deep nesting, garbage bytes, null
 decisions are known. The worker keeps running and reports healthy, the canaries are revoked within
 seconds, every hostile record is dead-lettered under its topic, partition and offset (records on
 the policy topic, read outside the consumer group, are refused with a ``forged_record`` audit);
-then the worker is killed (-9), restarted, becomes ready and decides new canaries.
+then the worker is killed (-9), restarted, becomes ready and decides new canaries. With the adaptive
+model on, a flood of records that pass every check but sit at the model's limits (ten thousand new
+addresses and devices for one user, 10^15 bytes, the corners of the map) is scored and acted on,
+with no dead letter and no fault, and the canaries behind it are still revoked.
 
 The in-process fuzzer (tests/unit/service/test_fuzz_inputs.py) covers the space of inputs; this
 test covers what only a broker shows: delivery, the real producer and consumer, recovery.
@@ -245,6 +248,54 @@ async def test_hostile_records_on_every_input_topic_never_stop_the_worker_or_hid
         worker.stop()
         if restarted is not None:
             restarted.stop()
+
+
+def extreme_but_valid(now: float, n: int = 10_000) -> list[Record]:
+    """Records that pass every check and reach the adaptive model at its limits: one user's ``n``
+    requests over 50 sessions, each from an address, device, country and network never seen
+    before, at the corners of the map, moving 10^15 bytes, privileged, within a few seconds."""
+    j = orjson.dumps
+    out: list[Record] = []
+    for i in range(n):
+        geo = {"country": f"Z{i % 26:d}{i // 26 % 26:d}", "lat": 90.0 if i % 2 else -90.0,
+               "lon": 180.0 if i % 3 else -180.0, "asn": 4_294_967_295 - i}
+        out.append(("activity", b"h-flood", j({
+            "type": "activity", "ts": now + (i % 1000) / 1000, "user": "h-flood", "session": f"h-flood-{i % 50}",
+            "ip": f"{10 + i % 200}.{i // 200 % 256}.{i % 251}.{i % 253}", "device": f"dev-{i:06d}",
+            "action": "export", "bytes": 10 ** 15, "privileged": True, "geo": geo}), None))
+    return out
+
+
+async def test_with_the_adaptive_model_on_a_flood_of_extreme_valid_records_neither_stops_nor_blinds_the_worker(
+        kafka_bootstrap, tmp_path):
+    prefix, _, key = await _setup(kafka_bootstrap, tmp_path)
+    policy = write_policy(tmp_path / "adaptive.toml", POLICY.replace("enabled = false", "enabled = true"))
+    app_id = f"{prefix}app"
+    worker = WorkerProcess(kafka_bootstrap, prefix, app_id, policy, key, tmp_path).start()
+    try:
+        await worker.wait_ready()
+        now = time.time()
+        first, second, expected = canaries(now, "m")
+        async with TopicReader(kafka_bootstrap, prefix + "dead-letters") as dlq, \
+                TopicReader(kafka_bootstrap, prefix + "revocations") as rev:
+            await produce(kafka_bootstrap, prefix, extreme_but_valid(now))
+            await produce(kafka_bootstrap, prefix, first)
+            await produce(kafka_bootstrap, prefix, second)
+            await rev.wait_for(lambda vs: _revoked(vs, expected) == expected, timeout=60,
+                               explain=lambda vs: f"canaries revoked: {_revoked(vs, expected)}\n{worker.tail(30)}")
+            # every input committed: all that can come of the flood has come
+            await wait_settled(kafka_bootstrap, app_id, [prefix + t for t in (
+                "identity", "activity", "ids-alerts", "sightings", "user-requests")], (dlq, rev), timeout=120)
+            # the model acted on the flood (every request is new in every way), and no record of
+            # it was refused or made a step raise
+            assert any(v["decision"]["user"] == "h-flood" and v["decision"]["reason"] == "anomaly"
+                       for v in rev.values())
+            assert not dlq.values(), dlq.values()[:3]
+            assert worker.proc.poll() is None, f"the worker died:\n{worker.tail()}"
+            status, health = worker.get("/health")
+            assert status == 200 and health["status"] == "ok", health
+    finally:
+        worker.stop()
 
 
 async def test_sessions_seen_on_an_address_stay_joined_to_it_after_a_restart(kafka_bootstrap, tmp_path):
