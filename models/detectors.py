@@ -233,6 +233,29 @@ class UserBaseline:
         return "weak"
 
     @staticmethod
+    def everyday(x: dict, contrib: dict[str, float], in_session: bool = False) -> bool:
+        """Whether weak evidence is of a kind users show every day (a new phone, a trip, a VPN,
+        one big file), to be rated against how common it is among sessions.
+
+        Impossible travel is not: a new login from the user's own device, faster than an airliner
+        from the last location, to a network nobody here uses. It is weak (the device may be the
+        user's behind a VPN nobody here uses yet, or a copied device id; the person proves which
+        at the step-up), but no everyday habit explains it, so it is rated on the per-event scale
+        and steps up even when many sessions carry novelty. A device that moved network inside its
+        own session (a VPN switched on) and a shared network's geolocation (``geo_uncertain``)
+        stay everyday.
+
+        >>> x = dict(dict.fromkeys(FEATURES, 0.0), minute_share=1.0)
+        >>> far = dict(x, geo_kmh=5e4, new_country=2.0)
+        >>> c = {"geo_kmh": 9.8, "new_country": 2.4}
+        >>> UserBaseline.everyday(far, c), UserBaseline.everyday(far, c, in_session=True)
+        (False, True)
+        >>> UserBaseline.everyday(dict(far, geo_uncertain=1.0), c), UserBaseline.everyday(x, {"new_device": 2.0})
+        (True, True)
+        """
+        return "geo_kmh" not in contrib or x["geo_kmh"] < STRONG["geo_kmh"] or bool(x["geo_uncertain"]) or in_session
+
+    @staticmethod
     def explain(x: dict, contrib: dict[str, float], top: int = 4) -> list[str]:
         """The top contributions in words an operator reads.
 

@@ -196,7 +196,8 @@ class AdaptiveScorer:
             return None
         if not contrib and g_value is None:
             return _ZERO
-        grade = self.baseline.grade(x, contrib, ctx.sess is not None and not ctx.new_session)
+        in_session = ctx.sess is not None and not ctx.new_session
+        grade = self.baseline.grade(x, contrib, in_session)
         if grade == "weak":
             # weak evidence is what users do every day (a new phone, a trip, a VPN, one big file);
             # it is rated against the weak evidence sessions carry, flagged or not, so the scale
@@ -209,7 +210,7 @@ class AdaptiveScorer:
             if rec is not None and len(rec) > S_WEAK and not rec[S_WEAK]:
                 rec[S_WEAK] = raw
                 wc.learn_one(raw)
-            if wv is not None:
+            if wv is not None and self.baseline.everyday(x, contrib, in_session):
                 value = wv
         if flagged and grade == "weak":
             fx.hold(ctx, x)  # a weak context that recurs in another session is the user's

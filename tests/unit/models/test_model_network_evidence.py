@@ -8,6 +8,8 @@ from models.features import FEATURES, FeatureExtractor, observe
 from models.population import Population
 from models.scorer import AdaptiveScorer
 from models.simulate import simulate
+from streams.config import default_policy_path
+from streams.engine import load_policy
 
 DAY = 86400.0
 HOME = {"ip": "81.10.20.30", "device": "laptop-1", "channel": "web",
@@ -97,6 +99,43 @@ def test_a_far_login_from_the_users_own_device_steps_up_and_from_a_new_device_re
     assert own["geo_kmh"] > 900 and new["geo_kmh"] > 900
     assert UserBaseline.grade(own, UserBaseline.contributions(own)) == "weak"
     assert UserBaseline.grade(new, UserBaseline.contributions(new)) == "strong"
+
+
+def test_impossible_travel_from_the_users_own_device_steps_up_under_the_shipped_thresholds_and_a_trip_does_not():
+    # a warm scorer whose weak-evidence scale has seen many sessions carry everyday novelty
+    ad = load_policy(default_policy_path()).adaptive
+    sc = AdaptiveScorer(warmup=200)
+    events, _ = simulate(users=200, hours=30, seed=3, attack_rate=0.0)
+    profiles: dict = {}
+    for e in events:
+        if e.get("user"):
+            sc.process(e, profiles.setdefault(e["user"], {}), None)
+    assert sc.weak_cal.n >= 50
+    t = (observe(events[-1]).ts // DAY + 1) * DAY + 9 * 3600   # the traveller's usual hour
+    far = {"ip": "45.80.1.2", "geo": {"country": "TR", "lat": 41.01, "lon": 28.98, "asn": 64999}}   # Istanbul
+
+    def far_login(after_s: float) -> object:
+        p: dict = {}
+        for d in range(15):   # one laptop, four European offices in turn
+            city = EUROPE[d % 4]
+            t0 = t - (15 - d) * DAY
+            sc.process(_ev("login", t0, f"s{d}", user="traveller", **city), p, None)
+            for k in range(1, 20):
+                sc.process(_ev("activity", t0 + k * 60, f"s{d}", user="traveller", **city), p, None)
+        sc.process(_ev("login", t, "home", user="traveller"), p, None)
+        sc.process(_ev("activity", t + 60, "home", user="traveller"), p, None)
+        return sc.process(_ev("login", t + 60 + after_s, "far", user="traveller", **far), p, None)
+
+    copied = far_login(2400)   # 40 min after Berlin, 1,740 km away: a copied device id, or a VPN nobody here uses
+    assert copied.grade == "weak" and not copied.revocable
+    assert copied.value >= ad.step_up_at, copied.evidence
+    trip = far_login(DAY)     # the next day: a flight, the same novelty and no travel speed
+    assert trip.grade == "weak" and trip.value < ad.step_up_at, trip.evidence
+
+
+EUROPE = [{"ip": f"81.{10 + i}.20.30", "geo": {"country": c, "lat": lat, "lon": lon, "asn": asn}}
+          for i, (c, lat, lon, asn) in enumerate((("DE", 52.52, 13.40, 3320), ("FR", 48.86, 2.35, 3215),
+                                                   ("IT", 45.46, 9.19, 3269), ("ES", 40.42, -3.70, 3352)))]
 
 
 def test_failed_logins_are_strong_only_from_other_devices_before_a_login_from_a_new_address_range():
