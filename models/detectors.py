@@ -67,6 +67,7 @@ class UserBaseline:
     session_country_change  4
     session_alternation     5 (two networks interleaved on one token, one new to the user)
     session_new_network     3 (one device moved to a network the user never used, not a VPN's)
+    session_interleaved     5 (two address ranges in turn on one token, one of them nobody else's)
     rate_ratio              1.5 x (r - 1.5), r = log2 of rate over baseline, if r > 1.5
     privileged_surprise     0.5 x (s - 3) if s > 3
     bytes_z                 0.5 x (z - 3) if z > 3 (one big file is normal now and then)
@@ -139,6 +140,8 @@ class UserBaseline:
             c["session_alternation"] = 5.0
         if x["session_new_network"]:
             c["session_new_network"] = 3.0
+        if x["session_interleaved"]:
+            c["session_interleaved"] = 5.0
 
     def score_one(self, x: dict) -> float:
         return sum(self.contributions(x).values(), 0.0)
@@ -148,9 +151,9 @@ class UserBaseline:
         """How strong the evidence is: ``"strong"``, ``"combined"`` or ``"weak"``.
 
         * **strong**: one signal that on its own means someone else holds the session or the
-          account (see :data:`STRONG`): the token on another device, impossible travel to a
-          network nobody here uses, a burst of failed logins before this login, a volume or rate
-          far beyond the user's;
+          account (see :data:`STRONG`): the token on another device, or on two networks or two
+          address ranges in turn, impossible travel to a network nobody here uses, a burst of
+          failed logins before this login, a volume or rate far beyond the user's;
         * **combined**: two independent kinds of observed behaviour (:data:`FAMILY`) at once,
           e.g. a country change inside the session with a volume burst, or failed logins with a
           country change. Rate, volume and privileged actions are one kind (what the session
@@ -302,6 +305,7 @@ _HINGES = (("rate_ratio", 1.5, 1.5), ("privileged_surprise", 3.0, 0.5), ("bytes_
 STRONG: dict[str, float] = {
     "session_device_change": 1.0,   # the token moved to another machine
     "session_alternation": 1.0,     # the token is used from two networks at once
+    "session_interleaved": 1.0,     # the token is used from two address ranges in turn
     "geo_kmh": 900.0,               # faster than an airliner, to a network not shared here
     "failed_logins": 3.0,           # ~7 or more recent failures before this login
     "bytes_minute": 10.0,           # 1,024x the user's usual volume per minute
@@ -317,7 +321,7 @@ FAMILY: dict[str, str] = {
     "new_ip": "network", "new_asn": "network", "session_ip_change": "network", "session_asn_change": "network",
     "new_country": "location", "session_country_change": "location", "geo_kmh": "location",
     "new_device": "device", "session_device_change": "device", "session_alternation": "holder",
-    "session_new_network": "network",
+    "session_new_network": "network", "session_interleaved": "holder",
     "failed_logins": "auth", "bytes_z": "activity", "bytes_minute": "activity", "rate_ratio": "activity",
     "privileged_surprise": "activity", "hour_surprise": "habit", "unattended": "habit",
 }
@@ -353,6 +357,7 @@ _PHRASES = {
     "session_country_change": "the session moved to another country",
     "session_alternation": "the session's token is used from two networks at once",
     "session_new_network": "the session moved to a network this user has never used",
+    "session_interleaved": "the session's token is used from two address ranges in turn",
     "privileged_surprise": "privileged actions this user rarely performs",
     "bytes_z": "a download far larger than the user's usual",
     "hour_surprise": "an hour this user rarely works",

@@ -79,6 +79,8 @@ S_NET, S_SWITCH_TS, S_LEFT_NET, S_NEW_NET = 8, 9, 10, 11  # its last network, wh
 # the network it left then, whether it moved to a network new to the user (SessionDrift)
 S_WEAK = 12  # the raw score of its first weak evidence (0.0: none yet)
 S_MINUTE, S_MINUTE_N = 13, 14  # the minute of its last request and its requests in that minute
+S_RANGE, S_RANGE_LEFT, S_RANGE_SW, S_RANGE_SW0 = 15, 16, 17, 18  # its last address range, the range it
+# left at its last change of range, when that was and when the change before it was (SessionDrift)
 _SESS_SLOT = {"ip": S_IP, "device": S_DEVICE, "country": S_COUNTRY, "asn": S_ASN}
 IDENTITY = frozenset({"login", "refresh", "reauth", "logout", "login_failed"})
 
@@ -485,9 +487,20 @@ class SessionDrift:
     phone at the edge of Wi-Fi coverage hands over between Wi-Fi and cellular and back, and its
     home Wi-Fi or carrier can well be new to the user.
 
+    ``session_interleaved``: the session's address range went back to the one it had just left,
+    for the second time within ``alt_s`` (A, B, A, B), and at least one of the two ranges is used
+    by no other user here. A browser or an API client holds one address at a time; one that
+    moves (a lease renewed, a laptop carried home) does not keep coming back. Two holders of one
+    token working at once do, also when the replay copies the device id and comes through a
+    residential proxy on the owner's own ISP, where nothing but the address differs. A shared
+    egress that balances its users over several ranges (a corporate proxy, a cloud NAT) is not
+    it: both ranges are other users' too. Not on the mobile channel (a phone flapping between
+    Wi-Fi and cellular is exactly this pattern).
+
     State: ``profile["s"] = {session: [ip, device, country, asn, first_ts, last_activity_ts,
     last_ts, stepped_up, last_event_asn, last_switch_ts, asn_left_then, new_network_seen,
-    first_weak_raw, minute_of_last_request, requests_in_that_minute]}`` for the ``cap`` most
+    first_weak_raw, minute_of_last_request, requests_in_that_minute, last_event_range,
+    range_left_then, last_range_switch_ts, range_switch_before_ts]}`` for the ``cap`` most
     recently used sessions (the last two kept by the minute window, for ``minute_share``).
 
     Examples
@@ -509,10 +522,16 @@ class SessionDrift:
     >>> nov.learn(Ctx(Obs("login", 0, asn="3320"), p))
     >>> [step(t, a) for t, a in ((10, 3320), (20, 49505), (60, 3320), (90, 49505), (2000, 3320))]
     [0.0, 0.0, 1.0, 1.0, 0.0]
+    >>> p = {}
+    >>> def hop(t, ip):   # one token, two address ranges in turn
+    ...     c = Ctx(Obs("activity", t, "u", "s1", ip=ip, device="d1", channel="web"), p)
+    ...     o = {}; sd.compute(c, o); sd.track(c); sd.learn(c); return o["session_interleaved"]
+    >>> [hop(t, ip) for t, ip in ((0, "1.1.1.5"), (10, "2.2.2.5"), (20, "1.1.1.6"), (30, "2.2.2.7"))]
+    [0.0, 0.0, 0.0, 1.0]
     """
 
     NAMES = ("session_ip_change", "session_device_change", "session_country_change", "session_asn_change",
-             "session_alternation", "session_new_network")
+             "session_alternation", "session_new_network", "session_interleaved")
 
     def __init__(self, cap: int = 4, alt_s: float = 600.0, asn_novelty: Novelty | None = None) -> None:
         self.cap, self.alt_s = cap, alt_s
@@ -531,7 +550,12 @@ class SessionDrift:
             out[self.NAMES[i]] = 1.0 if (v is not None and s[i] is not None and s[i] != v) else 0.0
         if out["session_country_change"] and asn is not None and ctx.pop is not None and ctx.pop.multi_country(asn):
             out["session_country_change"] = 0.0  # a VPN switched on: the exit's country, not a journey
-        out["session_alternation"] = out["session_new_network"] = 0.0
+        out["session_alternation"] = out["session_new_network"] = out["session_interleaved"] = 0.0
+        ipr = o.ipr
+        if (ipr is not None and len(s) > S_RANGE_SW0 and s[S_RANGE] is not None and ipr != s[S_RANGE]
+                and ipr == s[S_RANGE_LEFT] and s[S_RANGE_SW0] is not None and o.ts - s[S_RANGE_SW0] <= self.alt_s
+                and o.channel != "mobile" and self._private(ctx, ipr, s[S_RANGE])):
+            out["session_interleaved"] = 1.0  # back to the range it left, the second time in a few minutes
         if asn is None or len(s) <= S_NEW_NET or s[S_NET] is None or asn == s[S_NET] or o.channel == "mobile":
             return  # no network switch with this event, or a phone's handover
         nov = self.asn_novelty
@@ -543,11 +567,24 @@ class SessionDrift:
                 and asn == s[S_LEFT_NET]):
             out["session_alternation"] = 1.0  # back to the network it left moments ago
 
+    @staticmethod
+    def _private(ctx: Ctx, a: str, b: str) -> bool:
+        """Whether at least one of two address ranges is used by no other user here."""
+        pop = ctx.pop
+        return pop is None or pop.sharers("ip", a) <= 1 or pop.sharers("ip", b) <= 1
+
     def track(self, ctx: Ctx) -> None:
-        """Follow the session's network event by event, flagged events included (they are what
-        is happening, not what is normal)."""
+        """Follow the session's address range and network event by event, flagged events
+        included (they are what is happening, not what is normal)."""
         s, o = ctx.sess, ctx.obs
-        if s is None or o.asn is None or len(s) <= S_NEW_NET:
+        if s is None:
+            return
+        ipr = o.ipr
+        if ipr is not None and len(s) > S_RANGE_SW0:
+            if s[S_RANGE] is not None and ipr != s[S_RANGE]:
+                s[S_RANGE_SW0], s[S_RANGE_SW], s[S_RANGE_LEFT] = s[S_RANGE_SW], o.ts, s[S_RANGE]
+            s[S_RANGE] = ipr
+        if o.asn is None or len(s) <= S_NEW_NET:
             return
         asn = o.asn
         if s[S_NET] is not None and asn != s[S_NET]:
@@ -564,7 +601,8 @@ class SessionDrift:
         s = ctx.sess
         asn = o.asn
         if s is None:
-            s = [o.ipr, o.device, o.country, asn, o.ts, o.ts, o.ts, 0, asn, None, None, 0, 0.0, -1, 0.0]
+            s = [o.ipr, o.device, o.country, asn, o.ts, o.ts, o.ts, 0, asn, None, None, 0, 0.0, -1, 0.0,
+                 o.ipr, None, None, None]
             if o.type == "activity":  # the window counted this request before the record existed
                 s[S_MINUTE], s[S_MINUTE_N] = int(o.ts // 60), 1.0
             ctx.sess = sessions[o.session] = s
@@ -1048,7 +1086,8 @@ class FeatureExtractor:
     @staticmethod
     def _steady(ctx: Ctx) -> bool:
         """The event repeats its session's device, address range, country and network, all of
-        them values the user is known to use, and its network is the one the session was last on."""
+        them values the user is known to use, and its network and address range are the ones the
+        session was last on."""
         o, s, prof = ctx.obs, ctx.sess, ctx.profile
         if o.device is None or o.device != s[S_DEVICE] or len(s) <= S_NEW_NET:
             return False
@@ -1058,7 +1097,7 @@ class FeatureExtractor:
         v = o.ipr
         if v is not None:
             d = prof.get("ip")
-            if v != s[S_IP] or d is None or v not in d["v"]:
+            if v != s[S_IP] or d is None or v not in d["v"] or (len(s) > S_RANGE and v != s[S_RANGE]):
                 return False
         v = o.country
         if v is not None:

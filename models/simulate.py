@@ -20,8 +20,9 @@ meets:
 Labelled attacks (one label per attacked session):
 
 ``hijack``
-    the victim's session token replayed from another IP, country, ASN and device mid-session;
-    the victim keeps working in parallel.
+    the victim's session token replayed mid-session from another device on a foreign network, or
+    from a residential proxy in the victim's own country, with a new or a copied device id; the
+    victim keeps working in parallel.
 ``impossible_travel``
     a new login for the user from a far country minutes after the user's last event.
 ``credential_stuffing``
@@ -393,6 +394,15 @@ def _label(labels: list, kind: str, u: _User, session: str, start: float, **deta
 
 def _hijack(day: _Day, rng: random.Random, u: _User, t: float, ctx: dict, labels: list) -> None:
     ip, geo, device = _attacker(rng, u.cc)
+    r = rng.random()
+    if r < 0.4:
+        # a residential proxy in the victim's own country (what infostealer buyers rent to stay
+        # clear of travel checks), half of the time with the stolen browser's device id as well
+        clat, clon, _, asns = COUNTRIES[u.cc]
+        asn = rng.choice(asns)
+        ip, geo = _ip(asn, rng), _geo(u.cc, clat + rng.uniform(-2, 2), clon + rng.uniform(-2, 2), asn)
+        if r < 0.2:
+            device = ctx["device"]
     _label(labels, "hijack", u, ctx["sid"], t, ip=ip, country=geo["country"], device=device)
     for _ in range(rng.randint(5, 40)):
         day.ev(t, type="activity", user=u.id, session=ctx["sid"], channel=ctx["channel"], ip=ip, device=device,

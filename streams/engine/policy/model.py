@@ -195,14 +195,14 @@ class AdaptivePolicy:
     >>> from streams.engine.policy import loads_policy
     >>> ad = loads_policy("[adaptive]\\nenabled = true").adaptive
     >>> ad.step_up_at, ad.revoke_at, ad.warmup, ad.elevated_at
-    (0.35, 0.52, 0, 0.35)
+    (0.35, 0.51, 0, 0.35)
     >>> loads_policy("[adaptive]\\nstep_up_at = 0.5\\nrevoke_at = 0.8").adaptive.elevated_at
     0.5
     """
 
     enabled: bool = False
     step_up_at: float = 0.35
-    revoke_at: float = 0.52
+    revoke_at: float = 0.51
     elevated_at: float = 0.7
     warmup: int = 0
     idle_factor: float = 0.5

@@ -57,6 +57,45 @@ def test_a_token_used_from_the_owners_network_and_a_new_one_in_turn_is_strong_ev
     assert UserBaseline.grade(xs[3], c, in_session=True) == "strong"
 
 
+def test_a_token_used_from_two_address_ranges_in_turn_is_strong_even_on_the_owners_own_isp():
+    # a residential proxy on the owner's own ISP, with the stolen browser's device id: nothing
+    # but the address range differs, and only the interleaving gives the replay away
+    fx = FeatureExtractor(Population())
+    p = _habitual(fx)
+    t = 20 * DAY + 9 * 3600
+    proxy = {"ip": "81.10.99.7"}
+    xs = _run(fx, p, [_ev("login", t, "live"), _ev("activity", t + 30, "live"),
+                      _ev("activity", t + 40, "live", **proxy),     # the replay's first request
+                      _ev("activity", t + 70, "live"),              # the owner's next request
+                      _ev("activity", t + 95, "live", **proxy)])    # the replay again
+    assert [x["session_interleaved"] for x in xs] == [0.0, 0.0, 0.0, 0.0, 1.0]
+    assert xs[2]["session_asn_change"] == 0.0 and xs[2]["session_new_network"] == 0.0
+    c = UserBaseline.contributions(xs[4])
+    assert UserBaseline.grade(xs[4], c, in_session=True) == "strong"
+    assert "two address ranges in turn" in "; ".join(UserBaseline.explain(xs[4], c))
+
+
+def test_one_move_of_address_and_a_shared_egress_balancing_its_ranges_are_no_interleaving():
+    pop = Population()
+    fx = FeatureExtractor(pop)
+    p = _habitual(fx)
+    t = 20 * DAY + 9 * 3600
+    # a laptop carried home: one move, and it stays
+    moved = _run(fx, p, [_ev("login", t, "m"), _ev("activity", t + 30, "m")] +
+                 [_ev("activity", t + 60 + 30 * k, "m", ip="81.10.77.9") for k in range(4)])
+    assert all(x["session_interleaved"] == 0.0 for x in moved)
+    # a corporate proxy that balances everyone over two ranges: both are other users' too
+    for colleague in range(3):
+        pop.adopt("ip", "62.1.1")
+        pop.adopt("ip", "62.1.2")
+    egress = _run(fx, p, [_ev("activity", t + 600 + 20 * k, "m", ip=f"62.1.{1 + k % 2}.9") for k in range(8)])
+    assert all(x["session_interleaved"] == 0.0 for x in egress)
+    # the same pattern between the owner's range and one nobody else uses is interleaving
+    mixed = _run(fx, p, [_ev("activity", t + 900 + 20 * k, "m", ip="62.1.1.9" if k % 2 else "198.51.100.4")
+                         for k in range(6)])
+    assert any(x["session_interleaved"] == 1.0 for x in mixed)
+
+
 def test_a_phone_handing_over_between_wifi_and_cellular_is_no_alternation():
     fx = FeatureExtractor(Population())
     p = _habitual(fx)
@@ -67,6 +106,7 @@ def test_a_phone_handing_over_between_wifi_and_cellular_is_no_alternation():
     xs = _run(fx, p, [_ev("login", t, "ph", **cell)] +
               [_ev("activity", t + 30 * k, "ph", **(wifi if k % 2 else cell)) for k in range(1, 8)])
     assert all(x["session_alternation"] == 0.0 and x["session_new_network"] == 0.0 for x in xs)
+    assert all(x["session_interleaved"] == 0.0 for x in xs)
 
 
 def test_one_move_to_a_vpn_provider_seen_in_several_countries_is_no_journey():
@@ -212,6 +252,21 @@ def test_tuning_generator_carries_joiners_several_devices_and_vpn_exits():
     assert sum(1 for ts in first.values() if ts > t0.replace("T00", "T12")) >= 10   # joined mid-stream
     assert sum(1 for d in devices.values() if len(d) >= 3) >= 10
     assert any(len(c) >= 2 for c in vpn_countries.values())
+
+
+def test_tuning_generator_replays_tokens_from_home_country_proxies_with_and_without_the_device_id():
+    events, labels = simulate(users=300, hours=30, seed=4, attack_rate=0.5, attack_after=2)
+    home = {}
+    device = {}
+    for e in events:
+        if e.get("session") and e["type"] == "login":
+            home.setdefault(e["user"], e["geo"]["country"])
+            device[e["session"]] = e["device"]
+    hijacks = [lab for lab in labels if lab["kind"] == "hijack"]
+    local = [lab for lab in hijacks if lab["detail"]["country"] == home[lab["user"]]]
+    copied = [lab for lab in local if lab["detail"]["device"] == device[lab["session"]]]
+    assert len(hijacks) >= 20
+    assert 0 < len(copied) < len(local) < len(hijacks)
 
 
 def _far_login(pop: Population, asn: int) -> tuple[dict, str]:
