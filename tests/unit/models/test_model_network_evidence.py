@@ -35,6 +35,17 @@ def _habitual(fx: FeatureExtractor, days: int = 15) -> dict:
     return p
 
 
+def _warm_scorer(warmup: int, users: int) -> tuple[AdaptiveScorer, list[dict], dict]:
+    """A scorer that has scored 30 h of benign tuning traffic: (scorer, events, profiles)."""
+    sc = AdaptiveScorer(warmup=warmup)
+    events, _ = simulate(users=users, hours=30, seed=3, attack_rate=0.0)
+    profiles: dict = {}
+    for e in events:
+        if e.get("user"):
+            sc.process(e, profiles.setdefault(e["user"], {}), None)
+    return sc, events, profiles
+
+
 def _run(fx: FeatureExtractor, p: dict, events: list[dict]) -> list[dict]:
     out = []
     for e in events:
@@ -144,12 +155,7 @@ def test_a_far_login_from_the_users_own_device_steps_up_and_from_a_new_device_re
 def test_impossible_travel_from_the_users_own_device_steps_up_under_the_shipped_thresholds_and_a_trip_does_not():
     # a warm scorer whose weak-evidence scale has seen many sessions carry everyday novelty
     ad = load_policy(default_policy_path()).adaptive
-    sc = AdaptiveScorer(warmup=200)
-    events, _ = simulate(users=200, hours=30, seed=3, attack_rate=0.0)
-    profiles: dict = {}
-    for e in events:
-        if e.get("user"):
-            sc.process(e, profiles.setdefault(e["user"], {}), None)
+    sc, events, _ = _warm_scorer(200, users=200)
     assert sc.weak_cal.n >= 50
     t = (observe(events[-1]).ts // DAY + 1) * DAY + 9 * 3600   # the traveller's usual hour
     far = {"ip": "45.80.1.2", "geo": {"country": "TR", "lat": 41.01, "lon": 28.98, "asn": 64999}}   # Istanbul
@@ -217,12 +223,7 @@ def test_a_volume_burst_is_strong_at_machine_pace_and_weak_at_a_persons():
 
 
 def test_weak_evidence_counts_once_per_session_on_its_own_scale():
-    sc = AdaptiveScorer(warmup=100)
-    events, _ = simulate(users=40, hours=30, seed=3, attack_rate=0.0)
-    profiles: dict = {}
-    for e in events:
-        if e.get("user"):
-            sc.process(e, profiles.setdefault(e["user"], {}), None)
+    sc, events, profiles = _warm_scorer(100, users=40)
     weak_sessions = sc.weak_cal.n
     assert 0 < weak_sessions <= len({e.get("session") for e in events if e.get("session")})
     # a session that keeps showing its new device adds one score, not one per event
