@@ -359,3 +359,21 @@ def test_a_burst_is_strong_evidence_in_the_session_that_makes_it_not_in_the_owne
     c = UserBaseline.contributions(owner)
     assert "bytes_minute" in c  # the user's minute is still extraordinary ...
     assert UserBaseline.grade(owner, c, in_session=True) == "weak"  # ... but not this session's doing
+
+
+def test_a_session_record_written_before_the_range_slots_existed_keeps_scoring_without_them():
+    # a worker upgraded in place finds its users' live sessions stored with the older, shorter record
+    sc, profiles = AdaptiveScorer(warmup=10), {}
+    p = profiles.setdefault("u", {})
+    for k in range(50):
+        sc.process(_ev("activity", k * 30.0, "s1"), p, None)
+    old = p["s"]["s1"]
+    del old[15:]
+    proxy = {"ip": "81.10.99.7"}
+    scores = [sc.process(_ev("activity", 2000.0 + 20 * k, "s1", **(proxy if k % 2 else {})), p, None)
+              for k in range(6)]
+    assert all(s is not None and s.grade != "strong" for s in scores)   # no interleaving without its slots
+    assert len(p["s"]["s1"]) == 15
+    fresh = [sc.process(_ev("activity", 4000.0 + 20 * k, "s2", **(proxy if k % 2 else {})), p, None)
+             for k in range(6)]
+    assert len(p["s"]["s2"]) > 15 and any(s.grade == "strong" for s in fresh)
