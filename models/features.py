@@ -494,8 +494,9 @@ class SessionDrift:
     token working at once do, also when the replay copies the device id and comes through a
     residential proxy on the owner's own ISP, where nothing but the address differs. A shared
     egress that balances its users over several ranges (a corporate proxy, a cloud NAT) is not
-    it: both ranges are other users' too. Not on the mobile channel (a phone flapping between
-    Wi-Fi and cellular is exactly this pattern).
+    it: both ranges are other users' too, and neither is one host's IPv4 and IPv6 on one network
+    (a dual-stack browser alternates between them). Not on the mobile channel (a phone flapping
+    between Wi-Fi and cellular is exactly this pattern).
 
     State: ``profile["s"] = {session: [ip, device, country, asn, first_ts, last_activity_ts,
     last_ts, stepped_up, last_event_asn, last_switch_ts, asn_left_then, new_network_seen,
@@ -554,7 +555,8 @@ class SessionDrift:
         ipr = o.ipr
         if (ipr is not None and len(s) > S_RANGE_SW0 and s[S_RANGE] is not None and ipr != s[S_RANGE]
                 and ipr == s[S_RANGE_LEFT] and s[S_RANGE_SW0] is not None and o.ts - s[S_RANGE_SW0] <= self.alt_s
-                and o.channel != "mobile" and self._private(ctx, ipr, s[S_RANGE])):
+                and o.channel != "mobile" and self._private(ctx, ipr, s[S_RANGE])
+                and not self._dual_stack(ipr, s[S_RANGE], asn, s[S_NET] if len(s) > S_NET else None)):
             out["session_interleaved"] = 1.0  # back to the range it left, the second time in a few minutes
         if asn is None or len(s) <= S_NEW_NET or s[S_NET] is None or asn == s[S_NET] or o.channel == "mobile":
             return  # no network switch with this event, or a phone's handover
@@ -566,6 +568,12 @@ class SessionDrift:
         if ((s[S_NEW_NET] or ctx.moved_new) and s[S_SWITCH_TS] is not None and o.ts - s[S_SWITCH_TS] <= self.alt_s
                 and asn == s[S_LEFT_NET]):
             out["session_alternation"] = 1.0  # back to the network it left moments ago
+
+    @staticmethod
+    def _dual_stack(a: str, b: str, asn_a: str | None, asn_b: str | None) -> bool:
+        """Whether two ranges are one host's IPv4 and IPv6 on one network: a dual-stack browser
+        can alternate between its two addresses from one connection to the next."""
+        return (":" in a) != (":" in b) and asn_a is not None and asn_a == asn_b
 
     @staticmethod
     def _private(ctx: Ctx, a: str, b: str) -> bool:

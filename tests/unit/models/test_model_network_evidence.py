@@ -86,7 +86,7 @@ def test_a_token_used_from_two_address_ranges_in_turn_is_strong_even_on_the_owne
     assert "two address ranges in turn" in "; ".join(UserBaseline.explain(xs[4], c))
 
 
-def test_one_move_of_address_and_a_shared_egress_balancing_its_ranges_are_no_interleaving():
+def test_one_move_of_address_a_shared_egress_balancing_its_ranges_and_a_dual_stack_browser_are_no_interleaving():
     pop = Population()
     fx = FeatureExtractor(pop)
     p = _habitual(fx)
@@ -101,6 +101,10 @@ def test_one_move_of_address_and_a_shared_egress_balancing_its_ranges_are_no_int
         pop.adopt("ip", "62.1.2")
     egress = _run(fx, p, [_ev("activity", t + 600 + 20 * k, "m", ip=f"62.1.{1 + k % 2}.9") for k in range(8)])
     assert all(x["session_interleaved"] == 0.0 for x in egress)
+    # a dual-stack browser on the owner's ISP, its IPv4 and IPv6 addresses in turn
+    v6 = "2a02:8108:1:2::5"
+    dual = _run(fx, p, [_ev("activity", t + 800 + 10 * k, "m", ip=v6 if k % 2 else "81.10.20.30") for k in range(6)])
+    assert all(x["session_interleaved"] == 0.0 for x in dual)
     # the same pattern between the owner's range and one nobody else uses is interleaving
     mixed = _run(fx, p, [_ev("activity", t + 900 + 20 * k, "m", ip="62.1.1.9" if k % 2 else "198.51.100.4")
                          for k in range(6)])
