@@ -556,7 +556,7 @@ class SessionDrift:
         if (ipr is not None and len(s) > S_RANGE_SW0 and s[S_RANGE] is not None and ipr != s[S_RANGE]
                 and ipr == s[S_RANGE_LEFT] and s[S_RANGE_SW0] is not None and o.ts - s[S_RANGE_SW0] <= self.alt_s
                 and o.channel != "mobile" and self._private(ctx, ipr, s[S_RANGE])
-                and not self._dual_stack(ipr, s[S_RANGE], asn, s[S_NET] if len(s) > S_NET else None)):
+                and not self._dual_stack(ipr, s[S_RANGE], asn, s[S_NET])):
             out["session_interleaved"] = 1.0  # back to the range it left, the second time in a few minutes
         if asn is None or len(s) <= S_NEW_NET or s[S_NET] is None or asn == s[S_NET] or o.channel == "mobile":
             return  # no network switch with this event, or a phone's handover
