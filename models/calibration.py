@@ -94,7 +94,17 @@ class TailCalibrator:
 
     def _refit(self) -> None:
         self._since = 0
-        s = sorted(self.buf)
+        # most raw scores are exactly 0 (an event with nothing unusual): only the others are
+        # sorted, behind the block of zeros, unless a negative score must go before them
+        buf = self.buf
+        rest = sorted(filter(None, buf))
+        zeros = len(buf) - len(rest)
+        if zeros and rest and rest[0] < 0.0:
+            s = sorted(buf)
+        elif zeros:
+            s = [0.0] * zeros + rest
+        else:
+            s = rest
         self._sorted = s
         n = len(s)
         if not n:

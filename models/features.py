@@ -695,9 +695,13 @@ class _Window:
             m = prof["m"] = [minute, 0.0, 0.0, 0.0, False]
         priv = 1.0 if o.privileged else 0.0
         nbytes = o.bytes
-        m[1] += 1.0
-        m[2] += priv
-        m[3] += nbytes
+        cur = ctx.cur
+        if cur is not None:  # the minute with this event in it, as the features worked it out
+            m[1], m[2], m[3] = cur
+        else:
+            m[1] += 1.0
+            m[2] += priv
+            m[3] += nbytes
         s = ctx.sess
         if s is not None and len(s) > S_MINUTE_N:  # the session's part of the minute, flagged or not
             if s[S_MINUTE] != minute:
@@ -753,7 +757,10 @@ def _baseline(mb: list | None, n_slot: int, slot: int, org: float | None) -> flo
 def _rate_ratio(count: float, mb: list | None, prior: Population | None) -> float:
     """``log2`` of this minute's requests over the user's per-minute baseline, floored at 0; no
     baseline at all says nothing (0)."""
-    base = _baseline(mb, 0, 1, prior.minute[0] if prior is not None else None)
+    if mb is not None and mb[0] >= WARM:  # what _baseline gives a warm user, without the call
+        base = mb[1]
+    else:
+        base = _baseline(mb, 0, 1, prior.minute[0] if prior is not None else None)
     if base is None:
         return 0.0
     r = (count + 1.0) / (base + 1.0)
@@ -771,9 +778,15 @@ def _bytes(nbytes: float, minute_bytes: float, mb: list | None, prior: Populatio
     sizes, and ``log2`` of this minute's bytes over the user's typical bytes per active minute,
     both floored at 0; no baseline at all says nothing (0)."""
     z = b = 0.0
-    org_mean, org_var = prior.event_bytes[:2] if prior is not None else (None, None)
-    mean, var = _baseline(mb, 8, 6, org_mean), _baseline(mb, 8, 7, org_var)
-    base = _baseline(mb, 0, 3, prior.minute[1] if prior is not None else None)
+    if mb is not None and mb[8] >= WARM:  # what _baseline gives a warm user, without the calls
+        mean, var = mb[6], mb[7]
+    else:
+        org_mean, org_var = prior.event_bytes[:2] if prior is not None else (None, None)
+        mean, var = _baseline(mb, 8, 6, org_mean), _baseline(mb, 8, 7, org_var)
+    if mb is not None and mb[0] >= WARM:
+        base = mb[3]
+    else:
+        base = _baseline(mb, 0, 3, prior.minute[1] if prior is not None else None)
     if mean is not None:
         z = (math.log1p(nbytes) - mean) / (math.sqrt(var) + 0.5)
         z = z if z > 0.0 else 0.0
@@ -787,8 +800,8 @@ def _hour_surprise(h: list | None, ts: float, min_events: int) -> float:
     """Surprisal of the hour of ``ts`` against the habit ``h`` over a uniform clock, floored at 0."""
     if h is None or h[24] < min_events:
         return 0.0  # a habit needs a history: shift and night work are habits too
-    p = (h[int(ts // 3600) % 24] + 0.5) / (h[24] + 12.0)
-    return max(0.0, -math.log(p * 24.0))
+    v = -math.log((h[int(ts // 3600) % 24] + 0.5) / (h[24] + 12.0) * 24.0)
+    return v if v > 0.0 else 0.0
 
 
 class RequestRate:

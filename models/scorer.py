@@ -167,6 +167,15 @@ class AdaptiveScorer:
                 confirm = True
         x, ctx = fx.extract(obs, profile)
         contrib = self.baseline.contributions(x, ctx.steady)
+        if not contrib and ctx.steady and self.global_model is None and self.protect_at > 0.0:
+            # most events: a session's next request from where it already is, showing nothing
+            # unusual. What the general path below does for one, without its branches
+            cal = self.cal
+            ready = cal.n >= self.warmup
+            fx.learn_ctx(ctx)
+            self.n += 1
+            cal.learn_one(0.0)
+            return _ZERO if ready else None
         if contrib:
             raw = sum(contrib.values(), 0.0)
             value = self.cal.value(raw)

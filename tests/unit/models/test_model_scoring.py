@@ -35,6 +35,21 @@ def test_calibrator_gives_no_value_before_warmup_and_a_stable_scale_after():
     assert abs(cal2.value(4.0) - cal.value(2.0)) < 0.06
 
 
+@pytest.mark.parametrize("negatives", [False, True])
+def test_calibrator_ranks_a_window_of_mostly_zeros_as_a_full_sort_would(negatives):
+    # the refit sorts only the non-zero scores behind the block of zeros: the exceedance of every
+    # score must be what ranking the whole window gives, negative scores (another detector) too
+    rng = random.Random(4)
+    cal = TailCalibrator(warmup=50, window=400, refit_every=40)
+    for _ in range(1000):
+        r = rng.random()
+        cal.learn_one(0.0 if r < 0.8 else -rng.random() if negatives and r < 0.85 else rng.expovariate(1.0))
+    ranked = sorted(cal.buf[cal.pos:] + cal.buf[:cal.pos])
+    n = len(ranked)
+    assert cal._u > 0.3  # every score below is inside the empirical bulk
+    for x in (-0.7, -1e-9, 0.0, 1e-9, 0.3):
+        assert cal.exceedance(x) == max(sum(v >= x for v in ranked) / n, cal._p_u)
+
 def test_scorer_returns_nothing_during_warmup(stream):
     events, _ = stream
     sc = AdaptiveScorer(warmup=300)
