@@ -101,27 +101,10 @@ class UserBaseline:
         c: dict[str, float] = {}
         if not activity_only:
             UserBaseline._context(x, c)
-        # hinges: weight x (value - threshold) above the threshold (the table above), written out
-        # because this runs on every event
-        v = x["rate_ratio"]
-        if v > 1.5:
-            c["rate_ratio"] = 1.5 * (v - 1.5)
-        v = x["privileged_surprise"]
-        if v > 3.0:
-            c["privileged_surprise"] = 0.5 * (v - 3.0)
-        v = x["bytes_z"]
-        if v > 3.0:
-            c["bytes_z"] = 0.5 * (v - 3.0)
-        v = x["bytes_minute"]
-        if v > 6.0:
-            c["bytes_minute"] = v - 6.0
-        if not activity_only:
-            v = x["failed_logins"]
-            if v > 2.0:
-                c["failed_logins"] = 2.0 * (v - 2.0)
-        v = x["hour_surprise"]
-        if v > 1.0:
-            c["hour_surprise"] = 0.7 * (v - 1.0)
+        for k, at, w in _ACTIVITY_HINGES if activity_only else _HINGES:  # weight x (value - threshold) above it
+            v = x[k]
+            if v > at:
+                c[k] = w * (v - at)
         if not activity_only:
             v = x["unattended"]
             if v:
@@ -316,6 +299,11 @@ _BURST = frozenset({"rate_ratio", "bytes_minute"})
 
 
 #: (feature, threshold, weight) of the contributions that start above a threshold (table above)
+
+_HINGES = (("rate_ratio", 1.5, 1.5), ("privileged_surprise", 3.0, 0.5), ("bytes_z", 3.0, 0.5),
+           ("bytes_minute", 6.0, 1.0), ("failed_logins", 2.0, 2.0), ("hour_surprise", 1.0, 0.7))
+#: the hinges of what a session does (a failed login is no request)
+_ACTIVITY_HINGES = tuple(h for h in _HINGES if h[0] != "failed_logins")
 
 #: a feature value at or above which one signal alone is strong evidence
 STRONG: dict[str, float] = {
