@@ -299,7 +299,6 @@ _BURST = frozenset({"rate_ratio", "bytes_minute"})
 
 
 #: (feature, threshold, weight) of the contributions that start above a threshold (table above)
-
 _HINGES = (("rate_ratio", 1.5, 1.5), ("privileged_surprise", 3.0, 0.5), ("bytes_z", 3.0, 0.5),
            ("bytes_minute", 6.0, 1.0), ("failed_logins", 2.0, 2.0), ("hour_surprise", 1.0, 0.7))
 #: the hinges of what a session does (a failed login is no request)
