@@ -95,16 +95,13 @@ class TailCalibrator:
     def _refit(self) -> None:
         self._since = 0
         # most raw scores are exactly 0 (an event with nothing unusual): only the others are
-        # sorted, behind the block of zeros, unless a negative score must go before them
+        # sorted, and the zeros go in as one block, after any negative scores
         buf = self.buf
-        rest = sorted(filter(None, buf))
-        zeros = len(buf) - len(rest)
-        if zeros and rest and rest[0] < 0.0:
-            s = sorted(buf)
-        elif zeros:
-            s = [0.0] * zeros + rest
-        else:
-            s = rest
+        s = sorted(filter(None, buf))
+        zeros = len(buf) - len(s)
+        if zeros:
+            i = bisect_left(s, 0.0)
+            s[i:i] = [0.0] * zeros
         self._sorted = s
         n = len(s)
         if not n:

@@ -695,13 +695,7 @@ class _Window:
             m = prof["m"] = [minute, 0.0, 0.0, 0.0, False]
         priv = 1.0 if o.privileged else 0.0
         nbytes = o.bytes
-        cur = ctx.cur
-        if cur is not None:  # the minute with this event in it, as the features worked it out
-            m[1], m[2], m[3] = cur
-        else:
-            m[1] += 1.0
-            m[2] += priv
-            m[3] += nbytes
+        m[1], m[2], m[3] = _Window.current(ctx)  # the minute with this event in it (worked out once)
         s = ctx.sess
         if s is not None and len(s) > S_MINUTE_N:  # the session's part of the minute, flagged or not
             if s[S_MINUTE] != minute:

@@ -169,7 +169,8 @@ class AdaptiveScorer:
         contrib = self.baseline.contributions(x, ctx.steady)
         if not contrib and ctx.steady and self.global_model is None and self.protect_at > 0.0:
             # most events: a session's next request from where it already is, showing nothing
-            # unusual. What the general path below does for one, without its branches
+            # unusual. What the general path below does for one (a 0 is never flagged, as
+            # protect_at > 0; no global model to consult), without its branches
             cal = self.cal
             ready = cal.n >= self.warmup
             fx.learn_ctx(ctx)
