@@ -607,7 +607,7 @@ class Engine:
                                "note": "background traffic: counted, never resets idle"}))
 
     def _activity(self, ev: Event, now: float, outs: list[Output], us: UserState) -> bool:
-        """Activity on a live session whose limits are known, without a scorer: most events.
+        """Activity on a live session whose limits are known: most events.
 
         The same steps as :meth:`_session_event` for this case, inline (a method call costs as
         much as several of them), and the deadline is set only when its inputs moved. Returns
@@ -617,9 +617,9 @@ class Engine:
         if s is None or s.ended is not None:
             return False
         lim = s.lim
-        policy = self.policy
-        if lim is None or (self.scorer is not None and policy.adaptive.enabled):
+        if lim is None:
             return False
+        policy = self.policy
         ts = ev.ts
         s.events_n += 1
         changed = self._dyn_every
@@ -698,7 +698,16 @@ class Engine:
                     changed = True
             if not changed and lim.until <= t_eval:
                 changed = True
-        if changed or s.risk is not None:
+        if self.scorer is not None and policy.adaptive.enabled:
+            shorten = s.shorten
+            if self._scored(ev, us, s, now, outs):
+                changed = True
+            if s.ended is not None:  # revoked
+                self.store[ev.user] = us  # type: ignore[index]
+                return True
+            if s.shorten != shorten:  # stepped up: the idle deadline moved
+                moved = True
+        if changed:
             self._apply_limits(s, t_eval, outs, "event", ts)
             self._schedule(s)
         elif moved:  # only last_active moved
@@ -795,14 +804,16 @@ class Engine:
             if ts > s.auth_at:
                 s.auth_at = ts
             s.shorten = 1.0
+            if s.risk is not None and policy.uses_risk:
+                changed = True  # the limits read the risk this re-authentication clears
             s.risk = None
             outs.append(audit("session_refresh", s.user, s.session, ts, f"{etype}@{ts!r}", {"type": etype}))
         elif etype == "refresh":
             outs.append(audit("session_refresh", s.user, s.session, ts, f"{etype}@{ts!r}", {"type": etype}))
-        if self.scorer is not None and policy.adaptive.enabled:
-            self._score(ev, us, s, now, outs)
+        if self.scorer is not None and policy.adaptive.enabled and self._scored(ev, us, s, now, outs):
+            changed = True
         if s.ended is None:
-            if changed or s.risk is not None:
+            if changed:
                 self._apply_limits(s, t_eval, outs, "event", ts)
             self._schedule(s)
         store[user] = us  # type: ignore[index]
@@ -1036,6 +1047,18 @@ class Engine:
                     self._cascade(s, u, s.terminal, ev.ts, now, outs)  # type: ignore[arg-type]
         if not us.is_empty():
             self.store[user] = us  # type: ignore[index]
+
+    def _scored(self, ev: Event, us: UserState, s: SessionState, now: float, outs: list[Output]) -> bool:
+        """:meth:`_score` for an event of session ``s``; whether the limits may have changed: the
+        session's risk moved to another band and a rule reads it. A score within its band
+        changes nothing the limits read, so most scored events re-evaluate nothing."""
+        if not self.policy.uses_risk:
+            self._score(ev, us, s, now, outs)
+            return False
+        band = self.policy.adaptive.band
+        before = band(s.risk)
+        self._score(ev, us, s, now, outs)
+        return band(s.risk) != before
 
     def _score(self, ev: Event, us: UserState, s: SessionState | None, now: float, outs: list[Output]) -> None:
         if self.scorer is None or not self.policy.adaptive.enabled:

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference_v0 as ref
+from models.scorer import scorer_for
 from streams.engine import DeadlineIndex, InvalidEvent, Replay, UserState, loads_policy, parse_event
 
 # -- parse_event ----------------------------------------------------------------------------------
@@ -254,7 +255,8 @@ def _stream(seed: int, n: int) -> list[dict]:
 
 
 def _run(events: list[dict], policy_text: str, fast: bool, roundtrip_at: int = -1) -> tuple[list[bytes], list[bytes]]:
-    replay = Replay(loads_policy(policy_text))
+    policy = loads_policy(policy_text)
+    replay = Replay(policy, scorer=scorer_for(policy, warmup=200))
     eng = replay.engine
     if not fast:
         eng._activity = lambda *a: False  # type: ignore[method-assign]
@@ -277,6 +279,32 @@ def test_engine_fast_path_gives_the_general_paths_outputs_and_state(policy, seed
     fast = _run(events, policy, fast=True, roundtrip_at=1200)
     assert fast == _run(events, policy, fast=False, roundtrip_at=1200)
     assert len(fast[0]) > 500
+
+
+# the adaptive model on, with rules that read its risk: the fast path scores too, and
+# re-evaluates limits only when the risk changes band
+ADAPTIVE = POLICY + """[[rules]]
+name = "risky"
+risk = "elevated"
+idle = "5m"
+[[rules]]
+name = "hot"
+risk = "high"
+absolute = "1h"
+[adaptive]
+enabled = true
+"""
+
+
+@pytest.mark.parametrize("policy", [ADAPTIVE, POLICY + "[adaptive]\nenabled = true\n"])
+def test_fast_path_with_the_adaptive_model_gives_the_general_paths_outputs_and_state(policy):
+    events = _stream(3, 2500)
+    fast = _run(events, policy, fast=True, roundtrip_at=1200)
+    assert fast == _run(events, policy, fast=False, roundtrip_at=1200)
+    reasons = [(v.get("action"), v.get("reason"), v.get("kind")) for v in (orjson.loads(o)[2] for o in fast[0])]
+    assert ("step_up", "anomaly", None) in reasons and ("revoke", "anomaly", None) in reasons
+    if 'risk = "' in policy:  # the risk rules tighten and relax limits as scores move
+        assert any(k == "policy_tightened" for _, _, k in reasons)
 
 
 def test_the_generated_stream_reaches_the_paths_it_is_meant_to():
