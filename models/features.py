@@ -1102,12 +1102,20 @@ class FeatureExtractor:
     def _steady(ctx: Ctx) -> bool:
         """The event repeats its session's device, address range, country and network, all of
         them values the user is known to use, and its network and address range are the ones the
-        session was last on."""
+        session was last on; a value the event does not carry is not compared. Without a device,
+        a located event needs its network: only the device or a known network says a place is
+        not a journey (:class:`GeoVelocity`)."""
         o, s, prof = ctx.obs, ctx.sess, ctx.profile
-        if o.device is None or o.device != s[S_DEVICE] or len(s) <= S_NEW_NET:
+        if len(s) <= S_NEW_NET:
             return False
-        d = prof.get("device")
-        if d is None or o.device not in d["v"]:
+        v = o.device
+        if v is not None:
+            if v != s[S_DEVICE]:
+                return False
+            d = prof.get("device")
+            if d is None or v not in d["v"]:
+                return False
+        elif o.asn is None and o.lat is not None and o.lon is not None:
             return False
         v = o.ipr
         if v is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import random
 from collections import defaultdict
 
 import pytest
@@ -21,10 +22,29 @@ from models.simulate_heldout import simulate_heldout
 from streams.engine import parse_event
 
 
+def _sparse(events: list[dict], seed: int) -> list[dict]:
+    """The stream as gateways that leave fields out send it: a third of the users never carry a
+    device id, the others now and then; some events have no network, some no location."""
+    rng = random.Random(seed)
+    bare = {u for u in sorted({e.get("user") for e in events if e.get("user")}) if rng.random() < 1 / 3}
+    out = []
+    for e in events:
+        e = dict(e)
+        if e.get("user") in bare or rng.random() < 0.1:
+            e.pop("device", None)
+        geo = e.get("geo")
+        if geo and rng.random() < 0.15:
+            geo = e["geo"] = dict(geo)
+            geo.pop("asn" if rng.random() < 0.5 else rng.choice(["lat", "country"]), None)
+        out.append(e)
+    return out
+
+
 def _streams():
     tuning, _ = simulate(users=120, hours=30, seed=21, attack_rate=0.3, attack_after=3 * 3600)
     heldout, _ = simulate_heldout(users=120, days=1, seed=22, attack_rate=0.3)
-    return {"tuning": tuning, "heldout": heldout}
+    return {"tuning": tuning, "heldout": heldout, "tuning, fields left out": _sparse(tuning, 23),
+            "heldout, fields left out": _sparse(heldout, 24)}
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +52,12 @@ def streams():
     return _streams()
 
 
-@pytest.mark.parametrize("name", ["tuning", "heldout"])
+@pytest.mark.parametrize("name", ["tuning", "heldout", "tuning, fields left out", "heldout, fields left out"])
 def test_steady_shortcut_gives_the_same_scores_profiles_and_priors(streams, name):
     fast, full = AdaptiveScorer(warmup=300), AdaptiveScorer(warmup=300)
     full.fx._steady = lambda ctx: False  # every event through every feature
     pf, pu = defaultdict(dict), defaultdict(dict)
-    steady = 0
+    steady = bare = 0
     for raw in streams[name]:
         ev = parse_event(raw)
         if ev.user is None:
@@ -51,9 +71,11 @@ def test_steady_shortcut_gives_the_same_scores_profiles_and_priors(streams, name
         if ev.user is not None and ev.type == "activity":
             _, ctx = fast.fx.extract(observe(ev), copy.deepcopy(pf[ev.user]))
             steady += ctx.steady
+            bare += ctx.steady and ev.device is None
     assert pickle.dumps(fast.population) == pickle.dumps(full.population)
     assert pickle.dumps(fast.cal) == pickle.dumps(full.cal)
     assert steady > 0  # the comparison exercised the shortcut
+    assert bare > 0 or "left out" not in name  # ... also for requests without a device
 
 
 def test_a_request_from_a_new_address_inside_a_known_session_is_not_steady():
@@ -69,3 +91,26 @@ def test_a_request_from_a_new_address_inside_a_known_session_is_not_steady():
     assert not ctx.steady and x["session_ip_change"] == 1.0 and x["new_ip"] > 0.0
     x, ctx = fx.extract(observe(dict(base, ts=230.0, device="d2")), p)
     assert not ctx.steady and x["session_device_change"] == 1.0
+
+
+def test_without_a_device_a_located_request_without_its_network_is_measured_as_travel():
+    """No device ties such a request to its session's place, and no known network says it is
+    not a journey: the speed from the user's last place is computed, as the full path does."""
+    fx, p = FeatureExtractor(), {}
+    de = {"country": "DE", "lat": 52.5, "lon": 13.4, "asn": 3320}
+    us = {"country": "US", "lat": 40.7, "lon": -74.0, "asn": 7922}
+    a = {"type": "activity", "user": "u", "session": "s1", "ip": "81.10.20.30", "geo": de}
+    for t in range(5):
+        _, ctx = fx.extract(observe(dict(a, ts=t * 30.0)), p)
+        fx.learn_ctx(ctx)
+    _, ctx = fx.extract(observe(dict(a, ts=200.0)), p)
+    assert ctx.steady  # no device at all: the session's known address and network suffice
+    fx.learn_ctx(ctx)
+    b = {"type": "login", "user": "u", "session": "s2", "ip": "23.1.2.3", "geo": us, "ts": 230.0}
+    _, ctx = fx.extract(observe(b), p)
+    fx.learn_ctx(ctx)
+    x, ctx = fx.extract(observe(dict(a, ts=260.0, geo={"lat": 52.5, "lon": 13.4})), p)
+    full = FeatureExtractor()
+    full._steady = lambda ctx: False
+    y, _ = full.extract(observe(dict(a, ts=260.0, geo={"lat": 52.5, "lon": 13.4})), copy.deepcopy(p))
+    assert not ctx.steady and x == y and x["geo_kmh"] > 900.0
