@@ -4,6 +4,9 @@
    from the worker's /ready to the moment every decision and audit record the engine owes (counted
    by replaying the same stream in-process) is on its topic. Compared with raw aiokafka
    passthrough (consume -> produce -> commit) of the same messages, measured in the same run.
+   ``--adaptive`` adds two workers through a backlog of the tuning simulator's stream (the
+   model's features need devices, networks and a person's pace), one with ``[adaptive] enabled =
+   true`` and one without, against passthrough of the same messages, all in the same run.
 2. **alert latency** — an IDS alert produced -> its revocation on the topic, p50/p99, while a
    background producer keeps ~5k events/s flowing.
 3. **timeout lateness** — publish time (the decision's Kafka timestamp) minus the deadline, p99.
@@ -42,7 +45,7 @@ absolute = "12h"
 revoke = ["critical", "high"]
 lookback = "1h"
 [adaptive]
-enabled = false
+enabled = {adaptive}
 """
 
 
@@ -232,13 +235,13 @@ async def hop_breakdown(prefix: str, sent_ms: dict[str, float]) -> dict:
             "forwarded_in_join": len(forwarded & set(sent_ms)), "via_user_requests": len(requested & set(sent_ms))}
 
 
-async def setup(tmp: Path, idle: str):
+async def setup(tmp: Path, idle: str, adaptive: bool = False):
     from streams.config import Settings
     from streams.topics import create_topics
 
     prefix = f"b{uuid.uuid4().hex[:8]}."
     await create_topics(Settings.load({"LAPSE_BOOTSTRAP": BOOTSTRAP, "LAPSE_TOPIC_PREFIX": prefix}))
-    policy = write_policy(tmp / f"policy-{prefix}toml", POLICY.format(idle=idle))
+    policy = write_policy(tmp / f"policy-{prefix}toml", POLICY.format(idle=idle, adaptive=str(adaptive).lower()))
     return prefix, policy, make_key(tmp)
 
 
@@ -283,6 +286,67 @@ async def bench_throughput(tmp: Path, n: int, sessions: int, store: str = "memor
             "passthrough_per_s": round(base), "ratio_to_passthrough": round(rate / base, 2),
             # steadier than the rate on a shared 2-core box: the worker's own CPU per event
             "worker_cpu_us_per_event": round(cpu / n * 1e6, 1) if cpu is not None else None}
+
+
+def simulated(users: int, hours: float, end: float, tag: str) -> list[tuple[str, bytes, bytes]]:
+    """(topic, key, value): the tuning simulator's stream (models.simulate, with its attacks), moved
+    so that its last event is at ``end``, its users and sessions renamed apart for this run."""
+    from models.simulate import simulate
+    from streams.cli.produce import route
+    from streams.engine import parse_ts, rfc3339
+
+    raw, _ = simulate(users=users, hours=hours, seed=5, attack_rate=0.05)
+    shift = end - max(parse_ts(e["ts"]) for e in raw)
+    out = []
+    for e in raw:
+        e = dict(e, ts=rfc3339(parse_ts(e["ts"]) + shift))
+        for f in ("user", "session", "sso_session"):
+            if e.get(f) is not None:
+                e[f] = tag + str(e[f])
+        topic, key = route(e)
+        out.append((topic, key.encode(), orjson.dumps(e)))
+    return out
+
+
+async def bench_model_throughput(tmp: Path, users: int, hours: float) -> dict:
+    """One worker with ``[adaptive] enabled = true`` through a backlog of the simulator's stream
+    (devices, networks, locations, a person's pace, attacks), against, in the same run, a worker
+    with the model off through the same stream and raw passthrough of the same messages. The
+    clock stops when the worker's group has committed every input: its outputs go out before its
+    offsets are committed (the commit order), so they are on their topics by then."""
+    from kafka_baseline import passthrough
+
+    end = time.time() - 60
+    src, dst = await fresh_topic("svc-src"), await fresh_topic("svc-dst")
+    items = simulated(users, hours, end, "")
+    await produce_all("", [(src, k, v) for _, k, v in items])
+    base = await passthrough(src, dst, len(items))
+    out: dict = {"events": len(items), "users": users, "hours": hours, "passthrough_per_s": round(base)}
+    for adaptive in (False, True):
+        prefix, policy, key = await setup(tmp, idle="1h", adaptive=adaptive)
+        items = simulated(users, hours, end, prefix)
+        await produce_all(prefix, items)
+        w = WorkerProcess(BOOTSTRAP, prefix, f"{prefix}app", policy, key, tmp, name=f"ad-{prefix}").start()
+        try:
+            ready = await w.wait_ready(timeout=120)
+            cpu0 = process_cpu_s(w.proc.pid)
+            inputs = [prefix + t for t in ("identity", "activity", "ids-alerts")]
+            async with Progress() as progress:
+                while await progress.lag(f"{prefix}app", inputs) > 0:
+                    if time.time() - ready > 900:
+                        raise RuntimeError("inputs not committed after 900 s")
+                    await asyncio.sleep(0.1)
+                elapsed = time.time() - ready
+                outputs = await progress.end_total([prefix + "audit", prefix + "revocations"])
+            cpu = process_cpu_s(w.proc.pid) - cpu0 if cpu0 is not None else None
+        finally:
+            w.stop()
+        rate = len(items) / elapsed
+        name = "model_on" if adaptive else "model_off"
+        out[name] = {"outputs": outputs, "worker_events_per_s": round(rate),
+                     "ratio_to_passthrough": round(rate / base, 2),
+                     "worker_cpu_us_per_event": round(cpu / len(items) * 1e6, 1) if cpu is not None else None}
+    return out
 
 
 def process_cpu_s(pid: int) -> float | None:
@@ -488,6 +552,16 @@ async def main(args) -> None:
 async def run_all(args) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="lapse-bench-"))
     skip = set(args.skip or [])
+    if args.adaptive:
+        r = await bench_model_throughput(tmp, args.adaptive_users, args.adaptive_hours)
+        record("service_throughput_adaptive", **r)
+        print(f"worker end-to-end, the simulator's stream ({r['events']:,} events, {r['users']:,} users, "
+              f"{r['hours']:g} h), raw passthrough {r['passthrough_per_s']:,} msg/s:")
+        for name in ("model_off", "model_on"):
+            m = r[name]
+            print(f"  [adaptive] {'enabled' if name == 'model_on' else 'off'}: {m['worker_events_per_s']:,} "
+                  f"events/s ({m['ratio_to_passthrough']}x), {m['outputs']:,} outputs; worker CPU "
+                  f"{m['worker_cpu_us_per_event']} us/event")
     if "throughput" not in skip:
         r = await bench_throughput(tmp, args.events, args.sessions, args.store)
         record("service_throughput", **r)
@@ -529,5 +603,9 @@ if __name__ == "__main__":
     ap.add_argument("--store", default="memory://", help="LAPSE_STORE of the throughput run")
     ap.add_argument("--recovery-stores", nargs="*", default=["memory://", "rocksdb://"])
     ap.add_argument("--skip", nargs="*", choices=["throughput", "latency", "lateness", "recovery"])
+    ap.add_argument("--adaptive", action="store_true",
+                    help="also: one worker with [adaptive] enabled through the simulator's stream")
+    ap.add_argument("--adaptive-users", type=int, default=1000)
+    ap.add_argument("--adaptive-hours", type=float, default=48.0)
     os.environ.setdefault("LAPSE_BOOTSTRAP", BOOTSTRAP)
     asyncio.run(main(ap.parse_args()))
