@@ -699,12 +699,13 @@ class Engine:
             if not changed and lim.until <= t_eval:
                 changed = True
         if self.scorer is not None and policy.adaptive.enabled:
-            shorten = s.shorten
-            if self._scored(ev, us, s, now, outs):
-                changed = True
+            risk, shorten = s.risk, s.shorten
+            self._score(ev, us, s, now, outs)
             if s.ended is not None:  # revoked
                 self.store[ev.user] = us  # type: ignore[index]
                 return True
+            if policy.uses_risk and self._band_moved(risk, s.risk):
+                changed = True
             if s.shorten != shorten:  # stepped up: the idle deadline moved
                 moved = True
         if changed:
@@ -739,6 +740,7 @@ class Engine:
             return
         s.events_n += 1
         policy = self.policy
+        risk = s.risk  # the limits were last evaluated with its band
         activity = etype == "activity"
         # a token refresh is a client renewing its tokens, not a person: background traffic unless
         # the policy says otherwise ([activity] refresh_resets_idle)
@@ -804,16 +806,14 @@ class Engine:
             if ts > s.auth_at:
                 s.auth_at = ts
             s.shorten = 1.0
-            if s.risk is not None and policy.uses_risk:
-                changed = True  # the limits read the risk this re-authentication clears
             s.risk = None
             outs.append(audit("session_refresh", s.user, s.session, ts, f"{etype}@{ts!r}", {"type": etype}))
         elif etype == "refresh":
             outs.append(audit("session_refresh", s.user, s.session, ts, f"{etype}@{ts!r}", {"type": etype}))
-        if self.scorer is not None and policy.adaptive.enabled and self._scored(ev, us, s, now, outs):
-            changed = True
+        if self.scorer is not None and policy.adaptive.enabled:
+            self._score(ev, us, s, now, outs)
         if s.ended is None:
-            if changed:
+            if changed or (policy.uses_risk and self._band_moved(risk, s.risk)):
                 self._apply_limits(s, t_eval, outs, "event", ts)
             self._schedule(s)
         store[user] = us  # type: ignore[index]
@@ -1048,17 +1048,12 @@ class Engine:
         if not us.is_empty():
             self.store[user] = us  # type: ignore[index]
 
-    def _scored(self, ev: Event, us: UserState, s: SessionState, now: float, outs: list[Output]) -> bool:
-        """:meth:`_score` for an event of session ``s``; whether the limits may have changed: the
-        session's risk moved to another band and a rule reads it. A score within its band
-        changes nothing the limits read, so most scored events re-evaluate nothing."""
-        if not self.policy.uses_risk:
-            self._score(ev, us, s, now, outs)
-            return False
+    def _band_moved(self, before: float | None, after: float | None) -> bool:
+        """Whether a session's risk moved to another band: the limits read the risk only through
+        its band (``risk = "elevated" | "high"`` rules), so a score within its band, or a
+        re-authentication clearing a risk that was in the normal band, changes no limit."""
         band = self.policy.adaptive.band
-        before = band(s.risk)
-        self._score(ev, us, s, now, outs)
-        return band(s.risk) != before
+        return band(before) != band(after)
 
     def _score(self, ev: Event, us: UserState, s: SessionState | None, now: float, outs: list[Output]) -> None:
         if self.scorer is None or not self.policy.adaptive.enabled:
