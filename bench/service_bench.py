@@ -288,18 +288,24 @@ async def bench_throughput(tmp: Path, n: int, sessions: int, store: str = "memor
             "worker_cpu_us_per_event": round(cpu / n * 1e6, 1) if cpu is not None else None}
 
 
-def simulated(users: int, hours: float, end: float, tag: str) -> list[tuple[str, bytes, bytes]]:
-    """(topic, key, value): the tuning simulator's stream (models.simulate, with its attacks), moved
-    so that its last event is at ``end``, its users and sessions renamed apart for this run."""
+def simulated(users: int, hours: float, end: float) -> list[dict]:
+    """The tuning simulator's stream (models.simulate, with its attacks), moved so that its last
+    event is at ``end``."""
     from models.simulate import simulate
-    from streams.cli.produce import route
     from streams.engine import parse_ts, rfc3339
 
     raw, _ = simulate(users=users, hours=hours, seed=5, attack_rate=0.05)
     shift = end - max(parse_ts(e["ts"]) for e in raw)
+    return [dict(e, ts=rfc3339(parse_ts(e["ts"]) + shift)) for e in raw]
+
+
+def routed(events: list[dict], tag: str) -> list[tuple[str, bytes, bytes]]:
+    """(topic, key, value) of each event, its users and sessions renamed apart for this run."""
+    from streams.cli.produce import route
+
     out = []
-    for e in raw:
-        e = dict(e, ts=rfc3339(parse_ts(e["ts"]) + shift))
+    for e in events:
+        e = dict(e)
         for f in ("user", "session", "sso_session"):
             if e.get(f) is not None:
                 e[f] = tag + str(e[f])
@@ -318,13 +324,14 @@ async def bench_model_throughput(tmp: Path, users: int, hours: float) -> dict:
 
     end = time.time() - 60
     src, dst = await fresh_topic("svc-src"), await fresh_topic("svc-dst")
-    items = simulated(users, hours, end, "")
+    events = simulated(users, hours, end)
+    items = routed(events, "")
     await produce_all("", [(src, k, v) for _, k, v in items])
     base = await passthrough(src, dst, len(items))
     out: dict = {"events": len(items), "users": users, "hours": hours, "passthrough_per_s": round(base)}
     for adaptive in (False, True):
         prefix, policy, key = await setup(tmp, idle="1h", adaptive=adaptive)
-        items = simulated(users, hours, end, prefix)
+        items = routed(events, prefix)
         await produce_all(prefix, items)
         w = WorkerProcess(BOOTSTRAP, prefix, f"{prefix}app", policy, key, tmp, name=f"ad-{prefix}").start()
         try:
