@@ -253,16 +253,31 @@ async def test_hostile_records_on_every_input_topic_never_stop_the_worker_or_hid
 def extreme_but_valid(now: float, n: int = 10_000) -> list[Record]:
     """Records that pass every check and reach the adaptive model at its limits: one user's ``n``
     requests over 50 sessions, each from an address, device, country and network never seen
-    before, at the corners of the map, moving 10^15 bytes, privileged, within a few seconds."""
+    before, at the corners of the map, moving 10^15 bytes, privileged, within a few seconds; one
+    in three without a device id, one in seven located without a network, one in eleven from a
+    month ago (still inside the accepted age); and as many from one session of another user that
+    stays where it is, without a device id."""
     j = orjson.dumps
     out: list[Record] = []
     for i in range(n):
         geo = {"country": f"Z{i % 26:d}{i // 26 % 26:d}", "lat": 90.0 if i % 2 else -90.0,
                "lon": 180.0 if i % 3 else -180.0, "asn": 4_294_967_295 - i}
-        out.append(("activity", b"h-flood", j({
-            "type": "activity", "ts": now + (i % 1000) / 1000, "user": "h-flood", "session": f"h-flood-{i % 50}",
-            "ip": f"{10 + i % 200}.{i // 200 % 256}.{i % 251}.{i % 253}", "device": f"dev-{i:06d}",
-            "action": "export", "bytes": 10 ** 15, "privileged": True, "geo": geo}), None))
+        if i % 7 == 0:
+            del geo["asn"]
+        ev = {"type": "activity", "ts": now + (i % 1000) / 1000 - (30 * 86400 if i % 11 == 0 else 0),
+              "user": "h-flood", "session": f"h-flood-{i % 50}",
+              "ip": f"{10 + i % 200}.{i // 200 % 256}.{i % 251}.{i % 253}", "device": f"dev-{i:06d}",
+              "action": "export", "bytes": 10 ** 15, "privileged": True, "geo": geo}
+        if i % 3 == 0:
+            del ev["device"]
+        out.append(("activity", b"h-flood", j(ev), None))
+        # another user's one session from one address and network, without a device id: after
+        # its first request, each is the session's steady next request, at the same extremes
+        out.append(("activity", b"h-steady", j({
+            "type": "activity", "ts": now + (i % 1000) / 1000 - (30 * 86400 if i % 11 == 0 else 0),
+            "user": "h-steady", "session": "h-steady", "ip": "203.0.113.200", "action": "export",
+            "bytes": 10 ** 15, "privileged": True,
+            "geo": {"country": "ZZ", "lat": 90.0, "lon": 180.0, "asn": 4_294_967_295}}), None))
     return out
 
 
