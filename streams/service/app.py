@@ -12,7 +12,9 @@ Dataflow (each arrow is a Kafka topic)::
           ▲                   │  ▲
           │                   │  └── user-requests (alerts resolved to a user of another worker,
           │                   │                     admin requests, events on the wrong partition)
-          │                   └────► sightings (<ip>, session:<id> -> user, session)
+          │                   └────► sightings (<ip>, session:<id> -> user, session), only for
+          │                          keys another worker holds: the others go to the join's
+          │                          table in the user's own step
     ids-alerts ──► IDS join (ids-alerts + sightings, co-partitioned) ──► revocations, audit
                    (decides at once for users on this worker; others go through user-requests)
 
@@ -532,12 +534,12 @@ class Service:
         (``ack``: the committer acks the batch's messages after its changelog)."""
         batch = list(batch)
         self._note_input(batch)
-        step = self.steps.decide_users(batch, self.clock(), expire=self._caught_up())
+        step = self.steps.decide_users(batch, self.clock(), expire=self._caught_up(), join_data=self._sightings_data)
         self.metrics.batch_size.observe(len(batch))
         self._apply(step)
         # ack=False: the caller acks the batch itself once this returns, so it must be a commit point
         return self._stage(step.outputs, step.records, step.now, step.inbound_ts, dead_letters=step.dead_letters,
-                           messages=batch if ack else (), commit=not ack)
+                           join_state=step.join_state, messages=batch if ack else (), commit=not ack)
 
     async def _join_agent(self, stream: Any) -> None:
         """The IDS join: IDS alerts meet the sightings of the sessions that used their IPs.

@@ -235,6 +235,13 @@ async def test_vendor_records_on_raw_topics_reach_the_live_worker_as_canonical_e
         worker.stop()
 
 
+def _partition(key: str) -> int:
+    """The partition (of 6) Kafka's default partitioner gives ``key``."""
+    from streams.service.pipeline.partitioning import partition_for
+
+    return partition_for(key.encode(), 6)
+
+
 def _key_on(partition: int, make, start: int = 0) -> str:
     """The first key ``make(i)`` that Kafka's default partitioner puts on ``partition`` (of 6)."""
     from streams.service.pipeline.partitioning import partition_for
@@ -271,17 +278,24 @@ async def test_two_workers_of_a_group_join_each_alert_where_its_sightings_are_an
         alerts = [("ids-alerts", {"type": "alert", "ts": t0 + 2, "severity": "critical", "signature": f"test {k}",
                                   "src_ip": ip}) for k, (_, _, ip) in enumerate(victims)]
         async with TopicReader(kafka_bootstrap, prefix + "revocations") as rev, \
-                TopicReader(kafka_bootstrap, prefix + "user-requests") as req:
+                TopicReader(kafka_bootstrap, prefix + "user-requests") as req, \
+                TopicReader(kafka_bootstrap, prefix + "sightings") as seen:
             await produce(kafka_bootstrap, prefix, events)
             await produce(kafka_bootstrap, prefix, alerts)
             want = {s for _, s, _ in victims}
             await rev.wait_for(lambda vs: want <= {v["decision"]["session"] for v in vs}, timeout=60)
-            await wait_settled(kafka_bootstrap, app_id, _inputs(prefix), (rev, req))  # nothing extra comes
+            await wait_settled(kafka_bootstrap, app_id, _inputs(prefix), (rev, req, seen))  # nothing extra comes
             got = [v["decision"] for v in rev.values()]
             remote = [v for v in req.values() if v.get("kind") == "target"]
+            travelled = {k.decode() for k, v, _ in seen.records if v.get("kind") == "sighting"}
         assert sorted(d["session"] for d in got) == sorted(want), "each victim revoked once"
         assert {d["reason"] for d in got} == {"ids_alert"}
         assert 0 < len(remote) < len(victims), f"both routes taken: {len(remote)} of {len(victims)} via user-requests"
+        # a sighting travels only to a key held by the other worker: an IP on its user's own
+        # partition never does; some on the next partition do (the group's split has a boundary)
+        same = {ip for user, _, ip in victims if _partition(user) == _partition(ip)}
+        assert not travelled & same
+        assert travelled & ({ip for _, _, ip in victims} - same)
     finally:
         w1.stop()
         w2.stop()

@@ -223,7 +223,7 @@ async def test_forged_policy_records_are_refused_counted_audited_and_the_policy_
     assert d.metric("lapse_policy_reloads_total", result="applied") is None
     await d.advance(60)  # the session lives on under the policy in force
     assert d.decisions() == [] and d.engine.store["fp"].sessions["fp-s"].ended is None
-    assert d.produced() == {"audit": 4, "sightings": 2}  # session_start and three refusals: nothing else
+    assert d.produced() == {"audit": 4}  # session_start and three refusals: nothing else
 
 
 async def test_a_sealed_policy_record_that_fails_validation_is_refused_and_the_policy_in_force_stays(d):

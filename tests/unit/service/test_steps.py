@@ -12,6 +12,7 @@ from streams.engine import Engine, loads_policy
 from streams.service.pipeline.partitioning import partition_for
 from streams.service.pipeline.sealed import Sealer
 from streams.service.steps import Steps, TopicNames
+from streams.engine.join import refresh_s
 from tests.support.driver import T0, Msg
 from tests.support.records import eve_alert, eve_dns, okta_session_start
 
@@ -162,6 +163,76 @@ def test_an_alert_on_an_address_in_use_revokes_the_session_that_used_it():
     assert decisions(step) == [("revoke", "ids_alert", "s1")]
     assert step.touched == ["ann"] and step.dead_letters == 0
     assert set(h.by_topic(step)) == set()
+
+
+def test_a_sighting_of_a_key_held_here_is_applied_in_the_step_and_only_other_workers_keys_travel():
+    session_key = "session:s1"
+    user = next(u for u in (f"user-{i}" for i in range(200))
+                if Harness.partition_of(session_key) not in {Harness.partition_of(u), Harness.partition_of(IP)})
+    h = Harness({Harness.partition_of(user), Harness.partition_of(IP)})  # the session's key is elsewhere
+    step = h.steps.decide_users([h.login(user, "s1")], T0, join_data=h.join_table)
+    assert step.join_state == {IP: {"s": [[user, "s1", T0]]}}
+    assert h.join_table == {}  # read only: the shell applies the step's join_state
+    (key, value), = h.by_topic(step)["sightings"]
+    assert key == session_key.encode()
+    assert orjson.loads(h.sealer.open(h.names.sightings, key, value)) == {
+        "kind": "sighting", "user": user, "session": "s1", "ts": T0}
+    # the record names the key's partition: the worker that holds it reads it there
+    assert [p for t, _, _, p in step.records if t == h.names.sightings] == [Harness.partition_of(session_key)]
+
+
+def test_the_joins_table_is_the_same_whether_its_sightings_are_applied_in_the_step_or_travel():
+    events = [("ann", "s1", T0, IP), ("bob", "s2", T0 + 5, IP), ("ann", "s1", T0 + 400, "203.0.113.8"),
+              ("cy", "s3", T0 + 401, IP), ("ann", "s1", T0 + 900, IP)]
+    local, travelled = Harness(), Harness()
+    for user, session, ts, ip in events:
+        step = local.steps.decide_users([local.login(user, session, ts, ip)], ts, join_data=local.join_table)
+        assert local.by_topic(step).get("sightings") is None
+        local.apply_join(step)
+        step = travelled.steps.decide_users([travelled.login(user, session, ts, ip)], ts)
+        msgs = [travelled.msg("sightings", v, k.decode()) for k, v in travelled.by_topic(step)["sightings"]]
+        travelled.apply_join(travelled.steps.decide_join(travelled.join_table, msgs, ts))
+    assert local.join_table == travelled.join_table
+    assert set(local.join_table) == {IP, "203.0.113.8", "session:s1", "session:s2", "session:s3"}
+
+
+def test_an_alert_waiting_in_the_join_revokes_a_session_in_the_step_that_first_sees_it():
+    h = Harness()
+    alert = h.msg("ids-alerts", {"type": "alert", "ts": T0, "severity": "critical", "src_ip": IP}, IP)
+    waiting = h.steps.decide_join(h.join_table, [alert], T0)
+    assert decisions(waiting) == []  # nobody used the address yet: the alert waits for sightings
+    h.apply_join(waiting)
+    # the session was on the address before the alert; its event arrives after it
+    step = h.steps.decide_users([h.login("ann", "s1", ts=T0 - 30)], T0 + 1, join_data=h.join_table)
+    assert decisions(step) == [("revoke", "ids_alert", "s1")]
+    assert "sightings" not in h.by_topic(step) and step.touched == ["ann", "ann"]
+    h.apply_join(step)
+    # within the alert's grace (the join's clock): a new session on the address meets it too; the
+    # revoked one, seen again a refresh interval later (event time), is told to the join again
+    now = T0 + 100
+    again = h.steps.decide_users([h.login("ann", "s9", ts=now), h.msg("activity", {
+        "type": "activity", "ts": T0 - 30 + refresh_s(3600), "user": "ann", "session": "s1", "ip": IP}, "ann")],
+        now, join_data=h.join_table)
+    assert ("revoke", "ids_alert", "s9") in decisions(again)
+    assert {s for _, s, _ in again.join_state[IP]["s"]} == {"s1", "s9"}
+    assert max(ts for _, s, ts in again.join_state[IP]["s"] if s == "s1") == T0 - 30 + refresh_s(3600)
+
+
+def test_a_sighting_the_join_cannot_take_is_dead_lettered_and_the_users_decision_stands(monkeypatch):
+    h = Harness()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("join down")
+
+    monkeypatch.setattr(h.steps.join, "sighting", broken)
+    step = h.steps.decide_users([h.login("ann", "s1"), h.login("bob", "s2", ip="203.0.113.8")], T0,
+                                join_data=h.join_table)
+    assert [(o.value["kind"], o.value["session"]) for o in step.outputs] == [
+        ("session_start", "s1"), ("session_start", "s2")]
+    assert h.engine.store["ann"].sessions["s1"].ended is None  # not repaired away: its state is sound
+    letters = [orjson.loads(v) for _, v in h.by_topic(step)["dead-letters"]]
+    assert [(x["stage"], x["error"]) for x in letters] == [("ids-join", "RuntimeError")] * 2
+    assert step.tally.faults == {"ids-join": 2} and not step.join_state
 
 
 def test_an_alert_implicating_a_user_of_another_worker_goes_to_that_users_partition():
