@@ -25,8 +25,8 @@ class TableStore(MutableMapping):
     >>> table = {"alice": {"n": 1}}
     >>> store = TableStore(table, owns=lambda user: True)
     >>> store["bob"] = {"n": 0}
-    >>> sorted(store), "bob" in table
-    (['alice', 'bob'], False)
+    >>> sorted(store), "bob" in table, store.get("carol"), store.get("bob")
+    (['alice', 'bob'], False, None, {'n': 0})
     >>> store.touch("alice")
     >>> pending, deleted = store.drain()
     >>> sorted(pending), deleted, store.dirty
@@ -50,6 +50,16 @@ class TableStore(MutableMapping):
         if user in self._deleted or not self.owns(user):
             raise KeyError(user)  # another worker's partition: never act on a stale copy
         return self.read[user]
+
+    def get(self, user: str, default: Any = None) -> Any:
+        """``self[user]``, or ``default``; the engine's lookup of every event (without the
+        KeyError that ``Mapping.get`` raises and catches for each new user)."""
+        state = self._pending.get(user)
+        if state is not None:
+            return state
+        if user in self._deleted or not self.owns(user):
+            return default
+        return self.read.get(user, default)
 
     def __setitem__(self, user: str, state: Any) -> None:
         self._pending[user] = state
