@@ -43,7 +43,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import faust
@@ -253,6 +253,9 @@ class Service:
         self._join_dirty: dict[str, dict] = {}  # join keys changed since the last commit point
         self.catchup = CatchUp(settings.catchup_max_s)
         self._input_at = 0.0  # monotonic time input was last decided (the timer commits when quiet)
+        #: commits the consumer's acked offsets to the broker (Faust also does so periodically)
+        self.commit_offsets: Callable[[], Awaitable[Any]] = lambda: app.consumer.commit()
+        self._offset_commits: set[asyncio.Future] = set()
         self._input_tps: set[Any] = set()
         #: the name of an essential task that died (the worker then stops: see _essential)
         self.failed: str | None = None
@@ -641,9 +644,31 @@ class Service:
             # committed in order behind earlier steps; a commit point when one is due, or at once
             # when no input was decided for a tick (holding back then saves nothing), so that state
             # and offsets are committed even when no input arrives
-            self._stage(step.outputs, step.records, now, None, dead_letters=step.dead_letters,
-                        join_state=step.join_state, commit=quiet)
+            ticket = self._stage(step.outputs, step.records, now, None, dead_letters=step.dead_letters,
+                                 join_state=step.join_state, commit=quiet)
+            if quiet and ticket.messages:
+                self._commit_offsets_after(ticket)
         self.metrics.live_sessions.set(self.engine.live)  # a counter: no scan of the store
+
+    def _commit_offsets_after(self, ticket: Ticket) -> None:
+        """Once ``ticket`` (a commit point taken because the input went quiet) is committed, commit
+        the consumer's acked offsets to the broker at once rather than at Faust's next periodic
+        commit (up to a second later): a worker stopped then re-reads nothing it already decided,
+        and the group's lag reads 0 as soon as the worker is done. Faust lets one commit run at a
+        time; a failure here is left to its periodic commit, which retries."""
+        async def commit() -> None:
+            await asyncio.shield(ticket.done)
+            await self.commit_offsets()
+
+        task = asyncio.ensure_future(commit())
+        self._offset_commits.add(task)
+        task.add_done_callback(self._offset_commit_done)
+
+    def _offset_commit_done(self, task: asyncio.Future) -> None:
+        self._offset_commits.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("lapse: offset commit after a quiet commit point failed (the periodic commit retries): %r",
+                      task.exception())
 
     def _caught_up(self) -> bool:
         """Whether deadlines may fire: the input present at assignment is decided (or waited long
