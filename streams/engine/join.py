@@ -207,17 +207,23 @@ class SightingGate:
             raise ValueError(f"SightingGate: max_entries must be >= 64, got {max_entries!r}")
         self.lookback = lookback
         self.max_entries = max_entries
-        # session -> [user, window ip, window start, window end, refresh interval, session noted at,
-        #             ip, noted at, ip, noted at, ...]
+        # session -> [user, window ip, window end, refresh interval, session noted at,
+        #             ip, noted at, ip, noted at, ...]: nothing is due for the window ip before
+        #             the window end
         self._by_session: dict[str, list[Any]] = {}
 
     def __len__(self) -> int:
         return len(self._by_session)
 
     def due(self, event: Event) -> list[str]:
-        """The join keys to note ``event`` under now (none for most events)."""
+        """The join keys to note ``event`` under now (none for most events).
+
+        An event older than its keys' last sightings needs none: the join keeps each pair's
+        newest sighting time, and a later sighting meets every alert an earlier one would (an
+        alert meets sightings from a time before it on). Events delivered out of order, from
+        gateways whose streams interleave, are covered by the sighting of the newest."""
         e = self._by_session.get(event.session)  # type: ignore[arg-type]
-        if e is not None and e[0] == event.user and e[1] == event.ip and e[2] <= event.ts < e[3]:
+        if e is not None and e[0] == event.user and e[1] == event.ip and event.ts < e[2]:
             return []
         return self._due(event, e)
 
@@ -228,40 +234,39 @@ class SightingGate:
             # one jitter per session (75-100 % of the interval): both its keys refresh in one
             # event, and sessions that started together do not all refresh in the same instant
             every = refresh_s(self.lookback()) * (0.75 + (hash((user, session)) & 1023) / 4096)
-            e = [user, None, 0.0, 0.0, every, None]
+            e = [user, None, 0.0, every, None]
             by_session[session] = e  # type: ignore[index]
             if len(by_session) > self.max_entries:
                 for k in list(islice(by_session, max(1, self.max_entries // 64))):
                     del by_session[k]
         else:
-            every = e[4]
+            every = e[3]
         out = []
-        t = e[5]
-        if t is not None and 0 <= ts - t < every:
-            lo, hi = t, t + every
+        t = e[4]
+        if t is not None and ts - t < every:  # noted since, or later than this event (see due)
+            end = t + every
         else:
-            e[5] = ts
+            e[4] = ts
             out.append("session:" + session)  # type: ignore[operator]
-            lo, hi = ts, ts + every
+            end = ts + every
         if ip is not None:
             try:
-                i = e.index(ip, 6)
+                i = e.index(ip, 5)
             except ValueError:
-                if len(e) >= 6 + 2 * self.MAX_IPS:
-                    del e[6:8]  # the IP noted longest ago
+                if len(e) >= 5 + 2 * self.MAX_IPS:
+                    del e[5:7]  # the IP noted longest ago
                 e.extend((ip, ts))
                 out.append(ip)
-                hi = min(hi, ts + every)
-                lo = max(lo, ts)
+                end = min(end, ts + every)
             else:
                 t = e[i + 1]
-                if 0 <= ts - t < every:
-                    lo, hi = max(lo, t), min(hi, t + every)
+                if ts - t < every:
+                    end = min(end, t + every)
                 else:
                     e[i + 1] = ts
                     out.append(ip)
-                    lo, hi = max(lo, ts), min(hi, ts + every)
-        e[1], e[2], e[3] = ip, lo, hi
+                    end = min(end, ts + every)
+        e[1], e[2] = ip, end
         return out
 
 

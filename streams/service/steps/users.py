@@ -92,11 +92,11 @@ class UserSteps:
                 outputs.extend(engine.handle(event, now))
                 touched.append(user)
                 if event.session is not None and event.type != "alert":
-                    n_rec = len(records)
+                    n_sight = len(records)
                     try:
                         self.sighting_records(event, records, view, targets, now)
                     except Exception as exc:  # the join's fault, not the user's: the decision stands
-                        del records[n_rec:], targets[n_tgt:]
+                        del records[n_sight:], targets[n_tgt:]
                         step.fault_record(dlt, "ids-join", exc, safe_dumps(
                             {"sighting": {"user": user, "session": event.session, "ip": event.ip, "ts": event.ts}}))
             except Exception as exc:  # this record only: its neighbours are decided as without it

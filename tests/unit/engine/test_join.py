@@ -135,6 +135,25 @@ def test_the_gate_notes_a_new_ip_at_once_and_a_repeat_at_most_once_per_refresh_i
     assert 1800 / refresh_s(3600) - 1 <= len(noted) <= 1800 / (0.75 * refresh_s(3600)) + 1
 
 
+def test_the_gate_notes_nothing_for_an_event_older_than_its_keys_last_sightings_and_the_join_agrees():
+    gate = SightingGate(lambda: 3600.0)
+    ev = lambda t, ip=IP: parse_event({"type": "activity", "ts": t, "user": "u", "session": "s", "ip": ip})  # noqa: E731
+    assert gate.due(ev(T0 + 100)) == ["session:s", IP]
+    # delivered late from another gateway: older than both sightings, even far older
+    assert [gate.due(ev(T0 + t)) for t in (99, 50, 0, -3600)] == [[]] * 4
+    assert gate.due(ev(T0 + 90, "203.0.113.1")) == ["203.0.113.1"]  # a new address is noted, old or not
+    assert gate.due(ev(T0 + 95, IP)) == []  # back on the first address, older than its sighting
+    # the refresh still runs from the newest sighting, not from a late event
+    assert gate.due(ev(T0 + 100 + refresh_s(3600))) == ["session:s", IP]
+    # a later sighting meets every alert the earlier ones would: the join keeps the newest
+    join, state, view = fresh()
+    for t in (100, 50, 0):
+        join.sighting(view, IP, "u", "s", T0 + t, T0 + 100)
+    assert state[IP]["s"] == [["u", "s", T0 + 100]]
+    early = parse_event({"type": "alert", "ts": T0 + 1, "severity": "high", "src_ip": IP})
+    assert pairs(join.alert(view, IP, early, early.raw, T0 + 101)) == [("u", "s")]
+
+
 def test_an_alert_naming_only_a_session_reaches_its_user():
     join, _, view = fresh()
     join.sighting(view, "session:s9", "ann", "s9", T0 - 30, T0)
