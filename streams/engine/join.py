@@ -9,7 +9,9 @@ newest event time in a replay):
   the join: on its first use of that IP or session id, then again once per :func:`refresh_s` of
   event time (``max(5 s, lookback / 20)``, 75-100 % of it per pair, so that sessions started
   together do not all refresh in one instant). Both keys, ``<ip>`` and ``session:<id>``, are
-  refreshed and expire alike.
+  refreshed and expire alike. An event older than its keys' last sightings (delivered out of
+  order) is not told again: the join keeps each pair's newest sighting, which meets every alert
+  an older one would.
 * **Meeting.** An alert meets a sighting of its key when the sighting's time is at or after
   ``alert.ts - lookback - refresh`` (a session active at the edge of the lookback may have been
   noted up to one refresh interval earlier). Whichever arrives first, the other meets it: an
