@@ -96,8 +96,8 @@ class UserBaseline:
     @staticmethod
     def contributions(x: dict, activity_only: bool = False) -> dict[str, float]:
         """Each feature's contribution (only those above 0). ``activity_only``: the event is known
-        to show nothing but what the session does (rate, volume, privileged actions, hours), so
-        the other features are not looked at (``FeatureExtractor``'s steady-session shortcut)."""
+        to show nothing but what the session does (rate, volume, privileged actions, hours, idling),
+        so the other features are not looked at (``FeatureExtractor``'s steady-session shortcut)."""
         c: dict[str, float] = {}
         if not activity_only:
             UserBaseline._context(x, c)
@@ -105,10 +105,9 @@ class UserBaseline:
             v = x[k]
             if v > at:
                 c[k] = w * (v - at)
-        if not activity_only:
-            v = x["unattended"]
-            if v:
-                c["unattended"] = 2.0 * v
+        v = x["unattended"]  # a steady refresh shows what the session does too: how long it idled
+        if v:
+            c["unattended"] = 2.0 * v
         return c
 
     @staticmethod

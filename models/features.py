@@ -192,7 +192,7 @@ class Ctx:
         self.sess = sess = sessions.get(session) if (sessions and session) else None
         self.new_session = session is not None and sess is None
         self.moved_new = False  # this event moves its session to a network the user has not used
-        self.steady = False  # an activity event that repeats its live session's known context
+        self.steady = False  # a request or refresh that repeats its live session's known context
         self.cur: tuple[float, float, float] | None = None  # the current minute (_Window.current)
 
 
@@ -1055,6 +1055,7 @@ class FeatureExtractor:
         self.concepts = [*self.novelty, self.geo, self.drift, RequestRate(), PrivilegedRate(), BytesOut(),
                          FailedLoginBurst(), HourOfDay(), Unattended()]
         self.hour = self.concepts[-2]
+        self.unattended = self.concepts[-1]
         self.fail = self.concepts[-3]
         self._compute = [c.compute for c in self.concepts]
         self._novelty_learn = [c.learn for c in self.novelty]
@@ -1065,13 +1066,14 @@ class FeatureExtractor:
     def extract(self, obs: Obs, profile: dict) -> tuple[dict[str, float], Ctx]:
         """Features and the context to hand to :meth:`learn_ctx` afterwards."""
         ctx = Ctx(obs, profile, self.pop)
-        if obs.type == "activity" and ctx.sess is not None and self._steady(ctx):
-            # Most events are a session's next request from where it already is: every novelty,
-            # travel and drift feature is 0 by definition (known values, one device inside its
-            # own session, nothing changed), so only what the session does is computed. Same
-            # features and the same profile as the full path (tested event by event).
+        t = obs.type
+        if (t == "activity" or t == "refresh") and ctx.sess is not None and self._steady(ctx):
+            # Most events are a session's next request (or token refresh) from where it already
+            # is: every novelty, travel and drift feature is 0 by definition (known values, one
+            # device inside its own session, nothing changed), so only what the session does is
+            # computed. Same features and the same profile as the full path (tested event by event).
             ctx.steady = True
-            return self._activity_features(ctx), ctx
+            return (self._activity_features(ctx) if t == "activity" else self._refresh_features(ctx)), ctx
         out = {}
         for compute in self._compute:
             compute(ctx, out)
@@ -1096,6 +1098,14 @@ class FeatureExtractor:
         if nbytes > 0:
             out["bytes_z"], out["bytes_minute"] = _bytes(nbytes, mbytes, mb, prior)
         out["hour_surprise"] = _hour_surprise(prof.get("h"), ts, self.hour.min_events)
+        return out
+
+    def _refresh_features(self, ctx: Ctx) -> dict[str, float]:
+        """The features of a steady token refresh: what :class:`HourOfDay` and
+        :class:`Unattended` compute for it; a refresh is no request, so every other feature is 0."""
+        out = _QUIET.copy()
+        self.hour.compute(ctx, out)
+        self.unattended.compute(ctx, out)
         return out
 
     @staticmethod
@@ -1173,9 +1183,9 @@ class FeatureExtractor:
 
     def _learn_steady(self, ctx: Ctx) -> None:
         """:meth:`learn_ctx` for a steady, unflagged event, straight through. Its values are the
-        session's and known (no novelty to learn, no network move to track) and it is an activity
-        event (no failed logins); what moves is where the network geolocates, the last location
-        (:class:`GeoVelocity`), the hour habit, the minute window and the session's recency and
+        session's and known (no novelty to learn, no network move to track) and it is a request
+        or a refresh (no failed logins); what moves is where the network geolocates, the last location
+        (:class:`GeoVelocity`), the hour habit, a request's minute window and the session's recency and
         times (:meth:`SessionDrift.touch`, what :meth:`SessionDrift.learn` does when the session's
         values stand). The steady-path test compares the profiles and priors of this and the
         general path event by event.
@@ -1186,7 +1196,8 @@ class FeatureExtractor:
             self.pop.locate(o.asn, o.country)
         self.geo.learn(ctx)
         self.hour.learn(ctx)
-        _Window.learn(ctx, False)
+        if o.type == "activity":  # a refresh is no request: the minute window does not count it
+            _Window.learn(ctx, False)
         SessionDrift.touch(ctx)
 
     def hold(self, ctx: Ctx, x: dict[str, float], min_gap_s: float = RECUR_S, cap: int = 8) -> None:

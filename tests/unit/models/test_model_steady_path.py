@@ -57,7 +57,7 @@ def test_steady_shortcut_gives_the_same_scores_profiles_and_priors(streams, name
     fast, full = AdaptiveScorer(warmup=300), AdaptiveScorer(warmup=300)
     full.fx._steady = lambda ctx: False  # every event through every feature
     pf, pu = defaultdict(dict), defaultdict(dict)
-    steady = bare = 0
+    steady = bare = refreshes = 0
     for raw in streams[name]:
         ev = parse_event(raw)
         if ev.user is None:
@@ -72,9 +72,12 @@ def test_steady_shortcut_gives_the_same_scores_profiles_and_priors(streams, name
             _, ctx = fast.fx.extract(observe(ev), copy.deepcopy(pf[ev.user]))
             steady += ctx.steady
             bare += ctx.steady and ev.device is None
+        elif ev.user is not None and ev.type == "refresh":
+            _, ctx = fast.fx.extract(observe(ev), copy.deepcopy(pf[ev.user]))
+            refreshes += ctx.steady
     assert pickle.dumps(fast.population) == pickle.dumps(full.population)
     assert pickle.dumps(fast.cal) == pickle.dumps(full.cal)
-    assert steady > 0  # the comparison exercised the shortcut
+    assert steady > 0 and refreshes > 0  # the comparison exercised the shortcut, for requests and refreshes
     assert bare > 0 or "left out" not in name  # ... also for requests without a device
 
 
@@ -114,3 +117,18 @@ def test_without_a_device_a_located_request_without_its_network_is_measured_as_t
     full._steady = lambda ctx: False
     y, _ = full.extract(observe(dict(a, ts=260.0, geo={"lat": 52.5, "lon": 13.4})), copy.deepcopy(p))
     assert not ctx.steady and x == y and x["geo_kmh"] > 900.0
+
+
+def test_a_steady_refresh_long_after_the_last_request_still_shows_the_idling():
+    """A refresh from the session's own context takes the shortcut, and what it can show (how
+    long nobody used the session) is still measured and still counts as evidence."""
+    sc, p = AdaptiveScorer(warmup=0), {}
+    geo = {"country": "DE", "lat": 52.5, "lon": 13.4, "asn": 3320}
+    base = {"user": "u", "session": "s1", "ip": "81.10.20.30", "device": "d1", "geo": geo}
+    sc.process(parse_event(dict(base, type="login", ts=0.0)), p)
+    for t in range(1, 6):
+        sc.process(parse_event(dict(base, type="activity", ts=t * 30.0)), p)
+    refresh = dict(base, type="refresh", ts=150.0 + 4 * 3600)
+    x, ctx = sc.fx.extract(observe(parse_event(refresh)), copy.deepcopy(p))
+    assert ctx.steady and x["unattended"] == pytest.approx(2.0)  # 4 h idle: log2(240 min / 60)
+    assert "unattended" in sc.baseline.contributions(x, ctx.steady)
