@@ -234,6 +234,7 @@ def report(run: Run, labels: list[dict], within_s: float = 120.0, fast_s: float 
             "detected": len(ttd) / n if n else None,
             "within_60s": sum(1 for t in ttd if t <= fast_s) / n if n else None,
             "within_2m": sum(1 for t in ttd if t <= within_s) / n if n else None,
+            "acted_within_2m": sum(1 for t in ttd if t <= within_s),
             "median_ttd_s": statistics.median(ttd) if ttd else None,
             "auc": roc_auc(pos, neg) if run.recorder is not None else None,
             "first_reason": dict(reasons),
@@ -259,7 +260,7 @@ def report(run: Run, labels: list[dict], within_s: float = 120.0, fast_s: float 
         "false_revocations_per_1000": 1000.0 * fr / nb if nb else None,
         "false_step_ups_per_1000": 1000.0 * fs / nb if nb else None,
         "benign_revoked_pct": 100.0 * fr / nb if nb else None,
-        "by_tenure": {k: {"sessions": v[0],
+        "by_tenure": {k: {"sessions": v[0], "revoked": v[1], "stepped_up": v[2],
                           "false_revocations_per_1000": 1000.0 * v[1] / v[0] if v[0] else None,
                           "false_step_ups_per_1000": 1000.0 * v[2] / v[0] if v[0] else None}
                       for k, v in tenure.items()},

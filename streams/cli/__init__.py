@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "adapt": "streams.cli.adapt:adapt_cmd",
     "simulate": "streams.cli.simulate:simulate_cmd",
     "evaluate": "streams.cli.evaluate:evaluate_cmd",
+    "check-adaptive": "streams.cli.check_adaptive:check_adaptive_cmd",
     "keys": "streams.cli.keys:keys_cmd",
     "produce": "streams.cli.produce:produce_cmd",
     "demo": "streams.demo:demo_cmd",
