@@ -214,7 +214,7 @@ def report(run: Run, labels: list[dict], within_s: float = 120.0, fast_s: float 
         reasons: dict[str, int] = defaultdict(int)
         prevented: set[str] = set()
         for lab in labs:
-            start = float(lab.get("start_ts") or _ts(lab["start"]))
+            start = _ts(lab.get("start_ts") or lab["start"])
             hits = [d for d in by_session.get(lab["session"], ()) if d["at"] >= start - 1.0]
             before = [d for d in by_session.get(lab["session"], ()) if d["at"] < start - 1.0 and d["action"] == "revoke"]
             if before:  # already revoked when the attack began: its traffic is refused from the first request
@@ -226,7 +226,7 @@ def report(run: Run, labels: list[dict], within_s: float = 120.0, fast_s: float 
                 ttd.append(max(0.0, first["at"] - start))
                 reasons[first["reason"]] += 1
         # sessions revoked before their attack gave the model no attacked traffic to score
-        pos = [max_raw(lab["session"], float(lab.get("start_ts") or _ts(lab["start"]))) for lab in labs
+        pos = [max_raw(lab["session"], _ts(lab.get("start_ts") or lab["start"])) for lab in labs
                if lab["session"] not in prevented]
         n = len(labs)
         kinds[kind] = {
@@ -357,15 +357,15 @@ def adaptive_policy(path: str | None = None, **adaptive: Any) -> Any:
     import tomllib
     from importlib import resources
 
-    from streams.engine import policy_from_dict
+    from streams.engine import load_policy, policy_from_dict
 
+    # a file that cannot be read, is not TOML or is not a valid policy: PolicyError naming it
+    source = load_policy(path).source
     if path is None:
         text = resources.files("streams").joinpath("policy.default.toml").read_text(encoding="utf-8")
-        source = "policy.default.toml"
     else:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
-        source = path
     data = tomllib.loads(text)
     ad = dict(data.get("adaptive") or {})
     ad["enabled"] = True

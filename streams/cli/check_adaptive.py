@@ -48,7 +48,13 @@ def check_adaptive_cmd(heldout_seeds: str, tuning_seeds: str, users: int, hours:
     share of hijack, impossible-travel and exfiltration sessions acted on within 2 min, and model
     revocations and step-ups per 1,000 benign sessions (first day apart), against the goals."""
     from models.draws import Draw, format_draws, goals_met, pool, run_draws
+    from models.evaluate import adaptive_policy
+    from streams.engine import PolicyError
 
+    try:
+        adaptive_policy(policy_file)  # each draw loads it again: a bad file is refused once, here
+    except PolicyError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         groups = {
             "tuning": [Draw("simulate", s, users, hours, tuning_attack_rate, tuning_attack_after)

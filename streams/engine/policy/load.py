@@ -289,6 +289,8 @@ def load_policy(path: str | Path | None = None) -> Policy:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError([f"{p}: cannot read: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise PolicyError([f"{p}: not UTF-8 text (byte {exc.start})"]) from None
     return loads_policy(text, str(p))
 
 

@@ -48,6 +48,12 @@ def test_replay_with_a_broken_policy_names_the_key(tmp_path):
     assert r.exit_code != 0 and 'defaults.idle: expected a duration like "15m", got 5' in r.output
 
 
+def test_replay_with_a_policy_that_is_not_text_names_the_file(tmp_path):
+    (tmp_path / "p.toml").write_bytes(b"[defaults]\nidle = \"\xd0\x15m\"\n\x00\xff")
+    r = CliRunner().invoke(replay_cmd, ["-", "--policy", str(tmp_path / "p.toml")], input=b"")
+    assert r.exit_code == 1 and "p.toml: not UTF-8 text (byte 19)" in r.output, r.output
+
+
 def test_policy_check_and_explain_with_activity_conditions():
     r = CliRunner().invoke(policy_cmd, ["check", "streams/policy.default.toml"])
     assert r.exit_code == 0 and "admins: when roles=['admin'] -> idle 15m, absolute 8h" in r.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 from click.testing import CliRunner
 
 from models.evaluate import adaptive_policy, replay_engine, report
@@ -64,3 +65,48 @@ def test_cli_simulate_then_evaluate_json(tmp_path):
     rep = orjson.loads(r.output)
     assert rep["mode"] == "engine" and set(rep["kinds"]) <= set(ATTACK_KINDS)
     assert rep["benign_sessions"] > 50
+
+
+@pytest.fixture(scope="module")
+def small_stream(tmp_path_factory):
+    d = tmp_path_factory.mktemp("stream")
+    ev, lab = d / "e.jsonl", d / "l.jsonl"
+    r = CliRunner().invoke(simulate_cmd, ["--users", "30", "--hours", "26", "--seed", "4", "--attack-rate", "0.4",
+                                          "--out", str(ev), "--labels", str(lab)])
+    assert r.exit_code == 0, r.output
+    return ev, lab
+
+
+@pytest.mark.parametrize("what, content, message", [
+    ("policy", b"\xff\xfe[adaptive]", "not UTF-8 text"),
+    ("policy", b"[adaptive]\nstep_up_at = 'x'\n", "adaptive.step_up_at: expected a number"),
+    ("labels", b'{"kind": "hijack"}\n', "label 1 has no session"),
+    ("labels", b'{"kind": "hijack", "session": "s", "start": "yesterday"}\n', "label 1 has no readable start_ts or start"),
+    ("labels", b"[1, 2]", "labels must be JSON objects, got int"),
+    ("events", b'{"type": "login"}\n{not json\n', "line 2: not JSON"),
+    ("decisions", b'{"session": "s", "action": "revoke", "reason": "anomaly"}\n', "decision 1 has no readable at"),
+])
+def test_evaluate_refuses_a_file_it_cannot_read_by_name(tmp_path, small_stream, what, content, message):
+    ev, lab = small_stream
+    bad = tmp_path / f"bad-{what}"
+    bad.write_bytes(content)
+    args = {"policy": [str(ev), "--labels", str(lab), "--policy", str(bad)],
+            "labels": [str(ev), "--labels", str(bad)],
+            "events": [str(bad), "--labels", str(lab)],
+            "decisions": [str(ev), "--labels", str(lab), "--decisions", str(bad)]}[what]
+    r = CliRunner().invoke(evaluate_cmd, args)
+    assert r.exit_code == 1 and message in r.output, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)  # a named error, not a traceback
+
+
+def test_evaluate_skips_an_invalid_event_as_lapse_replay_does(tmp_path, small_stream):
+    ev, lab = small_stream
+    with_bad = tmp_path / "e.jsonl"
+    lines = ev.read_bytes().splitlines()
+    with_bad.write_bytes(b"\n".join([lines[0], b'{"type": "activity", "ts": "never"}', *lines[1:]]) + b"\n")
+    clean = CliRunner().invoke(evaluate_cmd, [str(ev), "--labels", str(lab), "--json"])
+    dirty = CliRunner().invoke(evaluate_cmd, [str(with_bad), "--labels", str(lab), "--json"])
+    assert clean.exit_code == 0 and dirty.exit_code == 0, dirty.output
+    assert "1 invalid events skipped" in dirty.stderr
+    a, b = orjson.loads(clean.stdout), orjson.loads(dirty.stdout)
+    assert a["kinds"] == b["kinds"] and a["by_tenure"] == b["by_tenure"]
