@@ -40,14 +40,16 @@ def _seeds(text: str) -> list[int]:
               help="Policy TOML (default: the shipped one); [adaptive] is switched on.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=2, show_default=True, help="Draws replayed at once.")
 @click.option("--json", "as_json", is_flag=True, help="Print every draw's report and the pooled figures as JSON.")
+@click.option("--strict", is_flag=True,
+              help="Exit with status 1 when a goal is not met on the pooled held-out draws (for a tuning pipeline).")
 def check_adaptive_cmd(heldout_seeds: str, tuning_seeds: str, users: int, hours: float, heldout_attack_rate: float,
                        tuning_attack_rate: float, tuning_attack_after: float | None, policy_file: str | None,
-                       jobs: int, as_json: bool) -> None:
+                       jobs: int, as_json: bool, strict: bool) -> None:
     """Generate several draws of both generators, replay each as 'lapse replay --drain' does with
     the policy's [adaptive] section on, and report per draw and pooled (with 95 % intervals): the
     share of hijack, impossible-travel and exfiltration sessions acted on within 2 min, and model
     revocations and step-ups per 1,000 benign sessions (first day apart), against the goals."""
-    from models.draws import Draw, format_draws, goals_met, pool, run_draws
+    from models.draws import Draw, goals_met, pool, run_draws
     from models.evaluate import adaptive_policy
     from streams.engine import PolicyError
 
@@ -69,10 +71,20 @@ def check_adaptive_cmd(heldout_seeds: str, tuning_seeds: str, users: int, hours:
     reports, i = {}, 0
     for name, ds in groups.items():
         reports[name], i = everything[i:i + len(ds)], i + len(ds)
+    missed = [g for g, ok in goals_met(pool(reports["heldout"])).items() if not ok] if reports["heldout"] else []
     if as_json:
         click.echo(orjson.dumps({name: {"draws": reps, "pooled": pool(reps), "goals_pooled": goals_met(pool(reps))}
                                  for name, reps in reports.items() if reps}, option=orjson.OPT_INDENT_2).decode())
-        return
+    else:
+        _print(reports, everything, users, hours)
+    if strict and missed:
+        raise click.ClickException(f"held-out goals not met, pooled: {', '.join(missed)}")
+
+
+def _print(reports: dict[str, list[dict]], everything: list[dict], users: int, hours: float) -> None:
+    """Each generator's table (:func:`models.draws.format_draws`) under the policy it ran."""
+    from models.draws import format_draws
+
     titles = {"tuning": "tuning generator (models.simulate; thresholds are chosen on it)",
               "heldout": "held-out generator (models.simulate_heldout; never used to choose thresholds)"}
     first = everything[0]["policy"]

@@ -96,3 +96,13 @@ def test_check_adaptive_reports_each_draw_and_the_pool(heldout_draw):
 def test_check_adaptive_refuses_draws_it_cannot_make(args):
     r = CliRunner().invoke(check_adaptive_cmd, [*args, "--jobs", "1"])
     assert r.exit_code == 2, r.output
+
+
+def test_strict_fails_exactly_when_a_pooled_held_out_goal_is_missed(heldout_draw):
+    r = CliRunner().invoke(check_adaptive_cmd, ["--heldout-seeds", "5", "--tuning-seeds", "", "--users", "60",
+                                                "--hours", "24", "--heldout-attack-rate", "0.4", "--jobs", "1",
+                                                "--json", "--strict"])
+    missed = [g for g, ok in goals_met(pool([heldout_draw])).items() if not ok]
+    assert missed  # 60 users are too few for the shipped defaults: the small draw misses some goals
+    assert r.exit_code == 1 and f"held-out goals not met, pooled: {', '.join(missed)}" in r.stderr
+    assert orjson.loads(r.stdout)["heldout"]["goals_pooled"] == goals_met(pool([heldout_draw]))
