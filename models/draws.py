@@ -152,15 +152,8 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def _counts(fig: dict[str, Any]) -> dict[str, Any]:
-    """One draw's report, or :func:`pool`'s output, as counts."""
-    if "benign" in fig:
-        return fig
-    bt = fig["by_tenure"]
-    benign = {t: {k: bt[t][k] for k in ("sessions", "revoked", "stepped_up")} for t in ("first_day", "later")}
-    benign["all"] = {k: benign["first_day"][k] + benign["later"][k] for k in ("sessions", "revoked", "stepped_up")}
-    kinds = {kind: {"sessions": k["sessions"], "acted_within_2m": k["acted_within_2m"]}
-             for kind, k in fig["kinds"].items()}
-    return {"kinds": kinds, "benign": benign}
+    """One draw's report, or :func:`pool`'s output, as :func:`pool`'s counts."""
+    return fig if "benign" in fig else pool([fig])
 
 
 def goals_met(fig: dict[str, Any]) -> dict[str, bool]:

@@ -24,7 +24,7 @@ def _read_jsonl(path: str, what: str) -> list[dict]:
             items = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
             raise click.ClickException(f"{path}: not a JSON list of labels ({exc})") from None
-        lines = [(i, item) for i, item in enumerate(items if isinstance(items, list) else [items], 1)]
+        lines = list(enumerate(items, 1))
     else:
         lines = []
         for lineno, line in enumerate(text.splitlines(), 1):
