@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Draw", "GOALS", "DETECTION_KINDS", "replay_draw", "run_draws", "pool", "wilson", "goals_met",
+__all__ = ["Draw", "GOALS", "DETECTION_KINDS", "heldout_stream", "replay_draw", "run_draws", "pool", "wilson", "goals_met",
            "format_draws"]
 
 #: attack kinds the detection goal is about (share acted on within 2 min)
@@ -62,16 +62,22 @@ class Draw:
     def generate(self) -> tuple[list[dict], list[dict]]:
         """The draw's events (ordered by time) and labels, as ``lapse simulate`` writes them."""
         if self.generator == "heldout":
-            from models.simulate_heldout import simulate_heldout
-
-            return simulate_heldout(users=self.users, days=max(1, math.ceil(self.hours / 24.0)), seed=self.seed,
-                                    attack_rate=self.attack_rate,
-                                    attack_after_h=3.0 if self.attack_after_h is None else self.attack_after_h)
+            return heldout_stream(self.users, self.hours, self.seed, self.attack_rate, self.attack_after_h)
         from models.simulate import simulate
 
         after = None if self.attack_after_h is None else self.attack_after_h * 3600.0
         return simulate(users=self.users, hours=self.hours, seed=self.seed, attack_rate=self.attack_rate,
                         attack_after=after)
+
+
+def heldout_stream(users: int, hours: float, seed: int, attack_rate: float,
+                   attack_after_h: float | None = None) -> tuple[list[dict], list[dict]]:
+    """The held-out generator for ``hours`` (whole days, at least one; attacks from hour 3 unless
+    ``attack_after_h`` says otherwise): what ``lapse simulate --generator heldout`` writes."""
+    from models.simulate_heldout import simulate_heldout
+
+    return simulate_heldout(users=users, days=max(1, math.ceil(hours / 24.0)), seed=seed, attack_rate=attack_rate,
+                            attack_after_h=3.0 if attack_after_h is None else attack_after_h)
 
 
 def replay_draw(draw: Draw, policy_file: str | None = None) -> dict[str, Any]:

@@ -71,10 +71,12 @@ def check_adaptive_cmd(heldout_seeds: str, tuning_seeds: str, users: int, hours:
     reports, i = {}, 0
     for name, ds in groups.items():
         reports[name], i = everything[i:i + len(ds)], i + len(ds)
-    missed = [g for g, ok in goals_met(pool(reports["heldout"])).items() if not ok] if reports["heldout"] else []
+    pooled = {name: pool(reps) for name, reps in reports.items() if reps}
+    goals = {name: goals_met(p) for name, p in pooled.items()}
+    missed = [g for g, ok in goals.get("heldout", {}).items() if not ok]
     if as_json:
-        click.echo(orjson.dumps({name: {"draws": reps, "pooled": pool(reps), "goals_pooled": goals_met(pool(reps))}
-                                 for name, reps in reports.items() if reps}, option=orjson.OPT_INDENT_2).decode())
+        click.echo(orjson.dumps({name: {"draws": reports[name], "pooled": p, "goals_pooled": goals[name]}
+                                 for name, p in pooled.items()}, option=orjson.OPT_INDENT_2).decode())
     else:
         _print(reports, everything, users, hours)
     if strict and missed:

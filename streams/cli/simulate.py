@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import click
 import orjson
 
@@ -36,11 +34,9 @@ def simulate_cmd(users: int, hours: float, seed: int, attack_rate: float, attack
     lab = open(labels_path, "wb") if labels_path else None  # noqa: SIM115
     try:
         if generator == "heldout":
-            from models.simulate_heldout import simulate_heldout
+            from models.draws import heldout_stream
 
-            evs, labs = simulate_heldout(users=users, days=max(1, math.ceil(hours / 24.0)), seed=seed,
-                                         attack_rate=attack_rate,
-                                         attack_after_h=3.0 if attack_after is None else attack_after)
+            evs, labs = heldout_stream(users, hours, seed, attack_rate, attack_after)
             stream = [("label", x) for x in labs] + [("event", x) for x in evs]
         else:
             after = None if attack_after is None else attack_after * 3600.0
