@@ -68,6 +68,7 @@ class UserBaseline:
     session_alternation     5 (two networks interleaved on one token, one new to the user)
     session_new_network     3 (one device moved to a network the user never used, not a VPN's)
     session_interleaved     5 (two address ranges in turn on one token, one of them nobody else's)
+    session_instant_move    5 (another range or network seconds after the last request, nobody else's)
     rate_ratio              1.5 x (r - 1.5), r = log2 of rate over baseline, if r > 1.5
     privileged_surprise     0.5 x (s - 3) if s > 3
     bytes_z                 0.5 x (z - 3) if z > 3 (one big file is normal now and then)
@@ -142,6 +143,8 @@ class UserBaseline:
             c["session_new_network"] = 3.0
         if x["session_interleaved"]:
             c["session_interleaved"] = 5.0
+        if x["session_instant_move"]:
+            c["session_instant_move"] = 6.0
 
     def score_one(self, x: dict) -> float:
         return sum(self.contributions(x).values(), 0.0)
@@ -248,6 +251,12 @@ class UserBaseline:
         own session (a VPN switched on) and a shared network's geolocation (``geo_uncertain``)
         stay everyday.
 
+        Nor is a token used from another address seconds after the session's last request, in a
+        range nobody else here uses, off the mobile channel (``session_instant_move``): a laptop
+        takes longer than that to change network, a person's VPN exit or office egress is shared,
+        and a phone is left out; what is left is a second holder working at the same time, or a
+        VPN switched on in the middle of a page load, which the step-up tells apart.
+
         >>> x = dict(dict.fromkeys(FEATURES, 0.0), minute_share=1.0)
         >>> far = dict(x, geo_kmh=5e4, new_country=2.0)
         >>> c = {"geo_kmh": 9.8, "new_country": 2.4}
@@ -255,7 +264,11 @@ class UserBaseline:
         (False, True)
         >>> UserBaseline.everyday(dict(far, geo_uncertain=1.0), c), UserBaseline.everyday(x, {"new_device": 2.0})
         (True, True)
+        >>> UserBaseline.everyday(dict(x, session_instant_move=1.0), {"session_instant_move": 6.0}, in_session=True)
+        False
         """
+        if "session_instant_move" in contrib:
+            return False
         return "geo_kmh" not in contrib or x["geo_kmh"] < STRONG["geo_kmh"] or bool(x["geo_uncertain"]) or in_session
 
     @staticmethod
@@ -323,7 +336,7 @@ FAMILY: dict[str, str] = {
     "new_ip": "network", "new_asn": "network", "session_ip_change": "network", "session_asn_change": "network",
     "new_country": "location", "session_country_change": "location", "geo_kmh": "location",
     "new_device": "device", "session_device_change": "device", "session_alternation": "holder",
-    "session_new_network": "network", "session_interleaved": "holder",
+    "session_new_network": "network", "session_interleaved": "holder", "session_instant_move": "network",
     "failed_logins": "auth", "bytes_z": "activity", "bytes_minute": "activity", "rate_ratio": "activity",
     "privileged_surprise": "activity", "hour_surprise": "habit", "unattended": "habit",
 }
@@ -360,6 +373,7 @@ _PHRASES = {
     "session_alternation": "the session's token is used from two networks at once",
     "session_new_network": "the session moved to a network this user has never used",
     "session_interleaved": "the session's token is used from two address ranges in turn",
+    "session_instant_move": "the session's token is used from another address seconds after its last request",
     "privileged_surprise": "privileged actions this user rarely performs",
     "bytes_z": "a download far larger than the user's usual",
     "hour_surprise": "an hour this user rarely works",

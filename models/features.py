@@ -487,6 +487,18 @@ class SessionDrift:
     phone at the edge of Wi-Fi coverage hands over between Wi-Fi and cellular and back, and its
     home Wi-Fi or carrier can well be new to the user.
 
+    ``session_instant_move``: the session's next event comes from another address range or network
+    (ASN), in a range no other user here uses, within ``instant_s`` seconds of its last one. A
+    laptop that changes network drops its connections, joins the other network and only then
+    sends again; a token replayed elsewhere while its owner is working arrives from the other
+    place between two of the owner's requests, also when the replay copies the device id and comes
+    from the owner's own ISP or another network the user knows (which ``session_alternation`` does
+    not see, and ``session_interleaved`` only once the owner is back twice). Not a VPN provider's
+    exit, nor a range other users share (a corporate egress or VPN concentrator joined
+    mid-session, a NAT pool), nor one host's other address family, nor on the mobile channel (a
+    phone flips between Wi-Fi and cellular without a pause), nor a login (a new authentication,
+    which the other features judge).
+
     ``session_interleaved``: the session's address range went back to the one it had just left,
     for the second time within ``alt_s`` (A, B, A, B), and at least one of the two ranges is used
     by no other user here. A browser or an API client holds one address at a time; one that
@@ -529,13 +541,22 @@ class SessionDrift:
     ...     o = {}; sd.compute(c, o); sd.track(c); sd.learn(c); return o["session_interleaved"]
     >>> [hop(t, ip) for t, ip in ((0, "1.1.1.5"), (10, "2.2.2.5"), (20, "1.1.1.6"), (30, "2.2.2.7"))]
     [0.0, 0.0, 0.0, 1.0]
+    >>> p = {}
+    >>> def move(t, asn, ip):   # another network: 2 s after the last request, then 60 s after
+    ...     c = Ctx(Obs("activity", t, "u", "s1", ip=ip, device="d1", channel="web", asn=asn), p)
+    ...     o = {}; sd.compute(c, o); sd.track(c); sd.learn(c); return o["session_instant_move"]
+    >>> [move(t, a, ip) for t, a, ip in ((0, "3320", "1.1.1.5"), (2, "7922", "2.2.2.5"), (62, "3320", "1.1.1.5"))]
+    [0.0, 1.0, 0.0]
     """
 
     NAMES = ("session_ip_change", "session_device_change", "session_country_change", "session_asn_change",
-             "session_alternation", "session_new_network", "session_interleaved")
+             "session_alternation", "session_new_network", "session_interleaved", "session_instant_move")
 
-    def __init__(self, cap: int = 4, alt_s: float = 600.0, asn_novelty: Novelty | None = None) -> None:
-        self.cap, self.alt_s = cap, alt_s
+    def __init__(self, cap: int = 4, alt_s: float = 600.0, asn_novelty: Novelty | None = None,
+                 instant_s: float = 5.0) -> None:
+        if not 0.0 <= instant_s < alt_s:
+            raise ValueError(f"instant_s must be in [0, alt_s), got {instant_s!r}")
+        self.cap, self.alt_s, self.instant_s = cap, alt_s, instant_s
         self.asn_novelty = asn_novelty
 
     def compute(self, ctx: Ctx, out: dict) -> None:
@@ -552,12 +573,16 @@ class SessionDrift:
         if out["session_country_change"] and asn is not None and ctx.pop is not None and ctx.pop.multi_country(asn):
             out["session_country_change"] = 0.0  # a VPN switched on: the exit's country, not a journey
         out["session_alternation"] = out["session_new_network"] = out["session_interleaved"] = 0.0
+        out["session_instant_move"] = 0.0
         ipr = o.ipr
         if (ipr is not None and len(s) > S_RANGE_SW0 and s[S_RANGE] is not None and ipr != s[S_RANGE]
                 and ipr == s[S_RANGE_LEFT] and s[S_RANGE_SW0] is not None and o.ts - s[S_RANGE_SW0] <= self.alt_s
                 and o.channel != "mobile" and self._private(ctx, ipr, s[S_RANGE])
                 and not self._dual_stack(ipr, s[S_RANGE], asn, s[S_NET])):
             out["session_interleaved"] = 1.0  # back to the range it left, the second time in a few minutes
+        if (ipr is not None and o.ts - s[S_LAST] <= self.instant_s and len(s) > S_RANGE_SW0 and o.channel != "mobile"
+                and o.type != "login" and self._instant(ctx, ipr, asn, s)):
+            out["session_instant_move"] = 1.0  # elsewhere, seconds after its last event
         if asn is None or len(s) <= S_NEW_NET or s[S_NET] is None or asn == s[S_NET] or o.channel == "mobile":
             return  # no network switch with this event, or a phone's handover
         nov = self.asn_novelty
@@ -568,6 +593,18 @@ class SessionDrift:
         if ((s[S_NEW_NET] or ctx.moved_new) and s[S_SWITCH_TS] is not None and o.ts - s[S_SWITCH_TS] <= self.alt_s
                 and asn == s[S_LEFT_NET]):
             out["session_alternation"] = 1.0  # back to the network it left moments ago
+
+    @staticmethod
+    def _instant(ctx: Ctx, ipr: str, asn: str | None, s: list) -> bool:
+        """Whether an event that follows its session's last one within seconds comes from
+        another address range or network, in a range no other user here uses and not from a VPN
+        provider's exit nor the same host's other address family."""
+        moved = (s[S_RANGE] is not None and ipr != s[S_RANGE]) or (asn is not None and s[S_NET] is not None
+                                                                  and asn != s[S_NET])
+        if not moved or SessionDrift._dual_stack(ipr, s[S_RANGE] or "", asn, s[S_NET]):
+            return False
+        pop = ctx.pop
+        return pop is None or pop.sharers("ip", ipr) <= 1 and (asn is None or not pop.multi_country(asn))
 
     @staticmethod
     def _dual_stack(a: str, b: str, asn_a: str | None, asn_b: str | None) -> bool:

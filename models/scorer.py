@@ -91,7 +91,7 @@ __all__ = ["AdaptiveScorer", "Score", "SNAPSHOT_VERSION", "scorer_for"]
 
 # a new version whenever the features or their grading change: a global model or scale fit on
 # another feature vector is not restored (the worker starts a new warm-up instead)
-SNAPSHOT_VERSION = 6
+SNAPSHOT_VERSION = 7
 _EVIDENCE_FROM = 0.3
 _SKIP = frozenset({"alert", "user_disabled", "credential_change", "role_change"})
 _NO_SCORE = frozenset({"login_failed", "logout"})

@@ -381,3 +381,56 @@ def test_a_session_record_written_before_the_range_slots_existed_keeps_scoring_w
     fresh = [sc.process(_ev("activity", 4000.0 + 20 * k, "s2", **(proxy if k % 2 else {})), p, None)
              for k in range(6)]
     assert len(p["s"]["s2"]) > 15 and any(s.grade == "strong" for s in fresh)
+
+
+def test_a_replay_from_another_range_of_the_owners_isp_seconds_after_the_owners_request_steps_up():
+    # the stolen browser's device id, a residential proxy on the owner's own ISP: nothing but the
+    # address differs, and the owner is not back yet; only the pace gives the replay away
+    ad = load_policy(default_policy_path()).adaptive
+    sc, events, _ = _warm_scorer(200, users=200)
+    t = (observe(events[-1]).ts // DAY + 1) * DAY + 9 * 3600
+    p: dict = {}
+    for d in range(15):
+        t0 = t - (15 - d) * DAY
+        sc.process(_ev("login", t0, f"s{d}"), p, None)
+        for k in range(1, 30):
+            sc.process(_ev("activity", t0 + k * 60, f"s{d}"), p, None)
+    sc.process(_ev("login", t, "live"), p, None)
+    owner = sc.process(_ev("activity", t + 60, "live"), p, None)
+    replay = sc.process(_ev("activity", t + 61.5, "live", ip="81.10.99.7"), p, None)
+    assert owner.value == 0.0
+    assert replay.evidence.get("session_instant_move") == 1.0, (replay, sc.weak_cal.n)
+    assert replay.grade == "weak" and not replay.revocable
+    assert replay.value >= ad.step_up_at, replay.evidence
+    assert "another address seconds after its last request" in replay.evidence["why"]
+
+
+def test_a_move_of_address_after_a_pause_to_a_shared_range_or_on_a_phone_is_no_instant_move():
+    pop = Population()
+    fx = FeatureExtractor(pop)
+    p = _habitual(fx)
+    t = 20 * DAY + 9 * 3600
+    for colleague in range(3):
+        pop.adopt("ip", "62.1.1")   # a corporate VPN concentrator everybody here uses
+    vpn = {"ip": "62.1.1.9", "geo": {"country": "DE", "lat": 52.5, "lon": 13.4, "asn": 64600}}
+    cell = {"ip": "176.3.4.5", "geo": {"country": "DE", "lat": 51.0, "lon": 10.0, "asn": 3209}}
+    xs = _run(fx, p, [
+        _ev("login", t, "m"), _ev("activity", t + 30, "m"),
+        _ev("activity", t + 45, "m", ip="81.10.77.9"),               # a laptop carried home: 15 s
+        _ev("activity", t + 47, "m", **vpn),                         # the company VPN switched on
+        _ev("login", t + 48, "m", ip="198.51.100.4"),                # a new authentication
+        _ev("login", t + 600, "ph", channel="mobile", device="phone-1"),
+        _ev("activity", t + 601, "ph", channel="mobile", device="phone-1", **cell),   # Wi-Fi to cellular
+    ])
+    assert [x["session_instant_move"] for x in xs] == [0.0] * len(xs)
+    # the same moves seconds apart, to a range nobody else uses, off the phone: each one counts
+    ys = _run(fx, p, [_ev("activity", t + 900, "m"), _ev("activity", t + 902, "m", ip="81.10.77.9"),
+                      _ev("activity", t + 903, "m", **cell)])
+    assert [y["session_instant_move"] for y in ys] == [0.0, 1.0, 1.0]
+
+
+def test_an_instant_move_is_weak_evidence_on_its_own():
+    x = dict(dict.fromkeys(FEATURES, 0.0), minute_share=1.0, session_instant_move=1.0, session_ip_change=1.0)
+    c = UserBaseline.contributions(x)
+    assert c["session_instant_move"] > c["session_ip_change"]
+    assert UserBaseline.grade(x, c, in_session=True) == "weak"
