@@ -26,7 +26,7 @@ def _seeds(text: str) -> list[int]:
 
 
 @click.command("check-adaptive")
-@click.option("--heldout-seeds", default="2-7", show_default=True,
+@click.option("--heldout-seeds", default="2-7,20-31", show_default=True,
               help="Draws of the held-out generator (models.simulate_heldout): '2-7', '2,3' or '' for none.")
 @click.option("--tuning-seeds", default="12", show_default=True,
               help="Draws of the tuning generator (models.simulate), reported apart; '' for none.")
