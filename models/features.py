@@ -497,7 +497,8 @@ class SessionDrift:
     exit, nor a range other users share (a corporate egress or VPN concentrator joined
     mid-session, a NAT pool), nor one host's other address family, nor on the mobile channel (a
     phone flips between Wi-Fi and cellular without a pause), nor a login (a new authentication,
-    which the other features judge).
+    which the other features judge), nor an event older than the session's last one (delivered
+    late, it says nothing about the pace).
 
     ``session_interleaved``: the session's address range went back to the one it had just left,
     for the second time within ``alt_s`` (A, B, A, B), and at least one of the two ranges is used
@@ -580,8 +581,8 @@ class SessionDrift:
                 and o.channel != "mobile" and self._private(ctx, ipr, s[S_RANGE])
                 and not self._dual_stack(ipr, s[S_RANGE], asn, s[S_NET])):
             out["session_interleaved"] = 1.0  # back to the range it left, the second time in a few minutes
-        if (ipr is not None and o.ts - s[S_LAST] <= self.instant_s and len(s) > S_RANGE_SW0 and o.channel != "mobile"
-                and o.type != "login" and self._instant(ctx, ipr, asn, s)):
+        if (ipr is not None and 0.0 <= o.ts - s[S_LAST] <= self.instant_s and len(s) > S_RANGE_SW0
+                and o.channel != "mobile" and o.type != "login" and self._instant(ctx, ipr, asn, s)):
             out["session_instant_move"] = 1.0  # elsewhere, seconds after its last event
         if asn is None or len(s) <= S_NEW_NET or s[S_NET] is None or asn == s[S_NET] or o.channel == "mobile":
             return  # no network switch with this event, or a phone's handover

@@ -427,6 +427,9 @@ def test_a_move_of_address_after_a_pause_to_a_shared_range_or_on_a_phone_is_no_i
     ys = _run(fx, p, [_ev("activity", t + 900, "m"), _ev("activity", t + 902, "m", ip="81.10.77.9"),
                       _ev("activity", t + 903, "m", **cell)])
     assert [y["session_instant_move"] for y in ys] == [0.0, 1.0, 1.0]
+    # a request from the first range delivered late, after the session's newer ones
+    late = _run(fx, p, [_ev("activity", t + 901, "m")])
+    assert late[0]["session_ip_change"] == 1.0 and late[0]["session_instant_move"] == 0.0
 
 
 def test_an_instant_move_is_weak_evidence_on_its_own():
