@@ -68,7 +68,7 @@ class UserBaseline:
     session_alternation     5 (two networks interleaved on one token, one new to the user)
     session_new_network     3 (one device moved to a network the user never used, not a VPN's)
     session_interleaved     5 (two address ranges in turn on one token, one of them nobody else's)
-    session_instant_move    5 (another range or network seconds after the last request, nobody else's)
+    session_instant_move    6 (another range or network seconds after the last request, nobody else's)
     rate_ratio              1.5 x (r - 1.5), r = log2 of rate over baseline, if r > 1.5
     privileged_surprise     0.5 x (s - 3) if s > 3
     bytes_z                 0.5 x (z - 3) if z > 3 (one big file is normal now and then)
